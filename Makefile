@@ -1,0 +1,40 @@
+# The two README commands, `make demo` and `make test`, set up everything they need.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck pytest bench bench-quick test-nightly clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# torch is pinned to the CPU build that lies on disk (see pyproject's extras).
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lazyshape demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lazyshape backends tests benchmarks
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
+
+test: lint pytest
+
+test-nightly: $(STAMP)
+	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks --quick
+
+clean:
+	rm -rf $(VENV) build *.egg-info
