@@ -1,0 +1,39 @@
+"""``ls.build``: hand a model to a backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._backends import get_backend
+from ._layer import Layer
+from ._runtime import BuildConfig
+
+__all__ = ["build"]
+
+
+def build(
+    model: Layer,
+    backend: str = "numpy",
+    *,
+    seed: int | None = None,
+    rng: str = "native",
+    dtype: Any = "float32",
+    device: Any = None,
+    on_shape_change: str = "error",
+) -> Any:
+    """Build ``model`` on ``backend`` (``"numpy"``, ``"torch"``, ``"jax"``).
+
+    Nothing is allocated until the first call, `materialize` or
+    `load_state_dict`. ``rng="native"`` draws from the framework's own RNG
+    (torch: the global RNG in torch's order; JAX: a key per parameter path;
+    NumPy: one ``Generator``); ``rng="portable"`` gives bit-identical initial
+    weights on every backend for the same ``seed``. ``on_shape_change="reinit"``
+    re-initializes parameters whose shape a new input changes; the default
+    raises `ShapeError` and changes nothing.
+    """
+    if not isinstance(model, Layer):
+        raise TypeError(f"build takes a lazyshape layer or model, got {type(model).__name__}")
+    config = BuildConfig(
+        seed=seed, rng=rng, dtype=dtype, device=device, on_shape_change=on_shape_change
+    )
+    return get_backend(backend).build(model, config)

@@ -1,0 +1,386 @@
+"""Models: `Sequential`, the functional API (`Input`, `Model`), and the flat
+program both compile to.
+
+Every model compiles to a `Program`: a topologically ordered tuple of nodes,
+each a primitive layer reading and writing numbered value slots. Nested models
+are inlined, their children's paths prefixed (``encoder.block1.fc``). The
+propagation pass and every backend's forward walk this one flat list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from ._layer import Layer, SymbolicTensor, _Call, format_hparam
+from ._specs import ParamSpec, TensorSpec
+
+__all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "program_of"]
+
+
+class PNode:
+    """One call of a primitive layer in a program."""
+
+    __slots__ = ("layer", "path", "param_path", "ins", "outs", "shared")
+
+    def __init__(
+        self,
+        layer: Layer,
+        path: str,
+        param_path: str,
+        ins: tuple[int, ...],
+        outs: tuple[int, ...],
+        shared: bool,
+    ) -> None:
+        self.layer = layer
+        #: where this call sits (``"0"``, ``"encoder.fc"``, ``"fc@1"`` for a 2nd call)
+        self.path = path
+        #: the prefix of the layer's parameters (the path of its first call)
+        self.param_path = param_path
+        self.ins = ins
+        self.outs = outs
+        #: True for the second and later calls of a layer (parameters shared)
+        self.shared = shared
+
+    def param_name(self, local: str) -> str:
+        """The canonical name of one of this node's parameters."""
+        return f"{self.param_path}.{local}" if self.param_path else local
+
+
+class Program:
+    """A model compiled to a flat, topologically ordered list of nodes."""
+
+    __slots__ = ("n_inputs", "nodes", "outputs", "n_slots", "declared")
+
+    def __init__(
+        self,
+        n_inputs: int,
+        nodes: tuple[PNode, ...],
+        outputs: tuple[int, ...],
+        n_slots: int,
+        declared: tuple[TensorSpec, ...] | None,
+    ) -> None:
+        self.n_inputs = n_inputs
+        self.nodes = nodes
+        self.outputs = outputs
+        self.n_slots = n_slots
+        #: the specs of a functional model's `Input`s (None for a Sequential)
+        self.declared = declared
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.nodes: list[PNode] = []
+        self.n_slots = 0
+        self.owners: dict[int, tuple[Layer, str]] = {}
+        self.paths: dict[str, int] = {}
+
+    def slots(self, n: int) -> tuple[int, ...]:
+        start = self.n_slots
+        self.n_slots += n
+        return tuple(range(start, start + n))
+
+    def unique_path(self, path: str) -> str:
+        count = self.paths.get(path)
+        self.paths[path] = 1 if count is None else count + 1
+        return path if count is None else f"{path}@{count}"
+
+    def add(self, layer: Layer, ins: tuple[int, ...], path: str) -> tuple[int, ...]:
+        if isinstance(layer, Module):
+            return layer._trace(self, ins, self.unique_path(path) + ".")
+        owner = self.owners.get(id(layer))
+        node_path = self.unique_path(path)
+        if owner is None:
+            self.owners[id(layer)] = (layer, node_path)
+            param_path, shared = node_path, False
+        else:
+            param_path, shared = owner[1], True
+        outs = self.slots(layer.num_outputs)
+        self.nodes.append(PNode(layer, node_path, param_path, ins, outs, shared))
+        return outs
+
+
+def program_of(model: Layer, n_inputs: int = 1) -> Program:
+    """The flat program of a model (a single layer is a one-node program whose
+    parameters have no prefix)."""
+    if isinstance(model, Module):
+        return model.program(n_inputs)
+    b = _Builder()
+    ins = b.slots(n_inputs)
+    outs = b.slots(model.num_outputs)
+    b.nodes.append(PNode(model, model.name or "", model.name or "", ins, outs, False))
+    return Program(n_inputs, tuple(b.nodes), outs, b.n_slots, None)
+
+
+class Module(Layer):
+    """Base class of containers (`Sequential`, `Model`): a layer made of layers.
+
+    A module can be used wherever a layer can: nested in a `Sequential`, or
+    called on symbolic tensors in a functional model.
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self._programs: dict[int, Program] = {}
+        self._infer_cache: dict[Any, Any] = {}
+
+    def program(self, n_inputs: int = 1) -> Program:
+        """The compiled flat program (cached)."""
+        prog = self._programs.get(n_inputs)
+        if prog is None:
+            b = _Builder()
+            ins = b.slots(self._n_inputs(n_inputs))
+            outs = self._trace(b, ins, "")
+            prog = Program(len(ins), tuple(b.nodes), outs, b.n_slots, self._declared())
+            self._programs[n_inputs] = prog
+        return prog
+
+    def _n_inputs(self, n: int) -> int:
+        return n
+
+    def _declared(self) -> tuple[TensorSpec, ...] | None:
+        return None
+
+    def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def num_outputs(self) -> int:  # type: ignore[override]
+        """How many outputs the module returns."""
+        return len(self.program().outputs)
+
+    def children(self) -> Iterator[tuple[str, Layer]]:
+        """``(name, layer)`` for each direct child, in order."""
+        raise NotImplementedError
+
+    def output_spec(self, *inputs: TensorSpec) -> TensorSpec | tuple[TensorSpec, ...]:
+        from ._propagate import infer
+
+        outs = infer(self, *inputs, batch_dim=None).outputs
+        return outs[0] if len(outs) == 1 else outs
+
+    def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
+        from ._propagate import infer
+
+        return dict(infer(self, *inputs, batch_dim=None).params)
+
+    def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
+        raise TypeError(f"{self.kind} runs through a backend: ls.build(model, backend)")
+
+
+class Sequential(Module):
+    """A chain of layers, each fed the previous one's output(s).
+
+    ``Sequential(l0, l1, ...)`` names the children ``"0"``, ``"1"``, ... (a
+    child's own ``name=`` wins); ``Sequential({"conv1": ..., "fc": ...})`` names
+    them by the mapping. Index with ``net[i]``, ``net["fc"]``, ``net[1:]``.
+    """
+
+    def __init__(self, *layers: Any, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if len(layers) == 1 and isinstance(layers[0], Mapping):
+            items = list(layers[0].items())
+        else:
+            items = [(lay.name if isinstance(lay, Layer) and lay.name else str(i), lay)
+                     for i, lay in enumerate(layers)]
+        seen: set[str] = set()
+        for key, lay in items:
+            if not isinstance(lay, Layer):
+                raise TypeError(
+                    f"Sequential takes lazyshape layers, got {type(lay).__name__} at {key!r}"
+                )
+            if not isinstance(key, str) or not key or "." in key or "@" in key:
+                raise ValueError(f"a child name is a non-empty string without '.' or '@', got {key!r}")
+            if key in seen:
+                raise ValueError(f"duplicate child name {key!r} in Sequential")
+            seen.add(key)
+        self._children: dict[str, Layer] = dict(items)
+        self._order: list[str] = [k for k, _ in items]
+
+    def children(self) -> Iterator[tuple[str, Layer]]:
+        return iter(self._children.items())
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._children.values())
+
+    def __getitem__(self, key: int | str | slice) -> Any:
+        if isinstance(key, str):
+            return self._children[key]
+        if isinstance(key, slice):
+            return Sequential({k: self._children[k] for k in self._order[key]})
+        return self._children[self._order[key]]
+
+    def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
+        for key in self._order:
+            ins = b.add(self._children[key], ins, prefix + key)
+        return ins
+
+    def default_name(self) -> str:
+        return "sequential"
+
+    def __repr__(self) -> str:
+        if not self._order:
+            return "Sequential()"
+        lines = ["Sequential("]
+        for key, child in self._children.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({key}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def Input(shape: Sequence[Any], dtype: Any = "float32", *, name: str | None = None) -> SymbolicTensor:
+    """A symbolic input of a functional model: ``Input(("B", 3, "H", "W"))``.
+
+    A ``str`` dim is a named symbol, ``None`` an unknown dim."""
+    spec = TensorSpec(shape, dtype)
+    call = _Call(None, ())
+    tensor = SymbolicTensor(call, 0, spec, input_name=name or "input")
+    call.outputs = (tensor,)
+    return tensor
+
+
+def _as_tensors(x: Any, what: str) -> tuple[SymbolicTensor, ...]:
+    items = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+    if not items or not all(isinstance(t, SymbolicTensor) for t in items):
+        raise TypeError(f"Model {what} are symbolic tensors (from ls.Input or a layer call)")
+    return items
+
+
+class Model(Module):
+    """A functional model: ``Model(inputs=x, outputs=y)`` over the layer calls
+    that lead from the `Input` tensors ``x`` to ``y``.
+
+    Several inputs and outputs are lists. A layer called twice shares its
+    parameters. Nodes are named by their layer's ``name=``, otherwise by a
+    stable generated name (``linear``, ``linear_1``, ... in graph order).
+    """
+
+    def __init__(self, inputs: Any, outputs: Any, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self._inputs = _as_tensors(inputs, "inputs")
+        self._outputs = _as_tensors(outputs, "outputs")
+        self._multi_out = isinstance(outputs, (list, tuple))
+        for t in self._inputs:
+            if t.call.layer is not None:
+                raise ValueError("Model inputs must come from ls.Input")
+        self._calls = self._toposort()
+        self._names = self._name_layers()
+
+    def _toposort(self) -> list[_Call]:
+        order: list[_Call] = []
+        state: dict[int, int] = {}  # 1 visiting, 2 done
+        inputs = {id(t.call) for t in self._inputs}
+        stack: list[tuple[_Call, bool]] = [(t.call, False) for t in reversed(self._outputs)]
+        while stack:  # iterative DFS: no recursion limit for deep models
+            call, expanded = stack.pop()
+            key = id(call)
+            if expanded:
+                state[key] = 2
+                order.append(call)
+                continue
+            if state.get(key):
+                continue
+            if call.layer is None:
+                if key not in inputs:
+                    raise ValueError(
+                        f"the outputs depend on an ls.Input ({call.outputs[0].input_name!r}) "
+                        "that is not among the model's inputs"
+                    )
+                state[key] = 2
+                continue
+            state[key] = 1
+            stack.append((call, True))
+            for t in reversed(call.inputs):
+                if not state.get(id(t.call)):
+                    stack.append((t.call, False))
+        return order
+
+    def _name_layers(self) -> dict[int, str]:
+        names: dict[int, str] = {}
+        taken: set[str] = set()
+        for call in self._calls:
+            lay = call.layer
+            assert lay is not None
+            if lay.name:
+                if lay.name in taken and id(lay) not in names:
+                    raise ValueError(f"two different layers are named {lay.name!r}")
+                names[id(lay)] = lay.name
+                taken.add(lay.name)
+        counts: dict[str, int] = {}
+        for call in self._calls:
+            lay = call.layer
+            assert lay is not None
+            if id(lay) in names:
+                continue
+            stem = lay.default_name()
+            while True:
+                k = counts.get(stem, 0)
+                counts[stem] = k + 1
+                cand = stem if k == 0 else f"{stem}_{k}"
+                if cand not in taken:
+                    break
+            names[id(lay)] = cand
+            taken.add(cand)
+        return names
+
+    def _n_inputs(self, n: int) -> int:
+        return len(self._inputs)
+
+    def _declared(self) -> tuple[TensorSpec, ...]:
+        return tuple(t.spec for t in self._inputs)
+
+    def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
+        slot: dict[int, int] = {}
+        for t, s in zip(self._inputs, ins, strict=True):
+            slot[id(t)] = s
+        for call in self._calls:
+            lay = call.layer
+            assert lay is not None
+            in_slots = tuple(slot[id(t)] for t in call.inputs)
+            outs = b.add(lay, in_slots, prefix + self._names[id(lay)])
+            for t, s in zip(call.outputs, outs, strict=True):
+                slot[id(t)] = s
+        return tuple(slot[id(t)] for t in self._outputs)
+
+    @property
+    def inputs(self) -> tuple[SymbolicTensor, ...]:
+        """The model's input tensors."""
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[SymbolicTensor, ...]:
+        """The model's output tensors."""
+        return self._outputs
+
+    @property
+    def layers(self) -> list[Layer]:
+        """The distinct layers, in graph order."""
+        seen: dict[int, Layer] = {}
+        for call in self._calls:
+            assert call.layer is not None
+            seen.setdefault(id(call.layer), call.layer)
+        return list(seen.values())
+
+    def children(self) -> Iterator[tuple[str, Layer]]:
+        return ((self._names[id(lay)], lay) for lay in self.layers)
+
+    def __getitem__(self, name: str) -> Layer:
+        for key, lay in self.children():
+            if key == name:
+                return lay
+        raise KeyError(name)
+
+    def default_name(self) -> str:
+        return "model"
+
+    def __repr__(self) -> str:
+        ins = ", ".join(format_hparam(t.shape) for t in self._inputs)
+        lines = [f"Model(inputs=[{ins}]"]
+        for key, lay in self.children():
+            lines.append(f"  ({key}): " + repr(lay).replace("\n", "\n  "))
+        lines.append(")")
+        return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""`Layer`: the base class of every layer, built-in or custom.
+
+A layer holds hyperparameters only: no shapes, no arrays. It declares three
+things, and everything else (inference, summaries, every backend, the
+harness) is derived from them:
+
+- ``output_spec(*inputs) -> TensorSpec`` (or a tuple of them): the shape rule;
+- ``param_specs(*inputs) -> dict[str, ParamSpec]``: the parameter rule;
+- ``forward(params, *xs)``: the computation, written once against `ls.ops`.
+
+Calling a layer on symbolic tensors (`Input`) records a node of a functional
+model; the output spec is computed at once, so ``h.shape`` is known.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ._dims import SymbolicComparisonError, format_shape
+from ._errors import ShapeError
+from ._specs import ParamSpec, TensorSpec
+
+__all__ = ["Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam"]
+
+
+class Context:
+    """What a forward needs beyond params and inputs: the training flag, a
+    source of randomness (backend-specific), and mutable state (buffers).
+
+    Only layers with ``needs_context = True`` receive it, as ``ctx=``."""
+
+    __slots__ = ("training", "rng", "state", "path")
+
+    def __init__(self, training: bool = False, rng: Any = None, state: Any = None) -> None:
+        self.training = training
+        self.rng = rng
+        self.state = state
+        self.path = ""
+
+
+def format_hparam(value: Any) -> str:
+    """A hyperparameter as ``repr`` shows it: unknown (None) sizes print as ``?``."""
+    if value is None:
+        return "?"
+    if isinstance(value, tuple):
+        return format_shape(value)
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z][a-z])|(?<=[a-z0-9])(?=[A-Z])")
+
+
+class Layer:
+    """Base class of every layer.
+
+    Subclasses set hyperparameters in ``__init__`` (calling
+    ``super().__init__()``) and override `output_spec`, `param_specs` and
+    `forward`. ``name=`` becomes the layer's parameter prefix in a model.
+    """
+
+    #: hyperparameter names shown by ``repr``, in order (custom layers: public attributes)
+    hparam_names: ClassVar[tuple[str, ...] | None] = None
+    #: rank of the input the layer expects (used for partial shapes before any input)
+    expected_ndim: ClassVar[int | None] = None
+    #: how many outputs ``output_spec`` returns
+    num_outputs: ClassVar[int] = 1
+    #: layers that need the training flag, randomness or state get ``ctx=``
+    needs_context: ClassVar[bool] = False
+
+    name: str | None
+
+    def __init__(self, *, name: str | None = None) -> None:
+        if name is not None and (not isinstance(name, str) or not name or "." in name):
+            raise ValueError(f"a layer name is a non-empty string without '.', got {name!r}")
+        self.name = name
+
+    @property
+    def kind(self) -> str:
+        """The layer kind, as errors and summaries name it (its class name)."""
+        return type(self).__name__
+
+    # -- the three methods a layer declares --------------------------------
+
+    def output_spec(self, *inputs: TensorSpec) -> TensorSpec | tuple[TensorSpec, ...]:
+        """Shape rule: the output spec(s) for these input specs."""
+        raise NotImplementedError(f"{self.kind} does not define output_spec")
+
+    def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
+        """Parameter rule: ``{name: ParamSpec}`` for these input specs."""
+        return {}
+
+    def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
+        """Computation on backend arrays, written with `ls.ops`."""
+        raise NotImplementedError(f"{self.kind} does not define forward")
+
+    # -- description --------------------------------------------------------
+
+    def hparams(self) -> dict[str, Any]:
+        """The hyperparameters, ``None`` for sizes still to be inferred."""
+        if self.hparam_names is not None:
+            return {k: getattr(self, k) for k in self.hparam_names}
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if not k.startswith("_") and k != "name"
+            and (v is None or isinstance(v, (int, float, str, bool, tuple)))
+        }
+
+    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+        """The hyperparameters with inferred sizes filled in from input specs."""
+        return self.hparams()
+
+    def default_name(self) -> str:
+        """The stem of generated node names (``Linear`` → ``linear``)."""
+        return _SNAKE.sub("_", self.kind).lower()
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={format_hparam(v)}" for k, v in self.hparams().items())
+        return f"{self.kind}({body})"
+
+    # -- functional API -----------------------------------------------------
+
+    def __call__(self, *args: Any) -> Any:
+        """Call on symbolic tensors (from `Input`) to record a node; returns the
+        output symbolic tensor (a tuple when the layer has several outputs)."""
+        if len(args) == 1 and isinstance(args[0], (list, tuple)):
+            args = tuple(args[0])
+        if not args or not all(isinstance(a, SymbolicTensor) for a in args):
+            got = ", ".join(type(a).__name__ for a in args) or "nothing"
+            raise TypeError(
+                f"{self.kind} is called on symbolic tensors (ls.Input) to define a model; "
+                f"got {got}. To run it on arrays, build it: ls.build(model, backend)."
+            )
+        call = _Call(self, args)
+        specs = tuple(a.spec for a in args)
+        outs, _ = resolve_node(self, specs, self.name or self.default_name())
+        tensors = tuple(SymbolicTensor(call, i, s) for i, s in enumerate(outs))
+        call.outputs = tensors
+        return tensors[0] if len(tensors) == 1 else tensors
+
+
+def resolve_node(
+    layer: Layer, specs: tuple[TensorSpec, ...], path: str
+) -> tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]:
+    """Run a layer's shape and parameter rules; every failure becomes a
+    `ShapeError` naming the layer's path and kind."""
+    try:
+        out = layer.output_spec(*specs)
+        params = layer.param_specs(*specs)
+    except ShapeError as e:
+        raise e.located(layer.kind, path) from e.__cause__
+    except (SymbolicComparisonError, ValueError, TypeError, IndexError, KeyError,
+            AttributeError, ArithmeticError) as e:
+        shapes = ", ".join(format_shape(s.shape) for s in specs)
+        raise ShapeError(
+            "the shape rule failed for these inputs",
+            f"{type(e).__name__}: {e} (input shapes {shapes})",
+            kind=layer.kind,
+            path=path,
+        ) from e
+    if type(out) is TensorSpec:
+        outs: tuple[TensorSpec, ...] = (out,)
+    elif isinstance(out, tuple) and all(type(o) is TensorSpec for o in out):
+        outs = out
+    else:
+        raise ShapeError(
+            "output_spec to return a TensorSpec or a tuple of TensorSpecs",
+            f"{type(out).__name__}",
+            kind=layer.kind,
+            path=path,
+        )
+    if len(outs) != layer.num_outputs:
+        raise ShapeError(
+            f"{layer.num_outputs} output spec(s) (num_outputs)",
+            f"{len(outs)}",
+            kind=layer.kind,
+            path=path,
+        )
+    return outs, params
+
+
+class _Call:
+    """One call of a layer on symbolic tensors (a node of a functional graph)."""
+
+    __slots__ = ("layer", "inputs", "outputs")
+
+    def __init__(self, layer: Layer | None, inputs: tuple[SymbolicTensor, ...]) -> None:
+        self.layer = layer
+        self.inputs = inputs
+        self.outputs: tuple[SymbolicTensor, ...] = ()
+
+
+class SymbolicTensor:
+    """A tensor of a model being defined: an `Input`, or a layer's output.
+
+    ``.shape`` and ``.dtype`` are known (symbolic where the input was)."""
+
+    __slots__ = ("call", "index", "spec", "input_name")
+
+    def __init__(self, call: _Call, index: int, spec: TensorSpec, input_name: str | None = None):
+        self.call = call
+        self.index = index
+        self.spec = spec
+        self.input_name = input_name
+
+    @property
+    def shape(self) -> tuple[Any, ...]:
+        """The (possibly symbolic) shape."""
+        return self.spec.shape
+
+    @property
+    def dtype(self) -> str:
+        """The dtype name."""
+        return self.spec.dtype
+
+    def __repr__(self) -> str:
+        src = self.input_name or (self.call.layer.kind if self.call.layer else "?")
+        return f"<SymbolicTensor {format_shape(self.spec.shape)} {self.spec.dtype} from {src}>"

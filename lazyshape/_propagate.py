@@ -1,0 +1,344 @@
+"""The propagation pass: `infer` resolves every tensor and parameter spec of a
+model from input specs, touching no backend and allocating nothing.
+
+One pass over the flat program, linear in the number of nodes. When every dim
+is an int the rules do plain integer arithmetic; symbolic dims flow through the
+same code as expressions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._dims import (
+    Dim,
+    Sym,
+    bind_shape,
+    eq,
+    format_dim,
+    format_shape,
+    free_symbols,
+    is_symbolic,
+    prod,
+)
+from ._errors import ShapeError
+from ._graph import Module, PNode, Program, program_of
+from ._layer import Layer, resolve_node
+from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
+from .rules._common import ASSUMPTIONS
+
+__all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
+
+_CACHE_SIZE = 64
+
+
+class LayerRecord:
+    """What the pass found for one node: its path, kind, layer, input and output
+    specs, and its parameter specs (local names: ``weight``, ``bias``)."""
+
+    __slots__ = ("path", "kind", "layer", "inputs", "outputs", "params", "param_path")
+
+    def __init__(
+        self,
+        node: PNode,
+        inputs: tuple[TensorSpec, ...],
+        outputs: tuple[TensorSpec, ...],
+        params: dict[str, ParamSpec],
+    ) -> None:
+        self.path = node.path
+        self.kind = node.layer.kind
+        self.layer = node.layer
+        self.inputs = inputs
+        self.outputs = outputs
+        self.params = params
+        self.param_path = node.param_path
+
+    @property
+    def num_params(self) -> Dim:
+        """Elements in this node's own parameters (0 for a shared call)."""
+        if self.path != self.param_path:
+            return 0
+        total: Dim = 0
+        for p in self.params.values():
+            total = total + prod(p.shape)
+        return total
+
+    def __repr__(self) -> str:
+        outs = ", ".join(format_shape(o.shape) for o in self.outputs)
+        return f"LayerRecord({self.path!r}, {self.kind}, -> {outs})"
+
+
+class Inference:
+    """The frozen result of `infer`.
+
+    - ``outputs`` / ``output``: output `TensorSpec`s;
+    - ``layers``: one `LayerRecord` per node, in execution order;
+    - ``params``: ``{"0.weight": ParamSpec, ...}`` (canonical names);
+    - ``num_params``, ``num_bytes``: ints, or expressions over symbols;
+    - ``unresolved``: ``{name: symbols}`` for parameters whose shape has symbols;
+    - ``assumptions``: ``(path, a, b)`` for symbolic dims assumed equal where
+      branches meet.
+    """
+
+    def __init__(
+        self,
+        model: Layer,
+        inputs: tuple[TensorSpec, ...],
+        outputs: tuple[TensorSpec, ...],
+        layers: tuple[LayerRecord, ...],
+        params: dict[str, ParamSpec],
+        assumptions: tuple[tuple[str, Dim, Dim], ...],
+        dtype: str,
+    ) -> None:
+        self.model = model
+        self.inputs = inputs
+        self.outputs = outputs
+        self.layers = layers
+        self.params = params
+        self.assumptions = assumptions
+        self.dtype = dtype
+
+    @property
+    def output(self) -> TensorSpec:
+        """The single output spec (a `ValueError` for a multi-output model)."""
+        if len(self.outputs) != 1:
+            raise ValueError(f"the model has {len(self.outputs)} outputs; use .outputs")
+        return self.outputs[0]
+
+    @property
+    def num_params(self) -> Dim:
+        """Total parameter elements (buffers excluded)."""
+        total: Dim = 0
+        for p in self.params.values():
+            if p.trainable:
+                total = total + prod(p.shape)
+        return total
+
+    @property
+    def num_buffers(self) -> Dim:
+        """Total buffer elements (non-trainable state, e.g. running statistics)."""
+        total: Dim = 0
+        for p in self.params.values():
+            if not p.trainable:
+                total = total + prod(p.shape)
+        return total
+
+    @property
+    def num_bytes(self) -> Dim:
+        """Bytes of all parameters and buffers."""
+        total: Dim = 0
+        for p in self.params.values():
+            total = total + prod(p.shape) * itemsize(p.dtype or self.dtype)
+        return total
+
+    @property
+    def unresolved(self) -> dict[str, frozenset[str]]:
+        """Parameters whose shape still has symbols, with the input symbols each
+        needs; an anonymous (``None``) input dim is named by its place,
+        ``input0.shape[1]``."""
+        places: dict[str, str] = {}
+        for i, s in enumerate(self.inputs):
+            for k, d in enumerate(s.shape):
+                if isinstance(d, Sym) and d.name.startswith("?"):
+                    places.setdefault(d.name, f"input{i}.shape[{k}]")
+        return {
+            name: frozenset(places.get(sym, sym) for sym in p.symbols)
+            for name, p in self.params.items()
+            if p.is_symbolic
+        }
+
+    def layer(self, path: str) -> LayerRecord:
+        """The record of the node at ``path``."""
+        for rec in self.layers:
+            if rec.path == path:
+                return rec
+        raise KeyError(path)
+
+    def bind(self, **values: int) -> Inference:
+        """Re-infer with the input symbols bound to values: ``inf.bind(B=8, H=32)``.
+
+        Binding then inferring equals inferring then binding."""
+        specs = tuple(
+            TensorSpec._make(bind_shape(s.shape, values), s.dtype) for s in self.inputs
+        )
+        return infer(self.model, *specs, dtype=self.dtype)
+
+    def __repr__(self) -> str:
+        outs = ", ".join(format_shape(o.shape) for o in self.outputs)
+        return (
+            f"Inference({len(self.layers)} layers, outputs {outs}, "
+            f"{format_dim(self.num_params)} params)"
+        )
+
+
+def as_spec(x: Any, dtype: str = "float32") -> TensorSpec:
+    """A `TensorSpec` from a shape tuple, a spec, or an array of any backend (only
+    its ``.shape`` and ``.dtype`` are read)."""
+    if type(x) is TensorSpec:
+        return x
+    if isinstance(x, (tuple, list)):
+        return TensorSpec._make(as_shape(x), dtype)
+    shape = getattr(x, "shape", None)
+    if shape is not None and hasattr(x, "dtype"):
+        return TensorSpec._make(tuple(int(d) for d in shape), normalize_dtype(x.dtype))
+    raise TypeError(
+        f"an input is a shape tuple, a TensorSpec or an array; got {type(x).__name__}"
+    )
+
+
+def _merge_declared(declared: TensorSpec, given: TensorSpec, i: int,
+                    env: dict[str, Dim]) -> TensorSpec:
+    if declared.ndim != given.ndim:
+        raise ShapeError(
+            f"input {i} of shape {format_shape(declared.shape)} (rank {declared.ndim})",
+            f"shape {format_shape(given.shape)}",
+            kind="Input",
+            path=f"input{i}",
+        )
+    out: list[Dim] = []
+    for k, (d, g) in enumerate(zip(declared.shape, given.shape, strict=True)):
+        if type(d) is int:
+            if eq(d, g) is False:
+                raise ShapeError(
+                    f"input {i} of shape {format_shape(declared.shape)} (dim {k} = {d})",
+                    f"shape {format_shape(given.shape)}",
+                    kind="Input",
+                    path=f"input{i}",
+                )
+            out.append(d)
+            continue
+        if isinstance(d, Sym) and d.name is not None and not d.name.startswith("?"):
+            prev = env.setdefault(d.name, g)
+            if prev is not g and eq(prev, g) is False:
+                raise ShapeError(
+                    f"every dim named {d.name} to be equal",
+                    f"{format_dim(prev)} and {format_dim(g)} (input {i}, dim {k})",
+                    kind="Input",
+                    path=f"input{i}",
+                )
+        out.append(g)
+    return TensorSpec._make(tuple(out), given.dtype)
+
+
+def _inputs(program: Program, inputs: tuple[Any, ...], model: Layer) -> tuple[TensorSpec, ...]:
+    declared = program.declared
+    if not inputs:
+        if declared is None:
+            raise TypeError(f"infer({model.kind}) needs input shapes, specs or arrays")
+        return declared
+    if len(inputs) != program.n_inputs:
+        raise ShapeError(
+            f"{program.n_inputs} input(s)", f"{len(inputs)}", kind=model.kind, path=""
+        )
+    specs = tuple(as_spec(x) for x in inputs)
+    if declared is None:
+        return specs
+    env: dict[str, Dim] = {}
+    return tuple(
+        _merge_declared(d, g, i, env) for i, (d, g) in enumerate(zip(declared, specs, strict=True))
+    )
+
+
+def _check_batch_independence(
+    inputs: tuple[TensorSpec, ...], records: list[LayerRecord], batch_dim: int
+) -> None:
+    batch: set[str] = set()
+    for s in inputs:
+        if s.ndim > batch_dim and is_symbolic(s.shape[batch_dim]):
+            batch |= free_symbols(s.shape[batch_dim])
+    if not batch:
+        return
+    for rec in records:
+        for name, p in rec.params.items():
+            if p.is_symbolic and p.symbols & batch:
+                raise ShapeError(
+                    "parameter shapes that do not depend on the batch dim",
+                    f"`{name}` of shape {format_shape(p.shape)} from input shapes "
+                    + ", ".join(format_shape(s.shape) for s in rec.inputs),
+                    kind=rec.kind,
+                    path=rec.path,
+                )
+
+
+def _propagate(
+    program: Program, specs: tuple[TensorSpec, ...], dtype: str
+) -> tuple[tuple[TensorSpec, ...], list[LayerRecord], dict[str, ParamSpec], list[Any]]:
+    vals: list[Any] = [None] * program.n_slots
+    vals[: len(specs)] = specs
+    records: list[LayerRecord] = []
+    params: dict[str, ParamSpec] = {}
+    assumptions: list[Any] = []
+    log = ASSUMPTIONS
+    log.clear()
+    for node in program.nodes:
+        ins = node.ins
+        in_specs = (vals[ins[0]],) if len(ins) == 1 else tuple(vals[i] for i in ins)
+        outs, local = resolve_node(node.layer, in_specs, node.path)
+        if log:
+            assumptions.extend((node.path, a, b) for a, b in log)
+            log.clear()
+        if len(outs) == 1:
+            vals[node.outs[0]] = outs[0]
+        else:
+            for slot, o in zip(node.outs, outs, strict=True):
+                vals[slot] = o
+        if local:
+            for k, spec in local.items():
+                if spec.dtype is None:
+                    local[k] = spec = spec.with_dtype(dtype)
+                name = node.param_name(k)
+                if node.shared:
+                    _check_shared(node, name, params.get(name), spec)
+                else:
+                    params[name] = spec
+        records.append(LayerRecord(node, in_specs, outs, local))
+    return tuple(vals[i] for i in program.outputs), records, params, assumptions
+
+
+def _check_shared(node: PNode, name: str, first: ParamSpec | None, spec: ParamSpec) -> None:
+    if first is None or first.shape != spec.shape or first.dtype != spec.dtype:
+        was = "no such parameter" if first is None else format_shape(first.shape)
+        raise ShapeError(
+            f"the same parameter shapes at every call of a shared layer "
+            f"(first called at '{node.param_path}')",
+            f"`{name}` {format_shape(spec.shape)} here, {was} at the first call",
+            kind=node.layer.kind,
+            path=node.path,
+        )
+
+
+def infer(
+    model: Layer,
+    *inputs: Any,
+    dtype: Any = "float32",
+    batch_dim: int | None = 0,
+) -> Inference:
+    """Resolve every shape of ``model`` from its inputs, allocating nothing.
+
+    Each input is a shape tuple (``("B", 20)``, ``(2, 20)``, with ``None`` for
+    unknown dims), a `TensorSpec`, or an array of any backend (only its shape and
+    dtype are read). A functional `Model` may be called with no inputs: its
+    `Input` specs are used. ``dtype`` is the parameters' dtype where the layer
+    leaves it to the model. When the ``batch_dim`` of the inputs is symbolic,
+    a parameter whose shape depends on it is a `ShapeError` at that layer.
+
+    Raises `ShapeError` naming the layer path for any shape problem.
+    """
+    dtype = normalize_dtype(dtype)
+    program = program_of(model, len(inputs) or 1)
+    specs = _inputs(program, inputs, model)
+    cache = model._infer_cache if isinstance(model, Module) else None
+    key = (specs, dtype, batch_dim)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    outputs, records, params, assumptions = _propagate(program, specs, dtype)
+    if batch_dim is not None:
+        _check_batch_independence(specs, records, batch_dim)
+    result = Inference(model, specs, outputs, tuple(records), params, tuple(assumptions), dtype)
+    if cache is not None:
+        if len(cache) >= _CACHE_SIZE:
+            cache.pop(next(iter(cache)))
+        cache[key] = result
+    return result

@@ -1,0 +1,349 @@
+"""The backend-independent half of a built model.
+
+A `Runtime` holds what every backend's built model needs and must get right
+the same way: the per-signature resolution cache, the parameter specs that were
+materialized, the ``on_shape_change`` policy, the partial (symbolic) inference
+that placeholders and checkpoint loading use, the checkpoint checks, the
+initial-value plan for each rng mode, and the forward walk over the program.
+Backends supply allocation and arrays; nothing here imports a framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._dims import Dim, Sym, bind, eq, format_shape, free_symbols, unknown
+from ._errors import ShapeError
+from ._graph import Program, program_of
+from ._init import Initializer, portable_generator, sample_numpy
+from ._layer import Context, Layer
+from ._propagate import Inference, infer
+from ._specs import ParamSpec, TensorSpec, normalize_dtype
+
+__all__ = ["BuildConfig", "Runtime", "Placeholder", "run_program", "RNG_MODES"]
+
+RNG_MODES = ("native", "portable")
+SHAPE_CHANGE = ("error", "reinit")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """The options of `ls.build` (validated)."""
+
+    seed: int | None = None
+    rng: str = "native"
+    dtype: str = "float32"
+    device: Any = None
+    on_shape_change: str = "error"
+
+    def __post_init__(self) -> None:
+        if self.rng not in RNG_MODES:
+            raise ValueError(f"rng must be one of {RNG_MODES}, got {self.rng!r}")
+        if self.on_shape_change not in SHAPE_CHANGE:
+            raise ValueError(
+                f"on_shape_change must be one of {SHAPE_CHANGE}, got {self.on_shape_change!r}"
+            )
+        if self.seed is not None and (type(self.seed) is not int or self.seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {self.seed!r}")
+        object.__setattr__(self, "dtype", normalize_dtype(self.dtype))
+
+    @property
+    def portable_seed(self) -> int:
+        """The seed of the portable streams (0 when no seed was given)."""
+        return 0 if self.seed is None else self.seed
+
+
+class Placeholder:
+    """A parameter not materialized yet: its partial shape (``(256, ?)``) and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[Dim, ...], dtype: str) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"<Uninitialized {format_shape(self.shape)} {self.dtype}>"
+
+
+class Runtime:
+    """Resolution, policy and checks shared by every backend's built model."""
+
+    def __init__(self, model: Layer, config: BuildConfig, n_inputs: int | None = None) -> None:
+        self.model = model
+        self.config = config
+        declared = getattr(model, "_declared", lambda: None)()
+        self.program: Program = program_of(
+            model, n_inputs or (len(declared) if declared else 1)
+        )
+        #: the specs the current parameters were materialized with (None before)
+        self.specs: dict[str, ParamSpec] | None = None
+        #: signature -> inference, for signatures checked against ``specs``
+        self._checked: dict[Any, Inference] = {}
+        self._partial: Inference | None | bool = False
+
+    # -- resolution -------------------------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        """True once parameters exist."""
+        return self.specs is not None
+
+    def resolve(self, xs: Sequence[Any]) -> tuple[Inference, list[str]]:
+        """Resolve arrays/shapes/specs ``xs``; return the inference and the names
+        of the parameters to (re)materialize (empty when the current ones fit).
+
+        Raises `ShapeError` before anything changes: for a shape problem, and for a
+        parameter-determining change under ``on_shape_change="error"``."""
+        key = _signature(xs)
+        hit = self._checked.get(key) if key is not None else None
+        if hit is not None:
+            return hit, []
+        inf = infer(self.model, *xs, dtype=self.config.dtype)
+        todo = self._plan(inf)
+        if not todo and key is not None:
+            self._checked[key] = inf
+        return inf, todo
+
+    def _plan(self, inf: Inference) -> list[str]:
+        unresolved = inf.unresolved
+        if unresolved:
+            name, syms = next(iter(unresolved.items()))
+            spec = inf.params[name]
+            raise ShapeError(
+                "concrete parameter shapes to materialize",
+                f"`{name}` of shape {format_shape(spec.shape)} needs "
+                + ", ".join(sorted(syms)),
+                kind=self.model.kind,
+                path="",
+            )
+        if self.specs is None:
+            return list(inf.params)
+        changed = [
+            n for n, s in inf.params.items()
+            if (old := self.specs.get(n)) is None or old.shape != s.shape or old.dtype != s.dtype
+        ]
+        if changed and self.config.on_shape_change == "error":
+            n = changed[0]
+            old = self.specs.get(n)
+            was = format_shape(old.shape) if old is not None else "absent"
+            raise ShapeError(
+                f"inputs that keep the materialized parameter shapes "
+                f"(on_shape_change='error'; build with on_shape_change='reinit' to re-initialize)",
+                f"`{n}` materialized as {was}, these inputs need "
+                f"{format_shape(inf.params[n].shape)} (input shapes "
+                + ", ".join(format_shape(s.shape) for s in inf.inputs) + ")",
+                kind=_kind_at(inf, n),
+                path=n.rpartition(".")[0],
+            )
+        return changed
+
+    def commit(self, specs: Mapping[str, ParamSpec]) -> None:
+        """Record the specs the parameters now have."""
+        self.specs = dict(specs)
+        self._checked.clear()
+
+    # -- partial shapes (before materialization) --------------------------
+
+    def partial(self) -> Inference | None:
+        """A symbolic inference from the declared inputs, or from ``(B, ?, ...)``
+        of the rank the first layer expects; None when no such guess resolves."""
+        if self._partial is False:
+            self._partial = None
+            try:
+                if self.program.declared is not None:
+                    self._partial = infer(self.model, dtype=self.config.dtype)
+                elif self.program.nodes:
+                    ndim = self.program.nodes[0].layer.expected_ndim or 2
+                    spec = (Sym("B"), *(unknown() for _ in range(ndim - 1)))
+                    self._partial = infer(
+                        self.model, *([spec] * self.program.n_inputs), dtype=self.config.dtype
+                    )
+            except ShapeError:
+                self._partial = None
+        return self._partial if isinstance(self._partial, Inference) else None
+
+    def placeholders(self) -> dict[str, Placeholder]:
+        """``{name: Placeholder}`` with each parameter's partial shape."""
+        inf = self.partial()
+        if inf is None:
+            return {}
+        return {
+            n: Placeholder(p.shape, p.dtype or self.config.dtype) for n, p in inf.params.items()
+        }
+
+    # -- checkpoints -------------------------------------------------------
+
+    def check_state(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, ParamSpec]:
+        """Check a state's names and shapes against the model; return the specs to
+        materialize from it. Raises `ShapeError` and changes nothing on mismatch."""
+        if self.specs is not None:
+            expected: dict[str, ParamSpec] = self.specs
+        else:
+            inf = self.partial()
+            if inf is None:
+                raise ShapeError(
+                    "a model whose parameter names are known before materialization",
+                    "a model whose partial shapes don't resolve; materialize it first",
+                    kind=self.model.kind,
+                )
+            expected = inf.params
+        missing = [n for n in expected if n not in shapes]
+        extra = [n for n in shapes if n not in expected]
+        if missing or extra:
+            raise ShapeError(
+                "a state with exactly the model's parameter names",
+                f"missing {missing}, unexpected {extra}",
+                kind=self.model.kind,
+            )
+        env: dict[str, int] = {}
+        out: dict[str, ParamSpec] = {}
+        for name, spec in expected.items():
+            got = tuple(int(d) for d in shapes[name])
+            if not _unify_shape(spec.shape, got, env):
+                raise ShapeError(
+                    f"`{name}` of shape {format_shape(spec.shape)}",
+                    f"shape {format_shape(got)}",
+                    kind=self.model.kind,
+                    path=name.rsplit(".", 1)[0] if "." in name else "",
+                )
+            out[name] = ParamSpec._make(
+                got, spec.dtype or self.config.dtype, spec.init, spec.trainable
+            )
+        return out
+
+    # -- initial values ----------------------------------------------------
+
+    def portable_values(
+        self, specs: Mapping[str, ParamSpec], names: Sequence[str]
+    ) -> Iterator[tuple[str, np.ndarray[Any, Any]]]:
+        """NumPy values of ``names`` from the portable streams (one Philox stream
+        per parameter path): identical on every backend for the same seed."""
+        seed = self.config.portable_seed
+        for name in names:
+            spec = specs[name]
+            shape = tuple(int(d) for d in spec.shape)
+            prim = spec.init.primitive(shape)
+            yield name, sample_numpy(
+                prim, shape, spec.dtype or self.config.dtype, portable_generator(seed, name)
+            )
+
+    def primitives(
+        self, specs: Mapping[str, ParamSpec], names: Sequence[str]
+    ) -> Iterator[tuple[str, tuple[int, ...], str, Initializer]]:
+        """``(name, shape, dtype, primitive initializer)`` for each of ``names``,
+        in model order (the order the native rng modes draw in)."""
+        for name in names:
+            spec = specs[name]
+            shape = tuple(int(d) for d in spec.shape)
+            yield name, shape, spec.dtype or self.config.dtype, spec.init.primitive(shape)
+
+    def node_params(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """For each node, ``{local name: value}`` of its parameters (a shared
+        layer's calls get the same dict)."""
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            prefix, _, local = name.rpartition(".")
+            groups.setdefault(prefix, {})[local] = value
+        return [groups.get(node.param_path, {}) for node in self.program.nodes]
+
+
+def _kind_at(inf: Inference, param: str) -> str:
+    prefix = param.rpartition(".")[0]
+    for rec in inf.layers:
+        if rec.param_path == prefix:
+            return rec.kind
+    return inf.model.kind
+
+
+def _signature(xs: Sequence[Any]) -> Any:
+    key = []
+    for x in xs:
+        shape = getattr(x, "shape", None)
+        if shape is None or isinstance(x, TensorSpec):
+            return None
+        key.append((tuple(shape), str(x.dtype)))
+    return tuple(key)
+
+
+def _unify_shape(pattern: tuple[Dim, ...], got: tuple[int, ...], env: dict[str, int]) -> bool:
+    if len(pattern) != len(got):
+        return False
+    for d, g in zip(pattern, got, strict=True):
+        if type(d) is int:
+            if d != g:
+                return False
+            continue
+        syms = free_symbols(d)
+        if isinstance(d, Sym):
+            prev = env.setdefault(d.name, g)
+            if prev != g:
+                return False
+        elif syms <= env.keys() and eq(bind(d, env), g) is False:
+            return False
+    return True
+
+
+def run_program(
+    program: Program,
+    node_params: Sequence[Mapping[str, Any]],
+    xs: Sequence[Any],
+    ctx: Context | None = None,
+    on_node: Callable[[int, Context], None] | None = None,
+) -> tuple[Any, ...]:
+    """Run every node's ``forward`` in order on backend arrays; return the outputs.
+
+    Layers with ``needs_context`` get ``ctx=`` (training flag, rng, state)."""
+    vals: list[Any] = [None] * program.n_slots
+    vals[: len(xs)] = xs
+    context = ctx or Context()
+    for i, (node, params) in enumerate(zip(program.nodes, node_params, strict=True)):
+        ins = node.ins
+        args = [vals[j] for j in ins]
+        layer = node.layer
+        if layer.needs_context:
+            context.path = node.path
+            if on_node is not None:
+                on_node(i, context)
+            out = layer.forward(params, *args, ctx=context)  # type: ignore[call-arg]
+        else:
+            out = layer.forward(params, *args)
+        if len(node.outs) == 1:
+            vals[node.outs[0]] = out
+        else:
+            for slot, o in zip(node.outs, out, strict=True):
+                vals[slot] = o
+    return tuple(vals[i] for i in program.outputs)
+
+
+def render_model(model: Layer, inf: Inference | None) -> str:
+    """``repr`` of a model with the sizes an inference found filled in
+    (``Linear(in_features=20, out_features=256, bias=True)``)."""
+    if inf is None:
+        return repr(model)
+    records = {rec.path: rec for rec in inf.layers}
+
+    def show(layer: Layer, path: str) -> str:
+        children = getattr(layer, "children", None)
+        if children is None:
+            rec = records.get(path)
+            if rec is None:
+                return repr(layer)
+            from ._layer import format_hparam
+
+            hp = layer.describe(*rec.inputs)
+            return f"{layer.kind}(" + ", ".join(
+                f"{k}={format_hparam(v)}" for k, v in hp.items()
+            ) + ")"
+        lines = [f"{layer.kind}("]
+        for key, child in children():
+            body = show(child, f"{path}.{key}" if path else key).replace("\n", "\n  ")
+            lines.append(f"  ({key}): {body}")
+        lines.append(")")
+        return "\n".join(lines)
+
+    return show(model, "")

@@ -1,0 +1,216 @@
+"""`TensorSpec` and `ParamSpec`: frozen descriptions of tensors and parameters.
+
+A spec never holds data. Shapes are tuples of dims (``int`` or symbolic
+`Expr`); in a user-given shape a ``str`` is shorthand for a symbol and ``None``
+is an anonymous unknown dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from ._dims import Dim, as_dim, format_shape, free_symbols, is_symbolic
+
+if TYPE_CHECKING:
+    from ._init import Initializer
+
+__all__ = ["TensorSpec", "ParamSpec", "Shape", "normalize_dtype", "as_shape", "itemsize"]
+
+Shape = tuple[Dim, ...]
+
+_set = object.__setattr__
+
+_DTYPES = {
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "float64": 8,
+    "int8": 1,
+    "int16": 2,
+    "int32": 4,
+    "int64": 8,
+    "uint8": 1,
+    "bool": 1,
+    "complex64": 8,
+    "complex128": 16,
+}
+
+
+def normalize_dtype(dtype: Any) -> str:
+    """The canonical dtype name (``"float32"``) of a name, a NumPy dtype, or a
+    torch / JAX dtype object."""
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return dtype
+    name = getattr(dtype, "name", None) if not isinstance(dtype, str) else dtype
+    if not isinstance(name, str):
+        name = str(dtype)
+    name = name.removeprefix("torch.")
+    aliases = {"float": "float32", "double": "float64", "half": "float16", "long": "int64",
+               "int": "int64", "bool_": "bool"}
+    name = aliases.get(name, name)
+    if name not in _DTYPES:
+        raise TypeError(f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
+    return name
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per element of a canonical dtype name."""
+    return _DTYPES[dtype]
+
+
+def as_shape(shape: Iterable[Any]) -> Shape:
+    """Normalize a user-given shape: ints stay, ``str`` becomes a symbol, ``None``
+    a fresh anonymous dim."""
+    if isinstance(shape, (str, int)):
+        raise TypeError(f"a shape is a tuple of dims, got {shape!r}")
+    out = []
+    for d in shape:
+        out.append(d if type(d) is int and d >= 0 else as_dim(d))
+    return tuple(out)
+
+
+class TensorSpec:
+    """The shape and dtype of a tensor flowing through a model.
+
+    ``TensorSpec(("B", 20))`` is a batch of ``B`` vectors of size 20, float32.
+    Frozen and hashable.
+    """
+
+    __slots__ = ("shape", "dtype")
+    shape: Shape
+    dtype: str
+
+    def __init__(self, shape: Iterable[Any], dtype: Any = "float32") -> None:
+        _set(self, "shape", as_shape(shape))
+        _set(self, "dtype", normalize_dtype(dtype))
+
+    @classmethod
+    def _make(cls, shape: Shape, dtype: str) -> TensorSpec:
+        """Fast constructor for already-normalized shapes (the propagation path)."""
+        spec = cls.__new__(cls)
+        _set(spec, "shape", shape)
+        _set(spec, "dtype", dtype)
+        return spec
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("TensorSpec is frozen")
+
+    @property
+    def ndim(self) -> int:
+        """Number of dims."""
+        return len(self.shape)
+
+    @property
+    def is_symbolic(self) -> bool:
+        """True when any dim is symbolic."""
+        return any(type(d) is not int for d in self.shape)
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        """Names of the symbols the shape depends on."""
+        out: frozenset[str] = frozenset()
+        for d in self.shape:
+            if type(d) is not int:
+                out = out | free_symbols(d)
+        return out
+
+    def with_shape(self, shape: Shape) -> TensorSpec:
+        """The same dtype, another (already normalized) shape."""
+        return TensorSpec._make(shape, self.dtype)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, TensorSpec)
+            and self.shape == other.shape
+            and self.dtype == other.dtype
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype))
+
+    def __repr__(self) -> str:
+        return f"TensorSpec({format_shape(self.shape)}, {self.dtype})"
+
+
+class ParamSpec:
+    """The shape, dtype and initializer of a parameter (or buffer).
+
+    ``dtype=None`` means the model's dtype (chosen at `build`). ``trainable=False``
+    marks a buffer (running statistics): saved in state dicts, not optimized.
+    """
+
+    __slots__ = ("shape", "dtype", "init", "trainable")
+    shape: Shape
+    dtype: str | None
+    init: Initializer
+    trainable: bool
+
+    def __init__(
+        self,
+        shape: Iterable[Any],
+        dtype: Any = None,
+        init: Initializer | None = None,
+        *,
+        trainable: bool = True,
+    ) -> None:
+        from ._init import zeros
+
+        _set(self, "shape", as_shape(shape))
+        _set(self, "dtype", None if dtype is None else normalize_dtype(dtype))
+        _set(self, "init", zeros() if init is None else init)
+        _set(self, "trainable", bool(trainable))
+
+    @classmethod
+    def _make(
+        cls, shape: Shape, dtype: str | None, init: Initializer, trainable: bool = True
+    ) -> ParamSpec:
+        spec = cls.__new__(cls)
+        _set(spec, "shape", shape)
+        _set(spec, "dtype", dtype)
+        _set(spec, "init", init)
+        _set(spec, "trainable", trainable)
+        return spec
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("ParamSpec is frozen")
+
+    @property
+    def is_symbolic(self) -> bool:
+        """True when the shape still has symbols (the parameter can't be allocated)."""
+        return any(is_symbolic(d) for d in self.shape)
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        """Names of the symbols the shape depends on."""
+        out: frozenset[str] = frozenset()
+        for d in self.shape:
+            if type(d) is not int:
+                out = out | free_symbols(d)
+        return out
+
+    def with_dtype(self, dtype: str) -> ParamSpec:
+        """This spec with its dtype filled in (when it was left to the model)."""
+        if self.dtype is not None:
+            return self
+        return ParamSpec._make(self.shape, dtype, self.init, self.trainable)
+
+    def with_shape(self, shape: Shape) -> ParamSpec:
+        """This spec with another (already normalized) shape."""
+        return ParamSpec._make(shape, self.dtype, self.init, self.trainable)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ParamSpec)
+            and self.shape == other.shape
+            and self.dtype == other.dtype
+            and self.init == other.init
+            and self.trainable == other.trainable
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.shape, self.dtype, self.init, self.trainable))
+
+    def __repr__(self) -> str:
+        extra = "" if self.trainable else ", trainable=False"
+        return f"ParamSpec({format_shape(self.shape)}, {self.dtype}, {self.init!r}{extra})"

@@ -1,0 +1,1 @@
+"""The built-in layer classes, one module per family."""

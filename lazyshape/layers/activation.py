@@ -1,0 +1,129 @@
+"""Activations, ``Dropout`` and ``Identity``: shape-preserving layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import ops
+from .._errors import ShapeError
+from .._layer import Context, Layer
+from .._specs import TensorSpec
+from ..rules.elementwise import float_same_spec, same_spec, softmax_output
+
+__all__ = ["Identity", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "LeakyReLU", "Softmax"]
+
+
+class _Elementwise(Layer):
+    """A floating-point input of any shape; the output has the same spec."""
+
+    hparam_names: tuple[str, ...] = ()
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return float_same_spec(x)
+
+
+class Identity(Layer):
+    """Returns its input unchanged (any shape, any dtype)."""
+
+    hparam_names = ()
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return same_spec(x)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return x
+
+
+class Dropout(_Elementwise):
+    """Zeroes elements with probability ``p`` in training; identity in evaluation."""
+
+    hparam_names = ("p",)
+    needs_context = True
+
+    def __init__(self, p: float = 0.5, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ShapeError("`p` in [0, 1]", f"`p` (={p!r})", kind="Dropout")
+        self.p = float(p)
+
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
+        if not ctx.training or self.p == 0.0:
+            return x
+        return ops.dropout(x, self.p, ctx.rng)
+
+
+class ReLU(_Elementwise):
+    """``max(x, 0)``."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.relu(x)
+
+
+class GELU(_Elementwise):
+    """Gaussian error linear unit, exact or ``approximate="tanh"``."""
+
+    hparam_names = ("approximate",)
+
+    def __init__(self, approximate: str = "none", *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if approximate not in ("none", "tanh"):
+            raise ShapeError(
+                "`approximate` 'none' or 'tanh'", f"`approximate` (={approximate!r})", kind="GELU"
+            )
+        self.approximate = approximate
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.gelu(x, self.approximate)
+
+
+class Tanh(_Elementwise):
+    """Hyperbolic tangent."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.tanh(x)
+
+
+class Sigmoid(_Elementwise):
+    """Logistic sigmoid."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.sigmoid(x)
+
+
+class SiLU(_Elementwise):
+    """``x * sigmoid(x)``."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.silu(x)
+
+
+class LeakyReLU(_Elementwise):
+    """``x if x >= 0 else negative_slope * x``."""
+
+    hparam_names = ("negative_slope",)
+
+    def __init__(self, negative_slope: float = 0.01, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.leaky_relu(x, self.negative_slope)
+
+
+class Softmax(Layer):
+    """Softmax over ``dim`` (default the last); same shape as the input."""
+
+    hparam_names = ("dim",)
+
+    def __init__(self, dim: int = -1, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if type(dim) is not int:
+            raise ShapeError("`dim` to be an int", f"`dim` (={dim!r})", kind="Softmax")
+        self.dim = dim
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return softmax_output(x, self.dim)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        return ops.softmax(x, self.dim)

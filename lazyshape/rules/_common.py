@@ -1,0 +1,80 @@
+"""Checks and dim helpers shared by the rule modules."""
+
+from __future__ import annotations
+
+from .._dims import Dim, eq, format_dim, format_shape
+from .._errors import ShapeError, check
+from .._specs import TensorSpec
+
+__all__ = [
+    "check_rank",
+    "check_floating",
+    "normalize_axis",
+    "unify",
+    "assume_equal",
+    "ASSUMPTIONS",
+    "FLOATING",
+    "positive_int",
+]
+
+FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
+
+#: equalities the rules assumed but could not prove, drained by the propagation
+#: pass after each node (``(a, b)`` pairs of symbolic dims).
+ASSUMPTIONS: list[tuple[Dim, Dim]] = []
+
+
+def check_rank(x: TensorSpec, min_ndim: int, layout: str, exact: bool = False) -> None:
+    """Require ``x.ndim >= min_ndim`` (or ``==`` when ``exact``); ``layout`` names
+    the dims, e.g. ``"(N, C, L)"``, for the message."""
+    ok = x.ndim == min_ndim if exact else x.ndim >= min_ndim
+    if not ok:
+        need = f"{min_ndim}" if exact else f"at least {min_ndim}"
+        raise ShapeError(
+            f"expected an input with {need} dims {layout}",
+            f"input shape {format_shape(x.shape)} ({x.ndim} dims)",
+        )
+
+
+def check_floating(x: TensorSpec) -> None:
+    """Require a floating-point input."""
+    check(
+        x.dtype in FLOATING,
+        lambda: ("expected a floating-point input", f"dtype {x.dtype}"),
+    )
+
+
+def normalize_axis(axis: int, ndim: int, what: str = "dim") -> int:
+    """``axis`` in ``[-ndim, ndim)`` mapped to ``[0, ndim)``."""
+    if not -ndim <= axis < ndim:
+        raise ShapeError(
+            f"`{what}` in [{-ndim}, {ndim - 1}] for an input with {ndim} dims",
+            f"`{what}` (={axis})",
+        )
+    return axis + ndim if axis < 0 else axis
+
+
+def assume_equal(a: Dim, b: Dim) -> None:
+    """Record that ``a == b`` was assumed without proof (reported by `infer`)."""
+    ASSUMPTIONS.append((a, b))
+
+
+def unify(a: Dim, b: Dim, what: str) -> Dim:
+    """The common value of two dims that must be equal: different constants are a
+    `ShapeError`; undecidable pairs are assumed equal and recorded."""
+    if a is b or (type(a) is int and a == b):
+        return a
+    same = eq(a, b)
+    if same is None:
+        assume_equal(a, b)
+        return a if type(b) is not int else b
+    if not same:
+        raise ShapeError(f"{what} to match", f"{format_dim(a)} and {format_dim(b)}")
+    return a
+
+
+def positive_int(value: object, name: str, kind: str) -> int:
+    """Validate a hyperparameter that must be a positive int (at construction)."""
+    if type(value) is not int or value <= 0:
+        raise ShapeError(f"`{name}` to be a positive int", f"`{name}` (={value!r})", kind=kind)
+    return value

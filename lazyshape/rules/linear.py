@@ -1,0 +1,47 @@
+"""Linear: ``y = x @ weight.T + bias`` over the last dim."""
+
+from __future__ import annotations
+
+import math
+
+from .._dims import Dim, eq, format_shape
+from .._errors import ShapeError
+from .._init import Initializer, fan_in_uniform, kaiming_uniform
+from .._specs import ParamSpec, TensorSpec
+from ._common import check_floating, check_rank
+
+__all__ = ["check_linear", "linear_output", "linear_params", "LINEAR_WEIGHT_INIT"]
+
+#: PyTorch's nn.Linear default: kaiming_uniform(a=sqrt(5)).
+LINEAR_WEIGHT_INIT: Initializer = kaiming_uniform(a=math.sqrt(5))
+
+
+def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
+    """Validate the input of shape ``(*, in_features)``; return its in_features."""
+    check_rank(x, 1, "(*, in_features)")
+    check_floating(x)
+    got = x.shape[-1]
+    if in_features is not None and got is not in_features and eq(got, in_features) is False:
+        raise ShapeError(
+            f"expected last input dim {in_features} (in_features)",
+            f"input shape {format_shape(x.shape)}",
+        )
+    return got if in_features is None else in_features
+
+
+def linear_output(x: TensorSpec, out_features: int, in_features: int | None) -> TensorSpec:
+    """``(*, in_features) -> (*, out_features)``."""
+    check_linear(x, in_features)
+    return TensorSpec._make((*x.shape[:-1], out_features), x.dtype)
+
+
+def linear_params(
+    x: TensorSpec, out_features: int, bias: bool, in_features: int | None
+) -> dict[str, ParamSpec]:
+    """weight ``(out_features, in_features)``, bias ``(out_features,)``, with
+    PyTorch's default initialization."""
+    fan_in = x.shape[-1] if in_features is None else in_features
+    params = {"weight": ParamSpec._make((out_features, fan_in), None, LINEAR_WEIGHT_INIT)}
+    if bias:
+        params["bias"] = ParamSpec._make((out_features,), None, fan_in_uniform(fan_in))
+    return params
