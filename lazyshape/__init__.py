@@ -14,10 +14,12 @@ PyTorch or JAX::
 from . import dims as dims
 from . import init as init
 from . import ops as ops
+from ._backends import asarray as asarray
 from ._backends import backends as backends
 from ._build import build as build
 from ._checkpoint import load as load
 from ._checkpoint import save as save
+from ._checkpoint import to_numpy as to_numpy
 from ._dims import Dim as Dim
 from ._dims import Expr as Expr
 from ._dims import Sym as Sym

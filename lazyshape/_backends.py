@@ -12,7 +12,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Backend", "backends", "get_backend", "backend_for", "register_backend"]
+__all__ = ["Backend", "backends", "get_backend", "backend_for", "register_backend", "asarray"]
 
 
 @runtime_checkable
@@ -34,6 +34,10 @@ class Backend(Protocol):
 
     def build(self, model: Any, config: Any) -> Any:
         """The built model for this backend."""
+        ...
+
+    def asarray(self, value: Any, dtype: str | None = None) -> Any:
+        """A backend array from a NumPy array (or anything array-like)."""
         ...
 
 
@@ -99,3 +103,8 @@ def backend_for(x: Any) -> Backend:
         f"no installed lazyshape backend handles arrays of type {tp.__module__}.{tp.__name__}; "
         f"installed backends: {backends()}"
     )
+
+
+def asarray(value: Any, backend: str = "numpy", dtype: str | None = None) -> Any:
+    """``value`` (a NumPy array or anything array-like) as an array of ``backend``."""
+    return get_backend(backend).asarray(value, dtype)

@@ -25,8 +25,10 @@ def to_numpy(x: Any) -> np.ndarray[Any, Any]:
         if str(x.dtype) == "torch.bfloat16":
             import ml_dtypes
 
-            return x.float().numpy().astype(ml_dtypes.bfloat16)
-        return np.asarray(x.numpy())
+            bf: np.ndarray[Any, Any] = x.float().numpy().astype(ml_dtypes.bfloat16)
+            return bf
+        out: np.ndarray[Any, Any] = np.asarray(x.numpy())
+        return out
     return np.asarray(x)
 
 

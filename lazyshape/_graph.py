@@ -190,7 +190,9 @@ class Sequential(Module):
                     f"Sequential takes lazyshape layers, got {type(lay).__name__} at {key!r}"
                 )
             if not isinstance(key, str) or not key or "." in key or "@" in key:
-                raise ValueError(f"a child name is a non-empty string without '.' or '@', got {key!r}")
+                raise ValueError(
+                    f"a child name is a non-empty string without '.' or '@', got {key!r}"
+                )
             if key in seen:
                 raise ValueError(f"duplicate child name {key!r} in Sequential")
             seen.add(key)
@@ -232,7 +234,9 @@ class Sequential(Module):
         return "\n".join(lines)
 
 
-def Input(shape: Sequence[Any], dtype: Any = "float32", *, name: str | None = None) -> SymbolicTensor:
+def Input(
+    shape: Sequence[Any], dtype: Any = "float32", *, name: str | None = None
+) -> SymbolicTensor:
     """A symbolic input of a functional model: ``Input(("B", 3, "H", "W"))``.
 
     A ``str`` dim is a named symbol, ``None`` an unknown dim."""

@@ -97,7 +97,10 @@ class TruncNormal(Initializer):
     b: float = 2.0
 
     def __repr__(self) -> str:
-        return f"trunc_normal(mean={self.mean:.6g}, std={self.std:.6g}, a={self.a:.6g}, b={self.b:.6g})"
+        return (
+            f"trunc_normal(mean={self.mean:.6g}, std={self.std:.6g}, "
+            f"a={self.a:.6g}, b={self.b:.6g})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,10 @@ class KaimingUniform(Initializer):
         return Uniform(-bound, bound)
 
     def __repr__(self) -> str:
-        return f"kaiming_uniform(a={self.a:.6g}, mode={self.mode!r}, nonlinearity={self.nonlinearity!r})"
+        return (
+            f"kaiming_uniform(a={self.a:.6g}, mode={self.mode!r}, "
+            f"nonlinearity={self.nonlinearity!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +203,10 @@ class KaimingNormal(Initializer):
         return Normal(0.0, calculate_gain(self.nonlinearity, self.a) / math.sqrt(fan))
 
     def __repr__(self) -> str:
-        return f"kaiming_normal(a={self.a:.6g}, mode={self.mode!r}, nonlinearity={self.nonlinearity!r})"
+        return (
+            f"kaiming_normal(a={self.a:.6g}, mode={self.mode!r}, "
+            f"nonlinearity={self.nonlinearity!r})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +385,9 @@ def _trunc_normal(
     return out.reshape(shape)
 
 
-def _orthogonal(gain: float, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray[Any, Any]:
+def _orthogonal(
+    gain: float, shape: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray[Any, Any]:
     # torch.nn.init.orthogonal_'s algorithm: QR of a normal matrix, sign-fixed.
     if len(shape) < 2:
         raise ValueError(f"orthogonal init needs at least 2 dims; got shape {shape}")

@@ -51,7 +51,8 @@ def format_hparam(value: Any) -> str:
     return str(value)
 
 
-_SNAKE = re.compile(r"(?<!^)(?=[A-Z][a-z])|(?<=[a-z0-9])(?=[A-Z])")
+# "LeakyReLU" -> "leaky_relu", "ReLU" -> "relu", "BatchNorm2d" -> "batch_norm2d"
+_SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")
 
 
 class Layer:

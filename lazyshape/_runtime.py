@@ -132,8 +132,8 @@ class Runtime:
             old = self.specs.get(n)
             was = format_shape(old.shape) if old is not None else "absent"
             raise ShapeError(
-                f"inputs that keep the materialized parameter shapes "
-                f"(on_shape_change='error'; build with on_shape_change='reinit' to re-initialize)",
+                "inputs that keep the materialized parameter shapes "
+                "(on_shape_change='error'; build with on_shape_change='reinit' to re-initialize)",
                 f"`{n}` materialized as {was}, these inputs need "
                 f"{format_shape(inf.params[n].shape)} (input shapes "
                 + ", ".join(format_shape(s.shape) for s in inf.inputs) + ")",

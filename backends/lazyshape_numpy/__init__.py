@@ -30,5 +30,10 @@ class NumpyBackend:
 
         return NumpyModel(model, config)
 
+    def asarray(self, value: Any, dtype: str | None = None) -> Any:
+        import numpy as np
+
+        return np.asarray(value, dtype=dtype)
+
 
 BACKEND = NumpyBackend()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import ops
 from .._errors import ShapeError
@@ -17,7 +17,7 @@ __all__ = ["Identity", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "Le
 class _Elementwise(Layer):
     """A floating-point input of any shape; the output has the same spec."""
 
-    hparam_names: tuple[str, ...] = ()
+    hparam_names: ClassVar[tuple[str, ...] | None] = ()
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
         return float_same_spec(x)

@@ -14,8 +14,8 @@ from ..rules.reshape import flatten_output, reshape_output, unflatten_output
 __all__ = ["Flatten", "Unflatten", "Reshape"]
 
 
-def _sizes(sizes: Any, kind: str, name: str) -> tuple[int, ...]:
-    sizes = tuple(sizes) if isinstance(sizes, (tuple, list)) else (sizes,)
+def _sizes(value: Any, kind: str, name: str) -> tuple[int, ...]:
+    sizes: tuple[Any, ...] = tuple(value) if isinstance(value, (tuple, list)) else (value,)
     ok = all(type(s) is int and (s > 0 or s == -1) for s in sizes)
     if not ok or sum(1 for s in sizes if s == -1) > 1 or not sizes:
         raise ShapeError(

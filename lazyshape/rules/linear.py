@@ -8,7 +8,7 @@ from .._dims import Dim, eq, format_shape
 from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
 from .._specs import ParamSpec, TensorSpec
-from ._common import check_floating, check_rank
+from ._common import assume_equal, check_floating, check_rank
 
 __all__ = ["check_linear", "linear_output", "linear_params", "LINEAR_WEIGHT_INIT"]
 
@@ -21,12 +21,18 @@ def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
     check_rank(x, 1, "(*, in_features)")
     check_floating(x)
     got = x.shape[-1]
-    if in_features is not None and got is not in_features and eq(got, in_features) is False:
-        raise ShapeError(
-            f"expected last input dim {in_features} (in_features)",
-            f"input shape {format_shape(x.shape)}",
-        )
-    return got if in_features is None else in_features
+    if in_features is None:
+        return got
+    if got is not in_features:
+        same = eq(got, in_features)
+        if same is False:
+            raise ShapeError(
+                f"expected last input dim {in_features} (in_features)",
+                f"input shape {format_shape(x.shape)}",
+            )
+        if same is None:
+            assume_equal(got, in_features)
+    return in_features
 
 
 def linear_output(x: TensorSpec, out_features: int, in_features: int | None) -> TensorSpec:

@@ -1,0 +1,1190 @@
+"""Symbolic dim algebra: a dim is a plain ``int`` or a symbolic ``Expr``.
+
+An ``Expr`` is kept in a canonical form, modelled on JAX's ``shape_poly``: a
+polynomial with integer coefficients over *atoms*. An atom is either a named
+symbol (``B``, ``H``) or an opaque operation ``p // q``, ``p % q``,
+``max(p, q)``, ``min(p, q)`` whose operands are themselves canonical. Two
+expressions that normalise to the same polynomial compare equal with ``==``;
+a result that normalises to a constant is returned as a plain ``int``, so
+``Expr == int`` is always ``False``.
+
+**Assumption.** Every symbol stands for an integer ``>= 1`` (dims are
+positive). Simplifications of ``max``/``min`` and the three-valued
+comparisons (``eq``, ``lt``, ...) use interval bounds derived under this
+assumption; they answer ``None`` ("undecidable") rather than guess.
+
+Integer division and modulo follow Python's floor semantics for every
+integer value of the symbols. Ints never go through ``Expr``: every helper
+checks ``type(x) is int`` first.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Final, NoReturn, TypeAlias
+
+__all__ = [
+    "Dim",
+    "DimLike",
+    "Expr",
+    "NotConcreteError",
+    "Sym",
+    "SymbolicComparisonError",
+    "as_dim",
+    "bind",
+    "bind_shape",
+    "definitely_equal",
+    "definitely_not_equal",
+    "dim_max",
+    "dim_min",
+    "eq",
+    "format_dim",
+    "format_shape",
+    "free_symbols",
+    "ge",
+    "gt",
+    "is_symbolic",
+    "le",
+    "lt",
+    "ne",
+    "parse",
+    "prod",
+    "resolve",
+    "unknown",
+]
+
+
+class SymbolicComparisonError(ValueError):
+    """An ordering comparison between dims cannot be decided symbolically."""
+
+
+class NotConcreteError(ValueError):
+    """A symbolic dim was used where a concrete ``int`` is required."""
+
+
+_INF: Final = math.inf
+_SYM: Final = "sym"
+_FLOORDIV: Final = "floordiv"
+_MOD: Final = "mod"
+_MAX: Final = "max"
+_MIN: Final = "min"
+
+_anon_counter = itertools.count(1)
+
+
+class _Atom:
+    """A factor of a monomial: a symbol, or an opaque floordiv/mod/max/min."""
+
+    __slots__ = ("op", "name", "lhs", "rhs", "key", "_hash", "_bounds")
+
+    def __init__(self, op: str, name: str = "", lhs: Dim = 0, rhs: Dim = 0) -> None:
+        self.op = op
+        self.name = name
+        self.lhs = lhs
+        self.rhs = rhs
+        self._bounds: _Bounds | None = None
+        # The key orders atoms inside monomials and terms when printing; it is the
+        # atom's text with anonymous symbols spelled by their unique internal name.
+        self.key = name if op == _SYM else _atom_text(self, internal=True)
+        self._hash = hash(self.key)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, _Atom):
+            return NotImplemented
+        return (
+            self._hash == other._hash
+            and self.op == other.op
+            and self.name == other.name
+            and self.lhs == other.lhs
+            and self.rhs == other.rhs
+        )
+
+    def __reduce__(self) -> tuple[type[_Atom], tuple[str, str, Dim, Dim]]:
+        # Rebuild on unpickling: the cached string hash is per-process.
+        return (_Atom, (self.op, self.name, self.lhs, self.rhs))
+
+    def bounds(self) -> _Bounds:
+        b = self._bounds
+        if b is None:
+            op = self.op
+            if op == _SYM:
+                b = (1, _INF)
+            elif op == _FLOORDIV:
+                b = _floordiv_bounds(_dim_bounds(self.lhs), _dim_bounds(self.rhs))
+            elif op == _MOD:
+                b = _mod_bounds(_dim_bounds(self.lhs), _dim_bounds(self.rhs))
+            else:
+                lb, rb = _dim_bounds(self.lhs), _dim_bounds(self.rhs)
+                if op == _MAX:
+                    b = (max(lb[0], rb[0]), max(lb[1], rb[1]))
+                else:
+                    b = (min(lb[0], rb[0]), min(lb[1], rb[1]))
+            self._bounds = b
+        return b
+
+
+_Bounds: TypeAlias = tuple[float, float]
+_Mono: TypeAlias = tuple[tuple[_Atom, int], ...]
+_Terms: TypeAlias = dict[_Mono, int]
+
+_set = object.__setattr__
+
+
+class Expr:
+    """A symbolic dim in canonical form (see the module docstring).
+
+    Supports ``+ - * // %`` and unary ``-``/``+`` with ints and other
+    expressions; results are normalised (a constant comes back as ``int``, a
+    bare symbol as ``Sym``). ``< <= > >=`` return a ``bool`` when the bounds
+    decide them and raise ``SymbolicComparisonError`` otherwise.
+    """
+
+    __slots__ = ("_terms", "_hash", "_str", "_key", "_bounds")
+
+    _terms: _Terms
+    _hash: int | None
+    _str: str | None
+    _key: str | None
+    _bounds: _Bounds | None
+
+    def __new__(cls, *args: object, **kwargs: object) -> Expr:
+        raise TypeError(
+            "Expr cannot be constructed directly; use Sym(name), parse(text) or arithmetic on dims"
+        )
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self) -> tuple[object, tuple[tuple[tuple[_Mono, int], ...]]]:
+        return (_from_items, (tuple(self._terms.items()),))
+
+    def __copy__(self) -> Expr:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Expr:
+        return self
+
+    # -- identity -----------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if isinstance(other, Expr):
+            return self._terms == other._terms
+        if type(other) is int:
+            return False
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    def __hash__(self) -> int:
+        h = self._hash
+        if h is None:
+            h = hash(frozenset(self._terms.items()))
+            _set(self, "_hash", h)
+        return h
+
+    def __str__(self) -> str:
+        s = self._str
+        if s is None:
+            s = _render(self, internal=False)
+            _set(self, "_str", s)
+        return s
+
+    __repr__ = __str__
+
+    def _sort_key(self) -> str:
+        k = self._key
+        if k is None:
+            k = _render(self, internal=True)
+            _set(self, "_key", k)
+        return k
+
+    # -- arithmetic ---------------------------------------------------------------
+    def __add__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _add(self, o)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _add(self, _neg(o))
+
+    def __rsub__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _add(o, _neg(self))
+
+    def __mul__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _mul(self, o)
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _floordiv(self, o)
+
+    def __rfloordiv__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _floordiv(o, self)
+
+    def __mod__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _mod(self, o)
+
+    def __rmod__(self, other: Dim) -> Dim:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _mod(o, self)
+
+    def __neg__(self) -> Dim:
+        return _neg(self)
+
+    def __pos__(self) -> Expr:
+        return self
+
+    # -- ordering -----------------------------------------------------------------
+    def __lt__(self, other: Dim) -> bool:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _decided(lt(self, o), self, "<", o)
+
+    def __le__(self, other: Dim) -> bool:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _decided(le(self, o), self, "<=", o)
+
+    def __gt__(self, other: Dim) -> bool:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _decided(gt(self, o), self, ">", o)
+
+    def __ge__(self, other: Dim) -> bool:
+        o = _coerce(other)
+        if o is None:
+            return NotImplemented
+        return _decided(ge(self, o), self, ">=", o)
+
+    # -- no concrete value --------------------------------------------------------
+    def _not_concrete(self) -> NoReturn:
+        raise NotConcreteError(
+            f"dim {self} is symbolic, not a concrete int; bind its symbols first "
+            "(lazyshape.dims.bind)"
+        )
+
+    def __index__(self) -> int:
+        self._not_concrete()
+
+    def __int__(self) -> int:
+        self._not_concrete()
+
+    def __float__(self) -> float:
+        self._not_concrete()
+
+
+class Sym(Expr):
+    """A named symbolic dim: ``Sym("B")``; ``Sym(None)`` is a fresh anonymous one.
+
+    Names must be Python identifiers. Each anonymous dim is distinct, prints as
+    ``?`` and has a unique internal name such as ``?3``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: str | None = None) -> Sym:
+        if name is None:
+            name = f"?{next(_anon_counter)}"
+        elif not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"symbol name must be a Python identifier, got {name!r}")
+        return _sym_of(_Atom(_SYM, name))
+
+    @property
+    def name(self) -> str:
+        """The symbol's name (``"?<n>"`` for an anonymous dim)."""
+        return next(iter(self._terms))[0][0].name
+
+
+Dim: TypeAlias = int | Expr
+DimLike: TypeAlias = int | str | Expr | None
+
+
+# ---------------------------------------------------------------------------------
+# Construction and normalisation
+# ---------------------------------------------------------------------------------
+def _new(cls: type[Expr], terms: _Terms) -> Expr:
+    e: Expr = object.__new__(cls)
+    _set(e, "_terms", terms)
+    _set(e, "_hash", None)
+    _set(e, "_str", None)
+    _set(e, "_key", None)
+    _set(e, "_bounds", None)
+    return e
+
+
+def _sym_of(atom: _Atom) -> Sym:
+    s = _new(Sym, {((atom, 1),): 1})
+    assert isinstance(s, Sym)
+    return s
+
+
+def _wrap(terms: _Terms) -> Dim:
+    """Normalise a term dict (no zero coefficients) to ``int``, ``Sym`` or ``Expr``."""
+    n = len(terms)
+    if n == 0:
+        return 0
+    if n == 1:
+        ((mono, c),) = terms.items()
+        if not mono:
+            return c
+        if c == 1 and len(mono) == 1 and mono[0][1] == 1 and mono[0][0].op == _SYM:
+            return _new(Sym, terms)
+    return _new(Expr, terms)
+
+
+def _from_items(items: tuple[tuple[_Mono, int], ...]) -> Dim:
+    return _wrap(dict(items))
+
+
+def _atom_expr(atom: _Atom) -> Dim:
+    return _wrap({((atom, 1),): 1})
+
+
+def _single_atom(d: Dim) -> _Atom | None:
+    """The atom ``a`` if ``d`` is exactly ``a`` (coefficient and exponent 1)."""
+    if type(d) is int:
+        return None
+    assert isinstance(d, Expr)
+    t = d._terms
+    if len(t) != 1:
+        return None
+    ((mono, c),) = t.items()
+    if c == 1 and len(mono) == 1 and mono[0][1] == 1:
+        return mono[0][0]
+    return None
+
+
+def _coerce(x: object) -> Dim | None:
+    if type(x) is int or isinstance(x, Expr):
+        return x
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):
+        return int(x)
+    return None
+
+
+def _arg(x: object) -> Dim:
+    d = _coerce(x)
+    if d is None:
+        raise TypeError(f"expected a dim (int or Expr), got {x!r} of type {type(x).__name__}")
+    return d
+
+
+# ---------------------------------------------------------------------------------
+# Ring operations
+# ---------------------------------------------------------------------------------
+def _mono_mul(m1: _Mono, m2: _Mono) -> _Mono:
+    if not m1:
+        return m2
+    if not m2:
+        return m1
+    d = dict(m1)
+    for a, k in m2:
+        d[a] = d.get(a, 0) + k
+    return tuple(sorted(d.items(), key=lambda ak: ak[0].key))
+
+
+def _add(a: Dim, b: Dim) -> Dim:
+    if type(a) is int:
+        if type(b) is int:
+            return a + b
+        a, b = b, a
+    assert isinstance(a, Expr)
+    t = dict(a._terms)
+    if type(b) is int:
+        if b == 0:
+            return a
+        v = t.get((), 0) + b
+        if v:
+            t[()] = v
+        else:
+            del t[()]
+        return _wrap(t)
+    assert isinstance(b, Expr)
+    for m, c in b._terms.items():
+        v = t.get(m, 0) + c
+        if v:
+            t[m] = v
+        else:
+            del t[m]
+    return _wrap(t)
+
+
+def _neg(a: Dim) -> Dim:
+    if type(a) is int:
+        return -a
+    assert isinstance(a, Expr)
+    return _wrap({m: -c for m, c in a._terms.items()})
+
+
+def _sub(a: Dim, b: Dim) -> Dim:
+    return _add(a, _neg(b))
+
+
+def _mul(a: Dim, b: Dim) -> Dim:
+    if type(a) is int:
+        if type(b) is int:
+            return a * b
+        a, b = b, a
+    assert isinstance(a, Expr)
+    if type(b) is int:
+        if b == 0:
+            return 0
+        if b == 1:
+            return a
+        return _wrap({m: c * b for m, c in a._terms.items()})
+    assert isinstance(b, Expr)
+    t: _Terms = {}
+    for m1, c1 in a._terms.items():
+        for m2, c2 in b._terms.items():
+            m = _mono_mul(m1, m2)
+            v = t.get(m, 0) + c1 * c2
+            if v:
+                t[m] = v
+            else:
+                t.pop(m, None)
+    return _wrap(t)
+
+
+# ---------------------------------------------------------------------------------
+# Bounds (every symbol is an integer >= 1)
+# ---------------------------------------------------------------------------------
+def _imul(a: float, b: float) -> float:
+    # 0 * inf is 0 here: the bound is a limit of finite values.
+    if a == 0 or b == 0:
+        return 0
+    return a * b
+
+
+def _mul_bounds(x: _Bounds, y: _Bounds) -> _Bounds:
+    c = (_imul(x[0], y[0]), _imul(x[0], y[1]), _imul(x[1], y[0]), _imul(x[1], y[1]))
+    return min(c), max(c)
+
+
+def _pow_bounds(x: _Bounds, k: int) -> _Bounds:
+    lo, hi = x
+    if k == 1 or lo >= 0 or k % 2:
+        return lo**k, hi**k
+    if hi <= 0:
+        return hi**k, lo**k
+    return 0, max(lo**k, hi**k)
+
+
+def _floordiv_bounds(p: _Bounds, q: _Bounds) -> _Bounds:
+    """Bounds of ``p // q`` for ``q >= 1``; unbounded when ``q``'s sign is unknown."""
+    pl, ph = p
+    ql, qh = q
+    if ql < 1:
+        return (-_INF, _INF)
+    if pl == -_INF:
+        lo: float = -_INF
+    elif pl < 0:
+        lo = pl // ql
+    else:
+        lo = 0 if qh == _INF else pl // qh
+    if ph == _INF:
+        hi: float = _INF
+    elif ph >= 0:
+        hi = ph // ql
+    else:
+        hi = -1 if qh == _INF else ph // qh
+    return lo, hi
+
+
+def _mod_bounds(p: _Bounds, q: _Bounds) -> _Bounds:
+    """Bounds of ``p % q`` for ``q >= 1``: within ``[0, q - 1]``, and ``p`` itself if small."""
+    pl, ph = p
+    ql, qh = q
+    if ql < 1:
+        return (-_INF, _INF)
+    if pl >= 0:
+        if ph < ql:
+            return pl, ph
+        return 0, min(ph, qh - 1)
+    return 0, qh - 1
+
+
+def _interval_bounds(e: Expr) -> _Bounds:
+    """Plain interval arithmetic over the terms, each atom taken independently."""
+    lo: float = 0
+    hi: float = 0
+    for mono, c in e._terms.items():
+        if len(mono) == 1:
+            mb = _pow_bounds(mono[0][0].bounds(), mono[0][1])
+        else:
+            mb = (1, 1)
+            for atom, k in mono:
+                mb = _mul_bounds(mb, _pow_bounds(atom.bounds(), k))
+        if c > 0:
+            lo += _imul(c, mb[0])
+            hi += _imul(c, mb[1])
+        else:
+            lo += _imul(c, mb[1])
+            hi += _imul(c, mb[0])
+    return lo, hi
+
+
+# How many nested rewrites `_refined_bounds` tries; bounds stay a pure function of
+# the canonical form (only full-depth results are cached), so simplifications that
+# consult them are deterministic.
+_REFINE_DEPTH: Final = 2
+
+
+def _refined_bounds(d: Dim, depth: int) -> _Bounds:
+    """Interval bounds, tightened by relating a linear opaque term to its operands.
+
+    For a term ``c*M`` (rest of the expression ``R``):
+    ``max(x, y) >= x, y`` and ``min(x, y) <= x, y`` bound ``R + c*x`` and ``R + c*y``
+    from one side; ``k*(p // k)`` lies in ``[p - k + 1, p]``; and
+    ``p % k == p - k*(p // k)``. This decides e.g. ``H - H//2 >= 1`` and
+    ``max(A, B) >= A``, which independent intervals cannot.
+    """
+    if type(d) is int:
+        return (d, d)
+    assert isinstance(d, Expr)
+    lo, hi = _interval_bounds(d)
+    if depth == 0:
+        return lo, hi
+    for mono, c in d._terms.items():
+        if len(mono) != 1 or mono[0][1] != 1 or mono[0][0].op == _SYM:
+            continue
+        atom = mono[0][0]
+        rest = _wrap({m: v for m, v in d._terms.items() if m is not mono})
+        if atom.op in (_MAX, _MIN):
+            bx = _refined_bounds(_add(rest, _mul(atom.lhs, c)), depth - 1)
+            by = _refined_bounds(_add(rest, _mul(atom.rhs, c)), depth - 1)
+            if (atom.op == _MAX) == (c > 0):  # d >= both alternatives
+                lo = max(lo, bx[0], by[0])
+            else:  # d <= both alternatives
+                hi = min(hi, bx[1], by[1])
+        elif type(atom.rhs) is int:
+            p, k = atom.lhs, atom.rhs
+            if atom.op == _MOD:
+                alt = _add(rest, _mul(_sub(p, _mul(_floordiv_const(p, k), k)), c))
+                b = _refined_bounds(alt, depth - 1)
+                lo, hi = max(lo, b[0]), min(hi, b[1])
+                continue
+            # k*d == k*R + c*(k*M) with k*M in [p - k + 1, p].
+            base = _mul(rest, k)
+            small, big = _add(base, _mul(_add(p, 1 - k), c)), _add(base, _mul(p, c))
+            if c < 0:
+                small, big = big, small
+            sl = _refined_bounds(small, depth - 1)[0]
+            bh = _refined_bounds(big, depth - 1)[1]
+            if sl != -_INF:
+                lo = max(lo, -(-sl // k))
+            if bh != _INF:
+                hi = min(hi, bh // k)
+    return lo, hi
+
+
+def _bounds(e: Expr) -> _Bounds:
+    b = e._bounds
+    if b is None:
+        b = _refined_bounds(e, _REFINE_DEPTH)
+        _set(e, "_bounds", b)
+    return b
+
+
+def _dim_bounds(d: Dim) -> _Bounds:
+    if type(d) is int:
+        return (d, d)
+    assert isinstance(d, Expr)
+    return _bounds(d)
+
+
+# ---------------------------------------------------------------------------------
+# Floor division and modulo
+# ---------------------------------------------------------------------------------
+def _floordiv(a: Dim, b: Dim) -> Dim:
+    if type(b) is int:
+        if type(a) is int:
+            return a // b
+        if b == 0:
+            raise ZeroDivisionError("integer division or modulo by zero")
+        if b < 0:  # p // -c == (-p) // c
+            return _floordiv_const(_neg(a), -b)
+        return _floordiv_const(a, b)
+    assert isinstance(b, Expr)
+    if _bounds(b)[1] < 0:
+        return _floordiv(_neg(a), _neg(b))
+    k = _sym_quotient(a, b)
+    if k is not None:
+        return k
+    return _atom_expr(_Atom(_FLOORDIV, "", a, b))
+
+
+def _mod(a: Dim, b: Dim) -> Dim:
+    if type(b) is int:
+        if type(a) is int:
+            return a % b
+        if b == 0:
+            raise ZeroDivisionError("integer division or modulo by zero")
+        if b < 0:  # p % -c == -((-p) % c)
+            return _neg(_mod_const(_neg(a), -b))
+        return _mod_const(a, b)
+    assert isinstance(b, Expr)
+    if _bounds(b)[1] < 0:
+        return _neg(_mod(_neg(a), _neg(b)))
+    k = _sym_quotient(a, b)
+    if k is not None:
+        return _sub(a, _mul(b, k))
+    return _atom_expr(_Atom(_MOD, "", a, b))
+
+
+def _sym_quotient(a: Dim, b: Expr) -> int | None:
+    """An int ``k`` with ``a == k*b + r``, ``r == 0`` or provably ``0 <= r < b``; else None."""
+    cands = [0]
+    if type(a) is not int:
+        assert isinstance(a, Expr)
+        ta = a._terms
+        for m, cb in b._terms.items():
+            ca = ta.get(m)
+            if m and ca is not None:
+                k = ca // cb
+                cands += [k, k - 1]
+                break
+    b_pos = _bounds(b)[0] >= 1
+    for k in cands:
+        r = _sub(a, _mul(b, k))
+        if r == 0:
+            return k
+        if b_pos and _dim_bounds(r)[0] >= 0 and _dim_bounds(_sub(b, r))[0] >= 1:
+            return k
+    return None
+
+
+def _trunc_split(a: Expr, c: int) -> tuple[_Terms, _Terms, int]:
+    """Split ``a`` as ``c*q + r + k``: ``q`` the terms divisible by ``c`` (divided),
+    ``r`` the other non-constant terms, ``k`` a constant with ``|k| < c`` (the
+    constant's multiple of ``c`` truncated towards zero goes into ``q``)."""
+    q: _Terms = {}
+    r: _Terms = {}
+    k = 0
+    for m, v in a._terms.items():
+        if not m:
+            k = v
+        elif v % c == 0:
+            q[m] = v // c
+        else:
+            r[m] = v
+    t = k // c if k >= 0 else -(-k // c)
+    if t:
+        q[()] = t
+    return q, r, k - t * c
+
+
+def _floordiv_const(a: Dim, c: int) -> Dim:
+    """``p // c`` for an int ``c > 0``, with ``p = c*q + r``: ``q + r // c``.
+
+    ``r // c`` is further normalised: with ``g = gcd(c, coefficients of r)``,
+    ``(g*s + k) // c == (s + k // g) // (c // g)``; it is a constant when the
+    bounds of ``r`` fall within one multiple of ``c``; and
+    ``(x // d + k) // c == (x + k*d) // (d*c)``.
+    """
+    if type(a) is int:
+        return a // c
+    assert isinstance(a, Expr)
+    if c == 1:
+        return a
+    q, r, k = _trunc_split(a, c)
+    qd = _wrap(q)
+    if not r:
+        return _add(qd, k // c)
+    g = c
+    for v in r.values():
+        g = math.gcd(g, v)
+    if g > 1:
+        s = {m: v // g for m, v in r.items()}
+        if k // g:
+            s[()] = k // g
+        return _add(qd, _floordiv_const(_wrap(s), c // g))
+    if k:
+        r[()] = k
+    rd = _wrap(r)
+    lo, hi = _refined_bounds(rd, 0)  # plain intervals: this runs on every division
+    if lo != -_INF and hi != _INF and lo // c == hi // c:
+        return _add(qd, int(lo // c))
+    inner, k = _atom_plus_const(rd)
+    if inner is not None and inner.op == _FLOORDIV and type(inner.rhs) is int:
+        d = inner.rhs
+        return _add(qd, _floordiv_const(_add(inner.lhs, k * d), d * c))
+    return _add(qd, _atom_expr(_Atom(_FLOORDIV, "", rd, c)))
+
+
+def _mod_const(a: Dim, c: int) -> Dim:
+    """``p % c`` for an int ``c > 0``, with ``p = c*q + r``: ``r % c``.
+
+    Normalised like ``_floordiv_const``: ``(g*s + k) % c == g*((s + k // g) % (c // g)) + k % g``
+    with ``g = gcd(c, coefficients of r)``; ``r - c*m`` when the bounds of ``r`` lie in
+    ``[c*m, c*m + c)``; and ``(x % d + k) % c == (x + k) % c`` when ``c`` divides ``d``.
+    """
+    if type(a) is int:
+        return a % c
+    assert isinstance(a, Expr)
+    if c == 1:
+        return 0
+    _, r, k = _trunc_split(a, c)
+    if not r:
+        return k % c
+    g = c
+    for v in r.values():
+        g = math.gcd(g, v)
+    if g > 1:
+        s = {m: v // g for m, v in r.items()}
+        if k // g:
+            s[()] = k // g
+        return _add(_mul(_mod_const(_wrap(s), c // g), g), k % g)
+    if k:
+        r[()] = k
+    rd = _wrap(r)
+    lo, hi = _refined_bounds(rd, 0)  # plain intervals: this runs on every division
+    if lo != -_INF and hi != _INF and lo // c == hi // c:
+        return _sub(rd, int(lo // c) * c)
+    inner, k = _atom_plus_const(rd)
+    if inner is not None and inner.op == _MOD and type(inner.rhs) is int and inner.rhs % c == 0:
+        return _mod_const(_add(inner.lhs, k), c)
+    return _atom_expr(_Atom(_MOD, "", rd, c))
+
+
+def _atom_plus_const(d: Dim) -> tuple[_Atom | None, int]:
+    """``(a, k)`` if ``d == a + k`` for an atom ``a`` (coefficient 1), else ``(None, 0)``."""
+    if type(d) is int:
+        return None, 0
+    assert isinstance(d, Expr)
+    t = d._terms
+    k = t.get((), 0)
+    if len(t) != (2 if k else 1):
+        return None, 0
+    for m, c in t.items():
+        if m and c == 1 and len(m) == 1 and m[0][1] == 1:
+            return m[0][0], k
+    return None, 0
+
+
+# ---------------------------------------------------------------------------------
+# max / min
+# ---------------------------------------------------------------------------------
+def _order_key(d: Dim) -> tuple[int, str]:
+    if type(d) is int:
+        return (0, str(d))
+    assert isinstance(d, Expr)
+    return (1, d._sort_key())
+
+
+def _max_min(op: str, a: Dim, b: Dim) -> Dim:
+    d = _sub(a, b)
+    lo, hi = _dim_bounds(d)
+    if lo >= 0:
+        return a if op == _MAX else b
+    if hi <= 0:
+        return b if op == _MAX else a
+    x, y = sorted((a, b), key=_order_key)
+    return _atom_expr(_Atom(op, "", x, y))
+
+
+def dim_max(a: Dim, b: Dim) -> Dim:
+    """``max(a, b)``; symbolic when the sign of ``a - b`` is not decided by the bounds."""
+    if type(a) is int and type(b) is int:
+        return a if a >= b else b
+    return _max_min(_MAX, _arg(a), _arg(b))
+
+
+def dim_min(a: Dim, b: Dim) -> Dim:
+    """``min(a, b)``; symbolic when the sign of ``a - b`` is not decided by the bounds."""
+    if type(a) is int and type(b) is int:
+        return a if a <= b else b
+    return _max_min(_MIN, _arg(a), _arg(b))
+
+
+# ---------------------------------------------------------------------------------
+# Three-valued comparisons
+# ---------------------------------------------------------------------------------
+def _diff_bounds(a: Dim, b: Dim) -> _Bounds:
+    return _dim_bounds(_sub(_arg(a), _arg(b)))
+
+
+def eq(a: Dim, b: Dim) -> bool | None:
+    """``a == b``: True, False, or None when it cannot be decided."""
+    if type(a) is int and type(b) is int:
+        return a == b
+    d = _sub(_arg(a), _arg(b))
+    if type(d) is int:
+        return d == 0
+    assert isinstance(d, Expr)
+    lo, hi = _bounds(d)
+    if lo > 0 or hi < 0:
+        return False
+    return None
+
+
+def ne(a: Dim, b: Dim) -> bool | None:
+    """``a != b``: True, False, or None when it cannot be decided."""
+    r = eq(a, b)
+    return None if r is None else not r
+
+
+def lt(a: Dim, b: Dim) -> bool | None:
+    """``a < b``: True, False, or None when it cannot be decided."""
+    if type(a) is int and type(b) is int:
+        return a < b
+    lo, hi = _diff_bounds(a, b)
+    if hi < 0:
+        return True
+    if lo >= 0:
+        return False
+    return None
+
+
+def le(a: Dim, b: Dim) -> bool | None:
+    """``a <= b``: True, False, or None when it cannot be decided."""
+    if type(a) is int and type(b) is int:
+        return a <= b
+    lo, hi = _diff_bounds(a, b)
+    if hi <= 0:
+        return True
+    if lo > 0:
+        return False
+    return None
+
+
+def gt(a: Dim, b: Dim) -> bool | None:
+    """``a > b``: True, False, or None when it cannot be decided."""
+    return lt(b, a)
+
+
+def ge(a: Dim, b: Dim) -> bool | None:
+    """``a >= b``: True, False, or None when it cannot be decided."""
+    return le(b, a)
+
+
+def definitely_equal(a: Dim, b: Dim) -> bool:
+    """True only if ``a == b`` for every value of the symbols."""
+    return eq(a, b) is True
+
+
+def definitely_not_equal(a: Dim, b: Dim) -> bool:
+    """True only if ``a != b`` for every value of the symbols."""
+    return eq(a, b) is False
+
+
+def resolve(pred: bool | None, default: bool) -> bool:
+    """The decided value of a three-valued predicate, or ``default`` when undecidable."""
+    return default if pred is None else pred
+
+
+def _decided(r: bool | None, a: Dim, op: str, b: Dim) -> bool:
+    if r is None:
+        raise SymbolicComparisonError(
+            f"cannot decide {format_dim(a)} {op} {format_dim(b)} symbolically; use the "
+            "three-valued helpers with lazyshape.dims.resolve(pred, default=...) or "
+            "lazyshape.dims.definitely_* instead"
+        )
+    return r
+
+
+# ---------------------------------------------------------------------------------
+# Inspection and substitution
+# ---------------------------------------------------------------------------------
+def is_symbolic(d: Dim) -> bool:
+    """Whether ``d`` is a symbolic ``Expr`` (not a plain int)."""
+    return isinstance(d, Expr)
+
+
+def free_symbols(d: Dim) -> frozenset[str]:
+    """Names of the symbols in ``d`` (anonymous dims by their internal ``?<n>`` name)."""
+    if type(d) is int:
+        return frozenset()
+    out: set[str] = set()
+    _collect_symbols(_arg(d), out)
+    return frozenset(out)
+
+
+def _collect_symbols(d: Dim, out: set[str]) -> None:
+    if type(d) is int:
+        return
+    assert isinstance(d, Expr)
+    for mono in d._terms:
+        for atom, _ in mono:
+            if atom.op == _SYM:
+                out.add(atom.name)
+            else:
+                _collect_symbols(atom.lhs, out)
+                _collect_symbols(atom.rhs, out)
+
+
+def bind(d: Dim, values: Mapping[str, Dim]) -> Dim:
+    """Substitute ``values`` (symbol name -> dim) into ``d``.
+
+    Binding every symbol gives an ``int``, computed with Python's floor ``//``
+    and ``%`` (``ZeroDivisionError`` propagates); unbound symbols stay symbolic.
+    """
+    if type(d) is int:
+        return d
+    return _subst(_arg(d), values)
+
+
+def bind_shape(shape: tuple[Dim, ...], values: Mapping[str, Dim]) -> tuple[Dim, ...]:
+    """``bind`` applied to every dim of ``shape``."""
+    return tuple(d if type(d) is int else bind(d, values) for d in shape)
+
+
+def _subst(d: Dim, env: Mapping[str, Dim]) -> Dim:
+    if type(d) is int:
+        return d
+    assert isinstance(d, Expr)
+    total: Dim = 0
+    for mono, c in d._terms.items():
+        v: Dim = c
+        for atom, k in mono:
+            x = _subst_atom(atom, env)
+            for _ in range(k):
+                v = _mul(v, x)
+        total = _add(total, v)
+    return total
+
+
+def _subst_atom(atom: _Atom, env: Mapping[str, Dim]) -> Dim:
+    op = atom.op
+    if op == _SYM:
+        if atom.name in env:
+            return _arg(env[atom.name])
+        return _atom_expr(atom)
+    lhs, rhs = _subst(atom.lhs, env), _subst(atom.rhs, env)
+    if op == _FLOORDIV:
+        return _floordiv(lhs, rhs)
+    if op == _MOD:
+        return _mod(lhs, rhs)
+    return dim_max(lhs, rhs) if op == _MAX else dim_min(lhs, rhs)
+
+
+def prod(dims: Iterable[Dim]) -> Dim:
+    """The product of ``dims`` (1 for none)."""
+    out: Dim = 1
+    for d in dims:
+        if type(out) is int and type(d) is int:
+            out *= d
+        else:
+            out = _mul(out, _arg(d))
+    return out
+
+
+def unknown() -> Sym:
+    """A fresh anonymous dim, distinct from every other; prints as ``?``."""
+    return Sym(None)
+
+
+def as_dim(x: object) -> Dim:
+    """Interpret ``x`` as a dim.
+
+    A non-negative int (NumPy integers included, bools rejected) stays an
+    int; a name such as ``"B"`` becomes ``Sym("B")``; an expression string such
+    as ``"H//2"`` is parsed; ``None`` is a fresh ``unknown()``; an ``Expr`` is
+    returned as is.
+    """
+    if type(x) is int:
+        if x < 0:
+            raise ValueError(f"dims must be non-negative, got {x}")
+        return x
+    if isinstance(x, Expr):
+        return x
+    if x is None:
+        return unknown()
+    if isinstance(x, str):
+        if x.isidentifier():
+            return Sym(x)
+        d = parse(x)
+        if type(d) is int and d < 0:
+            raise ValueError(f"dims must be non-negative, got {x!r}")
+        return d
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):
+        return as_dim(int(x))
+    raise TypeError(
+        f"cannot interpret {x!r} (type {type(x).__name__}) as a dim; expected a "
+        "non-negative int, a symbol name or expression string, an Expr, or None"
+    )
+
+
+# ---------------------------------------------------------------------------------
+# Printing
+# ---------------------------------------------------------------------------------
+def _text(d: Dim, internal: bool) -> str:
+    if type(d) is int:
+        return str(d)
+    assert isinstance(d, Expr)
+    return d._sort_key() if internal else str(d)
+
+
+def _operand_text(d: Dim, internal: bool) -> str:
+    # Operands of // and % are bare only when that cannot change how they parse.
+    if type(d) is int:
+        return str(d) if d >= 0 else f"({d})"
+    atom = _single_atom(d)
+    s = _text(d, internal)
+    if atom is not None and atom.op in (_SYM, _MAX, _MIN):
+        return s
+    return f"({s})"
+
+
+def _atom_text(atom: _Atom, internal: bool) -> str:
+    op = atom.op
+    if op == _SYM:
+        return "?" if not internal and atom.name.startswith("?") else atom.name
+    if op in (_MAX, _MIN):
+        return f"{op}({_text(atom.lhs, internal)}, {_text(atom.rhs, internal)})"
+    sep = "//" if op == _FLOORDIV else " % "
+    return f"{_operand_text(atom.lhs, internal)}{sep}{_operand_text(atom.rhs, internal)}"
+
+
+def _term_order(term: tuple[_Mono, int]) -> tuple[int, tuple[tuple[str, int], ...]]:
+    mono = term[0]
+    return (-sum(k for _, k in mono), tuple((a.key, -k) for a, k in mono))
+
+
+def _render(e: Expr, internal: bool) -> str:
+    """Terms by decreasing degree then name, constant last: ``16*H*W - H + 3``."""
+    parts: list[str] = []
+    for i, (mono, c) in enumerate(sorted(e._terms.items(), key=_term_order)):
+        absc = -c if c < 0 else c
+        if not mono:
+            body = str(absc)
+        else:
+            factors: list[tuple[str, bool]] = [] if absc == 1 else [(str(absc), False)]
+            for atom, k in mono:
+                s = atom.key if internal else _atom_text(atom, internal)
+                factors.extend([(s, atom.op in (_FLOORDIV, _MOD))] * k)
+            # `-H//2` or `2*H//2` would parse differently: parenthesise // and %
+            # unless the atom stands alone.
+            alone = len(factors) == 1 and not (i == 0 and c < 0)
+            body = "*".join(f"({s})" if wrap and not alone else s for s, wrap in factors)
+        if i == 0:
+            parts.append(f"-{body}" if c < 0 else body)
+        else:
+            parts.append(f" - {body}" if c < 0 else f" + {body}")
+    return "".join(parts)
+
+
+def format_dim(d: Dim) -> str:
+    """Text of one dim: ``16``, ``B``, ``(H - 1)//4 + 1``."""
+    return str(d)
+
+
+def format_shape(shape: tuple[Dim, ...]) -> str:
+    """Text of a shape: ``(B, 16)``, ``(4,)``, ``()``."""
+    if len(shape) == 1:
+        return f"({shape[0]},)"
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+# ---------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------
+_BINOPS: Final = {
+    ast.Add: _add,
+    ast.Sub: _sub,
+    ast.Mult: _mul,
+    ast.FloorDiv: _floordiv,
+    ast.Mod: _mod,
+}
+_OP_NAMES: Final = {
+    ast.Pow: "**",
+    ast.Div: "/ (use // for integer division)",
+    ast.MatMult: "@",
+    ast.LShift: "<<",
+    ast.RShift: ">>",
+    ast.BitAnd: "&",
+    ast.BitOr: "|",
+    ast.BitXor: "^",
+}
+_ALLOWED: Final = "ints, names, + - * // %, unary -, parentheses, max(a, b), min(a, b)"
+
+
+def parse(text: str) -> Dim:
+    """Parse a dim expression such as ``"(H - 1)//4 + 1"`` or ``"max(A, B)"``.
+
+    Accepts ints, names (symbols), ``+ - * // %``, unary ``-``/``+``,
+    parentheses, ``max(a, b)`` and ``min(a, b)``; anything else raises
+    ``ValueError``. ``parse(str(e)) == e`` for expressions over named symbols.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"parse expects a str, got {type(text).__name__}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise ValueError(f"cannot parse dim expression {text!r}: {e.msg}") from None
+    try:
+        return _from_ast(tree.body, text)
+    except ZeroDivisionError:
+        raise ValueError(f"division by zero in dim expression {text!r}") from None
+
+
+def _from_ast(node: ast.expr, text: str) -> Dim:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, ast.Name):
+        return Sym(node.id)
+    if isinstance(node, ast.BinOp):
+        fn = _BINOPS.get(type(node.op))
+        if fn is None:
+            name = _OP_NAMES.get(type(node.op), type(node.op).__name__)
+            raise ValueError(
+                f"unsupported operator {name} in dim expression {text!r}; allowed: {_ALLOWED}"
+            )
+        return fn(_from_ast(node.left, text), _from_ast(node.right, text))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        v = _from_ast(node.operand, text)
+        return _neg(v) if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.Call):
+        fname = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+        if fname not in (_MAX, _MIN):
+            raise ValueError(
+                f"unsupported function {fname!r} in dim expression {text!r}; "
+                "only max(a, b) and min(a, b) are allowed"
+            )
+        if node.keywords or len(node.args) != 2:
+            raise ValueError(f"{fname} takes exactly two positional arguments in {text!r}")
+        a, b = (_from_ast(x, text) for x in node.args)
+        return dim_max(a, b) if fname == _MAX else dim_min(a, b)
+    raise ValueError(
+        f"unsupported syntax {ast.unparse(node)!r} in dim expression {text!r}; allowed: {_ALLOWED}"
+    )
