@@ -21,7 +21,7 @@ __all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "progra
 class PNode:
     """One call of a primitive layer in a program."""
 
-    __slots__ = ("layer", "path", "param_path", "ins", "outs", "shared")
+    __slots__ = ("layer", "path", "param_path", "prefix", "ins", "outs", "shared", "in0", "out0")
 
     def __init__(
         self,
@@ -41,10 +41,15 @@ class PNode:
         self.outs = outs
         #: True for the second and later calls of a layer (parameters shared)
         self.shared = shared
+        #: ``param_path + "."`` (or ``""``): canonical name = prefix + local name
+        self.prefix = f"{param_path}." if param_path else ""
+        # single-input / single-output slots (-1 otherwise): the pass's fast path
+        self.in0 = ins[0] if len(ins) == 1 else -1
+        self.out0 = outs[0] if len(outs) == 1 else -1
 
     def param_name(self, local: str) -> str:
         """The canonical name of one of this node's parameters."""
-        return f"{self.param_path}.{local}" if self.param_path else local
+        return self.prefix + local
 
 
 class Program:
@@ -88,14 +93,22 @@ class _Builder:
     def add(self, layer: Layer, ins: tuple[int, ...], path: str) -> tuple[int, ...]:
         if isinstance(layer, Module):
             return layer._trace(self, ins, self.unique_path(path) + ".")
+        paths = self.paths
+        if path in paths:
+            node_path = self.unique_path(path)
+        else:
+            paths[path] = 1
+            node_path = path
         owner = self.owners.get(id(layer))
-        node_path = self.unique_path(path)
         if owner is None:
             self.owners[id(layer)] = (layer, node_path)
             param_path, shared = node_path, False
         else:
             param_path, shared = owner[1], True
-        outs = self.slots(layer.num_outputs)
+        n = layer.num_outputs
+        start = self.n_slots
+        self.n_slots = start + n
+        outs = (start,) if n == 1 else tuple(range(start, start + n))
         self.nodes.append(PNode(layer, node_path, param_path, ins, outs, shared))
         return outs
 

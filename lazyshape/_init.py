@@ -14,6 +14,7 @@ JAX backends get bit-identical initial weights for the same seed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -331,8 +332,11 @@ def orthogonal(gain: float = 1.0) -> Initializer:
     return Orthogonal(float(gain))
 
 
+@functools.lru_cache(maxsize=1024)
 def fan_in_uniform(fan_in: Dim) -> Initializer:
-    """``U(±1/sqrt(fan_in))``: PyTorch's bias default, fan_in taken from the weight."""
+    """``U(±1/sqrt(fan_in))``: PyTorch's bias default, fan_in taken from the weight.
+
+    Cached: the propagation pass asks for the same few fans again and again."""
     return FanInUniform(fan_in)
 
 

@@ -144,25 +144,26 @@ class Layer:
         return tensors[0] if len(tensors) == 1 else tensors
 
 
-def resolve_node(
-    layer: Layer, specs: tuple[TensorSpec, ...], path: str
-) -> tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]:
-    """Run a layer's shape and parameter rules; every failure becomes a
-    `ShapeError` naming the layer's path and kind."""
-    try:
-        out = layer.output_spec(*specs)
-        params = layer.param_specs(*specs)
-    except ShapeError as e:
-        raise e.located(layer.kind, path) from e.__cause__
-    except (SymbolicComparisonError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, ArithmeticError) as e:
-        shapes = ", ".join(format_shape(s.shape) for s in specs)
-        raise ShapeError(
-            "the shape rule failed for these inputs",
-            f"{type(e).__name__}: {e} (input shapes {shapes})",
-            kind=layer.kind,
-            path=path,
-        ) from e
+def rule_error(layer: Layer, specs: tuple[TensorSpec, ...], path: str, e: Exception) -> Exception:
+    """The `ShapeError` for an exception raised by a layer's rules: a
+    `ShapeError` is placed at the layer; anything else is wrapped, naming it."""
+    if isinstance(e, ShapeError):
+        return e.located(layer.kind, path)
+    if not isinstance(e, (SymbolicComparisonError, ValueError, TypeError, IndexError,
+                          KeyError, AttributeError, ArithmeticError, NotImplementedError)):
+        return e
+    shapes = ", ".join(format_shape(s.shape) for s in specs)
+    return ShapeError(
+        "the shape rule failed for these inputs",
+        f"{type(e).__name__}: {e} (input shapes {shapes})",
+        kind=layer.kind,
+        path=path,
+    )
+
+
+def check_outputs(layer: Layer, out: Any, path: str) -> tuple[TensorSpec, ...]:
+    """Normalize what ``output_spec`` returned to a tuple of specs, checked
+    against ``layer.num_outputs``."""
     if type(out) is TensorSpec:
         outs: tuple[TensorSpec, ...] = (out,)
     elif isinstance(out, tuple) and all(type(o) is TensorSpec for o in out):
@@ -181,7 +182,20 @@ def resolve_node(
             kind=layer.kind,
             path=path,
         )
-    return outs, params
+    return outs
+
+
+def resolve_node(
+    layer: Layer, specs: tuple[TensorSpec, ...], path: str
+) -> tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]:
+    """Run a layer's shape and parameter rules; every failure becomes a
+    `ShapeError` naming the layer's path and kind."""
+    try:
+        out = layer.output_spec(*specs)
+        params = layer.param_specs(*specs)
+    except Exception as e:
+        raise rule_error(layer, specs, path, e) from e
+    return check_outputs(layer, out, path), params
 
 
 class _Call:

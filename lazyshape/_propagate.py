@@ -23,13 +23,16 @@ from ._dims import (
 )
 from ._errors import ShapeError
 from ._graph import Module, PNode, Program, program_of
-from ._layer import Layer, resolve_node
+from ._layer import Layer, check_outputs, rule_error
 from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
 from .rules._common import ASSUMPTIONS
 
 __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 
 _CACHE_SIZE = 64
+
+#: what the pass records per node: (node, input specs, output specs, local params)
+_Raw = tuple[PNode, tuple[TensorSpec, ...], tuple[TensorSpec, ...], dict[str, ParamSpec]]
 
 
 class LayerRecord:
@@ -44,7 +47,7 @@ class LayerRecord:
         inputs: tuple[TensorSpec, ...],
         outputs: tuple[TensorSpec, ...],
         params: dict[str, ParamSpec],
-    ) -> None:
+    ) -> None:  # built lazily from the pass's raw tuples (see Inference.layers)
         self.path = node.path
         self.kind = node.layer.kind
         self.layer = node.layer
@@ -85,7 +88,7 @@ class Inference:
         model: Layer,
         inputs: tuple[TensorSpec, ...],
         outputs: tuple[TensorSpec, ...],
-        layers: tuple[LayerRecord, ...],
+        raw: list[_Raw],
         params: dict[str, ParamSpec],
         assumptions: tuple[tuple[str, Dim, Dim], ...],
         dtype: str,
@@ -93,10 +96,37 @@ class Inference:
         self.model = model
         self.inputs = inputs
         self.outputs = outputs
-        self.layers = layers
-        self.params = params
+        self._raw = raw
+        self._layers: tuple[LayerRecord, ...] | None = None
+        self._params = params
+        self._filled = False
         self.assumptions = assumptions
         self.dtype = dtype
+
+    @property
+    def layers(self) -> tuple[LayerRecord, ...]:
+        """One `LayerRecord` per node, in execution order."""
+        if self._layers is None:
+            fill = self._with_dtype
+            self._layers = tuple(
+                LayerRecord(node, ins, outs, {k: fill(p) for k, p in local.items()})
+                for node, ins, outs, local in self._raw
+            )
+        return self._layers
+
+    @property
+    def params(self) -> dict[str, ParamSpec]:
+        """``{canonical name: ParamSpec}``, every dtype filled in."""
+        if not self._filled:
+            fill = self._with_dtype
+            self._params = {k: fill(p) for k, p in self._params.items()}
+            self._filled = True
+        return self._params
+
+    def _with_dtype(self, p: ParamSpec) -> ParamSpec:
+        if p.dtype is not None:
+            return p
+        return ParamSpec._make(p.shape, self.dtype, p.init, p.trainable)
 
     @property
     def output(self) -> TensorSpec:
@@ -240,7 +270,7 @@ def _inputs(program: Program, inputs: tuple[Any, ...], model: Layer) -> tuple[Te
 
 
 def _check_batch_independence(
-    inputs: tuple[TensorSpec, ...], records: list[LayerRecord], batch_dim: int
+    inputs: tuple[TensorSpec, ...], raw: list[_Raw], batch_dim: int
 ) -> None:
     batch: set[str] = set()
     for s in inputs:
@@ -248,51 +278,60 @@ def _check_batch_independence(
             batch |= free_symbols(s.shape[batch_dim])
     if not batch:
         return
-    for rec in records:
-        for name, p in rec.params.items():
+    for node, in_specs, _, local in raw:
+        for name, p in local.items():
             if p.is_symbolic and p.symbols & batch:
                 raise ShapeError(
                     "parameter shapes that do not depend on the batch dim",
                     f"`{name}` of shape {format_shape(p.shape)} from input shapes "
-                    + ", ".join(format_shape(s.shape) for s in rec.inputs),
-                    kind=rec.kind,
-                    path=rec.path,
+                    + ", ".join(format_shape(s.shape) for s in in_specs),
+                    kind=node.layer.kind,
+                    path=node.path,
                 )
 
 
 def _propagate(
     program: Program, specs: tuple[TensorSpec, ...], dtype: str
-) -> tuple[tuple[TensorSpec, ...], list[LayerRecord], dict[str, ParamSpec], list[Any]]:
+) -> tuple[tuple[TensorSpec, ...], list[_Raw], dict[str, ParamSpec], list[Any]]:
+    # The hot loop: plain tuples, no per-node objects beyond what rules return.
     vals: list[Any] = [None] * program.n_slots
     vals[: len(specs)] = specs
-    records: list[LayerRecord] = []
+    raw: list[_Raw] = []
+    append = raw.append
     params: dict[str, ParamSpec] = {}
     assumptions: list[Any] = []
     log = ASSUMPTIONS
     log.clear()
+    spec_type = TensorSpec
     for node in program.nodes:
+        layer = node.layer
         ins = node.ins
-        in_specs = (vals[ins[0]],) if len(ins) == 1 else tuple(vals[i] for i in ins)
-        outs, local = resolve_node(node.layer, in_specs, node.path)
+        in_specs = (vals[ins[0]],) if node.in0 >= 0 else tuple(vals[i] for i in ins)
+        try:
+            out = layer.output_spec(*in_specs)
+            local = layer.param_specs(*in_specs)
+        except Exception as e:  # every failure of a rule names the layer
+            raise rule_error(layer, in_specs, node.path, e) from e
+        if type(out) is spec_type and node.out0 >= 0:
+            outs: tuple[TensorSpec, ...] = (out,)
+            vals[node.out0] = out
+        else:
+            outs = check_outputs(layer, out, node.path)
+            for slot, o in zip(node.outs, outs, strict=True):
+                vals[slot] = o
         if log:
             assumptions.extend((node.path, a, b) for a, b in log)
             log.clear()
-        if len(outs) == 1:
-            vals[node.outs[0]] = outs[0]
-        else:
-            for slot, o in zip(node.outs, outs, strict=True):
-                vals[slot] = o
         if local:
+            # dtype=None (the model's dtype) is filled in lazily by Inference
+            prefix = node.prefix
             for k, spec in local.items():
-                if spec.dtype is None:
-                    local[k] = spec = spec.with_dtype(dtype)
-                name = node.param_name(k)
                 if node.shared:
-                    _check_shared(node, name, params.get(name), spec)
+                    _check_shared(node, prefix + k, params.get(prefix + k), spec)
                 else:
-                    params[name] = spec
-        records.append(LayerRecord(node, in_specs, outs, local))
-    return tuple(vals[i] for i in program.outputs), records, params, assumptions
+                    params[prefix + k] = spec
+        append((node, in_specs, outs, local))
+    return tuple(vals[i] for i in program.outputs), raw, params, assumptions
 
 
 def _check_shared(node: PNode, name: str, first: ParamSpec | None, spec: ParamSpec) -> None:
@@ -333,10 +372,10 @@ def infer(
         hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    outputs, records, params, assumptions = _propagate(program, specs, dtype)
+    outputs, raw, params, assumptions = _propagate(program, specs, dtype)
     if batch_dim is not None:
-        _check_batch_independence(specs, records, batch_dim)
-    result = Inference(model, specs, outputs, tuple(records), params, tuple(assumptions), dtype)
+        _check_batch_independence(specs, raw, batch_dim)
+    result = Inference(model, specs, outputs, raw, params, tuple(assumptions), dtype)
     if cache is not None:
         if len(cache) >= _CACHE_SIZE:
             cache.pop(next(iter(cache)))

@@ -86,6 +86,14 @@ class Runtime:
         self._checked: dict[Any, Inference] = {}
         self._partial: Inference | None | bool = False
 
+    def kind_at(self, param: str) -> str:
+        """The kind of the layer owning parameter ``param`` (``"Linear"``)."""
+        prefix = param.rpartition(".")[0]
+        for node in self.program.nodes:
+            if node.param_path == prefix:
+                return node.layer.kind
+        return self.model.kind
+
     # -- resolution -------------------------------------------------------
 
     @property
@@ -137,7 +145,7 @@ class Runtime:
                 f"`{n}` materialized as {was}, these inputs need "
                 f"{format_shape(inf.params[n].shape)} (input shapes "
                 + ", ".join(format_shape(s.shape) for s in inf.inputs) + ")",
-                kind=_kind_at(inf, n),
+                kind=self.kind_at(n),
                 path=n.rpartition(".")[0],
             )
         return changed
@@ -208,8 +216,8 @@ class Runtime:
                 raise ShapeError(
                     f"`{name}` of shape {format_shape(spec.shape)}",
                     f"shape {format_shape(got)}",
-                    kind=self.model.kind,
-                    path=name.rsplit(".", 1)[0] if "." in name else "",
+                    kind=self.kind_at(name),
+                    path=name.rpartition(".")[0],
                 )
             out[name] = ParamSpec._make(
                 got, spec.dtype or self.config.dtype, spec.init, spec.trainable
@@ -250,14 +258,6 @@ class Runtime:
             prefix, _, local = name.rpartition(".")
             groups.setdefault(prefix, {})[local] = value
         return [groups.get(node.param_path, {}) for node in self.program.nodes]
-
-
-def _kind_at(inf: Inference, param: str) -> str:
-    prefix = param.rpartition(".")[0]
-    for rec in inf.layers:
-        if rec.param_path == prefix:
-            return rec.kind
-    return inf.model.kind
 
 
 def _signature(xs: Sequence[Any]) -> Any:

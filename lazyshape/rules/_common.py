@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._dims import Dim, eq, format_dim, format_shape
-from .._errors import ShapeError, check
+from .._errors import ShapeError
 from .._specs import TensorSpec
 
 __all__ = [
@@ -38,10 +38,8 @@ def check_rank(x: TensorSpec, min_ndim: int, layout: str, exact: bool = False) -
 
 def check_floating(x: TensorSpec) -> None:
     """Require a floating-point input."""
-    check(
-        x.dtype in FLOATING,
-        lambda: ("expected a floating-point input", f"dtype {x.dtype}"),
-    )
+    if x.dtype not in FLOATING:
+        raise ShapeError("expected a floating-point input", f"dtype {x.dtype}")
 
 
 def normalize_axis(axis: int, ndim: int, what: str = "dim") -> int:

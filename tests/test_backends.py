@@ -1,0 +1,209 @@
+"""One conformance suite, run against every backend: output shapes equal the
+inferred ones; portable init gives bit-identical weights; outputs agree; the
+build contract (placeholders, materialize, state dicts, shape changes) holds.
+
+CI installs torch and JAX, so every backend runs there."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+
+import numpy as np
+import pytest
+
+import lazyshape as ls
+from lazyshape._demo import CustomLinear
+
+BACKENDS = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec(name) is None, reason=f"{name} not installed"
+        ),
+    )
+    for name in ("numpy", "torch", "jax")
+]
+
+
+def _two_inputs(merge):
+    def make():
+        a = ls.Input(("B", 6))
+        b = ls.Input(("B", 6))
+        return ls.Model([a, b], merge()(ls.Linear(6, name="fa")(a), b))
+
+    return make
+
+
+def _seq(*layers_fn):
+    return lambda: ls.Sequential(*(f() for f in layers_fn))
+
+
+LAYER_CASES = {
+    "linear": (_seq(lambda: ls.Linear(7)), [(3, 5)]),
+    "linear_3d_no_bias": (_seq(lambda: ls.Linear(4, bias=False)), [(2, 3, 5)]),
+    "identity": (_seq(ls.Identity), [(3, 5)]),
+    "dropout_eval": (_seq(lambda: ls.Dropout(0.3)), [(3, 5)]),
+    "flatten": (_seq(ls.Flatten, lambda: ls.Linear(3)), [(2, 3, 4, 5)]),
+    "flatten_mid": (_seq(lambda: ls.Flatten(1, 2)), [(2, 3, 4, 5)]),
+    "unflatten": (_seq(lambda: ls.Unflatten(1, (3, -1))), [(2, 12)]),
+    "reshape": (_seq(lambda: ls.Reshape(4, -1)), [(2, 8, 3)]),
+    "relu": (_seq(lambda: ls.Linear(6), ls.ReLU), [(3, 5)]),
+    "gelu": (_seq(lambda: ls.Linear(6), ls.GELU), [(3, 5)]),
+    "gelu_tanh": (_seq(lambda: ls.Linear(6), lambda: ls.GELU("tanh")), [(3, 5)]),
+    "tanh": (_seq(lambda: ls.Linear(6), ls.Tanh), [(3, 5)]),
+    "sigmoid": (_seq(lambda: ls.Linear(6), ls.Sigmoid), [(3, 5)]),
+    "silu": (_seq(lambda: ls.Linear(6), ls.SiLU), [(3, 5)]),
+    "leaky_relu": (_seq(lambda: ls.Linear(6), lambda: ls.LeakyReLU(0.2)), [(3, 5)]),
+    "softmax": (_seq(lambda: ls.Linear(6), lambda: ls.Softmax(1)), [(3, 5)]),
+    "add": (_two_inputs(ls.Add), [(3, 6), (3, 6)]),
+    "multiply": (_two_inputs(ls.Multiply), [(3, 6), (3, 6)]),
+    "concat": (_two_inputs(lambda: ls.Concat(dim=1)), [(3, 6), (3, 6)]),
+    "custom_linear": (_seq(lambda: CustomLinear(4), ls.ReLU), [(3, 5)]),
+    "nested": (_seq(lambda: ls.Sequential(ls.Linear(8), ls.Tanh()), lambda: ls.Linear(2)), [(3, 5)]),
+}
+
+
+def _inputs(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_layer_conformance(backend, case):
+    make, shapes = LAYER_CASES[case]
+    xs = _inputs(shapes)
+    inferred = ls.infer(make(), *shapes)
+    m = ls.build(make(), backend, rng="portable", seed=7)
+    out = m(*(ls.asarray(x, backend) for x in xs))
+    y = ls.to_numpy(out)
+    assert y.shape == tuple(inferred.output.shape)
+    assert str(y.dtype) == inferred.output.dtype
+    # the NumPy backend is the reference: same portable weights, same outputs
+    ref = ls.build(make(), "numpy", rng="portable", seed=7)
+    expected = ref(*xs)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    state = {k: ls.to_numpy(v) for k, v in m.state_dict().items()}
+    assert list(state) == list(inferred.params)
+    for name, value in ref.state_dict().items():
+        np.testing.assert_array_equal(state[name], value)
+        assert state[name].shape == tuple(inferred.params[name].shape)
+        assert str(state[name].dtype) == inferred.params[name].dtype
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_build_contract(backend, tmp_path):
+    net = ls.Sequential(ls.Linear(256), ls.ReLU(), ls.Linear(10, in_features=256))
+    m = ls.build(net, backend, seed=0)
+    assert not m.initialized
+    placeholders = m.state_dict()
+    assert list(placeholders) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    if backend != "torch":  # torch shows its own UninitializedParameter (see its tests)
+        assert repr(placeholders["0.weight"]) == "<Uninitialized (256, ?) float32>"
+    m.materialize(("B", 20))
+    assert m.initialized
+    weights = {k: ls.to_numpy(v).copy() for k, v in m.state_dict().items()}
+    assert weights["0.weight"].shape == (256, 20)
+    y = m(ls.asarray(_inputs([(4, 20)])[0], backend))
+    assert tuple(y.shape) == (4, 10)
+    with pytest.raises(ls.ShapeError, match=r"Linear at '0': inputs that keep the materialized parameter shapes \(on_shape_change='error'.*got `0.weight` materialized as \(256, 20\), these inputs need \(256, 30\)"):
+        m(ls.asarray(_inputs([(4, 30)])[0], backend))
+    for k, v in m.state_dict().items():  # unchanged
+        np.testing.assert_array_equal(ls.to_numpy(v), weights[k])
+    with pytest.raises(ls.ShapeError, match=r"Linear at '0': expected a floating-point input; got dtype int64"):
+        m(ls.asarray(np.zeros((4, 20), np.int64), backend))
+
+    # checkpoints: safetensors, canonical names, loadable into another backend
+    path = tmp_path / "mlp.safetensors"
+    ls.save(m, path)
+    state = ls.load(path)
+    assert set(state) == set(weights)
+    other = ls.build(net, "numpy")
+    other.load_state_dict(state)
+    assert other.initialized
+    np.testing.assert_allclose(other(_inputs([(4, 20)])[0]), ls.to_numpy(y), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_load_state_dict_checks_before_changing_anything(backend):
+    net = ls.Sequential(ls.Linear(8), ls.ReLU(), ls.Linear(3))
+    source = ls.build(net, "numpy", seed=1).materialize((2, 5))
+    state = source.state_dict()
+    fresh = ls.build(net, backend)
+    bad = dict(state)
+    bad["2.weight"] = np.zeros((3, 9), np.float32)
+    with pytest.raises(ls.ShapeError, match=r"Linear at '2': `2.weight` of shape \(3, 8\); got shape \(3, 9\)"):
+        fresh.load_state_dict(bad)
+    assert not fresh.initialized
+    with pytest.raises(ls.ShapeError, match=r"a state with exactly the model's parameter names; got missing \['2.bias'\], unexpected \[\]"):
+        fresh.load_state_dict({k: v for k, v in state.items() if k != "2.bias"})
+    assert not fresh.initialized
+    fresh.load_state_dict(state)  # materializes from the checkpoint's shapes
+    assert fresh.initialized
+    x = _inputs([(2, 5)])[0]
+    np.testing.assert_allclose(ls.to_numpy(fresh(ls.asarray(x, backend))), source(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reinit_on_shape_change_reinitializes_only_changed_parameters(backend):
+    net = ls.Sequential(ls.Linear(6), ls.ReLU(), ls.Linear(2, in_features=6))
+    m = ls.build(net, backend, seed=0, on_shape_change="reinit")
+    m.materialize((2, 4))
+    before = {k: ls.to_numpy(v).copy() for k, v in m.state_dict().items()}
+    y = m(ls.asarray(_inputs([(2, 9)])[0], backend))
+    assert tuple(y.shape) == (2, 2)
+    after = {k: ls.to_numpy(v) for k, v in m.state_dict().items()}
+    assert after["0.weight"].shape == (6, 9)
+    np.testing.assert_array_equal(after["2.weight"], before["2.weight"])
+    np.testing.assert_array_equal(after["2.bias"], before["2.bias"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_unresolved_parameters_cannot_materialize(backend):
+    m = ls.build(ls.Sequential(ls.Flatten(), ls.Linear(3)), backend)
+    with pytest.raises(ls.ShapeError, match=r"Sequential: concrete parameter shapes to materialize; got `1.weight` of shape \(3, 3\*H\) needs H"):
+        m.materialize(("B", 3, "H"))
+    assert not m.initialized
+
+
+def test_unknown_backend_lists_installed_ones():
+    with pytest.raises(ValueError, match=r"unknown backend 'tensorflow'; installed backends: \['numpy'"):
+        ls.build(ls.Linear(2), "tensorflow")
+
+
+def test_every_backend_implements_the_same_protocol():
+    """Keras' test_backend_consistency: same module names, same functions, same
+    signatures in every backend package."""
+    packages = {name: f"lazyshape_{name}" for name in ls.backends()}
+    assert set(packages) == {"numpy", "torch", "jax"} or importlib.util.find_spec("torch") is None
+    reference = {}
+    for module in ("ops", "init"):
+        ref = importlib.import_module(f"lazyshape_numpy.{module}")
+        reference[module] = {
+            n: inspect.signature(f)
+            for n, f in vars(ref).items()
+            if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == ref.__name__
+        }
+        assert reference[module], module
+    for name, package in packages.items():
+        for module, functions in reference.items():
+            mod = importlib.import_module(f"{package}.{module}")
+            for fname, sig in functions.items():
+                assert hasattr(mod, fname), f"{package}.{module} lacks {fname}"
+                got = inspect.signature(getattr(mod, fname))
+                assert list(got.parameters) == list(sig.parameters), f"{package}.{module}.{fname}"
+        backend = ls._backends.get_backend(name)
+        for attr in ("name", "array_modules", "available", "ops", "build", "asarray"):
+            assert hasattr(backend, attr), f"{name} backend lacks {attr}"
+
+
+def test_ops_dispatch_on_numpy_arrays():
+    x = np.array([[-1.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(ls.ops.relu(x), [[0.0, 2.0]])
+    np.testing.assert_allclose(ls.ops.softmax(x).sum(), 1.0, rtol=1e-6)
+    assert ls.ops.matmul(x, ls.ops.permute_dims(x, (1, 0))).shape == (1, 1)
+    assert ls.ops.tensordot(x, x.T, axes=1).shape == (1, 1)  # any array-API name
+    with pytest.raises(TypeError, match="no installed lazyshape backend handles arrays of type builtins.list"):
+        ls.ops.relu([1.0])
