@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,7 +36,10 @@ def _load_factory(spec: str) -> Layer:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise SystemExit(f"lazyshape summary: expected MODULE:FACTORY, got {spec!r}")
-    sys.path.insert(0, ".")
+    cwd = os.getcwd()  # like `python -m`: modules in the working directory import
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:

@@ -20,6 +20,7 @@ __all__ = ["TensorSpec", "ParamSpec", "Shape", "normalize_dtype", "as_shape", "i
 Shape = tuple[Dim, ...]
 
 _set = object.__setattr__
+_new = object.__new__
 
 _DTYPES = {
     "float16": 2,
@@ -85,12 +86,12 @@ class TensorSpec:
         _set(self, "shape", as_shape(shape))
         _set(self, "dtype", normalize_dtype(dtype))
 
-    @classmethod
-    def _make(cls, shape: Shape, dtype: str) -> TensorSpec:
+    @staticmethod
+    def _make(shape: Shape, dtype: str) -> TensorSpec:
         """Fast constructor for already-normalized shapes (the propagation path)."""
-        spec = cls.__new__(cls)
-        _set(spec, "shape", shape)
-        _set(spec, "dtype", dtype)
+        spec = _new(TensorSpec)
+        _ts_shape(spec, shape)
+        _ts_dtype(spec, dtype)
         return spec
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -161,15 +162,16 @@ class ParamSpec:
         _set(self, "init", zeros() if init is None else init)
         _set(self, "trainable", bool(trainable))
 
-    @classmethod
+    @staticmethod
     def _make(
-        cls, shape: Shape, dtype: str | None, init: Initializer, trainable: bool = True
+        shape: Shape, dtype: str | None, init: Initializer, trainable: bool = True
     ) -> ParamSpec:
-        spec = cls.__new__(cls)
-        _set(spec, "shape", shape)
-        _set(spec, "dtype", dtype)
-        _set(spec, "init", init)
-        _set(spec, "trainable", trainable)
+        """Fast constructor for already-normalized fields (the propagation path)."""
+        spec = _new(ParamSpec)
+        _ps_shape(spec, shape)
+        _ps_dtype(spec, dtype)
+        _ps_init(spec, init)
+        _ps_trainable(spec, trainable)
         return spec
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -214,3 +216,13 @@ class ParamSpec:
     def __repr__(self) -> str:
         extra = "" if self.trainable else ", trainable=False"
         return f"ParamSpec({format_shape(self.shape)}, {self.dtype}, {self.init!r}{extra})"
+
+
+# Frozen classes are filled through their slot descriptors, which skips the
+# `__setattr__` guard at the cost of one C call per field (the pass's hot path).
+_ts_shape = TensorSpec.__dict__["shape"].__set__
+_ts_dtype = TensorSpec.__dict__["dtype"].__set__
+_ps_shape = ParamSpec.__dict__["shape"].__set__
+_ps_dtype = ParamSpec.__dict__["dtype"].__set__
+_ps_init = ParamSpec.__dict__["init"].__set__
+_ps_trainable = ParamSpec.__dict__["trainable"].__set__

@@ -8,7 +8,7 @@ from .._dims import Dim, eq, format_shape
 from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
 from .._specs import ParamSpec, TensorSpec
-from ._common import assume_equal, check_floating, check_rank
+from ._common import FLOATING, assume_equal, check_floating, check_rank
 
 __all__ = ["check_linear", "linear_output", "linear_params", "LINEAR_WEIGHT_INIT"]
 
@@ -18,9 +18,12 @@ LINEAR_WEIGHT_INIT: Initializer = kaiming_uniform(a=math.sqrt(5))
 
 def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
     """Validate the input of shape ``(*, in_features)``; return its in_features."""
-    check_rank(x, 1, "(*, in_features)")
-    check_floating(x)
-    got = x.shape[-1]
+    shape = x.shape
+    if not shape:
+        check_rank(x, 1, "(*, in_features)")
+    if x.dtype not in FLOATING:
+        check_floating(x)
+    got = shape[-1]
     if in_features is None:
         return got
     if got is not in_features:
