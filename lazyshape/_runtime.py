@@ -77,6 +77,9 @@ class Runtime:
         self.model = model
         self.config = config
         declared = getattr(model, "_declared", lambda: None)()
+        #: a functional model has a fixed number of inputs; a layer or a
+        #: Sequential takes as many as its first layer does (known at first call)
+        self._fixed_arity = declared is not None
         self.program: Program = program_of(
             model, n_inputs or (len(declared) if declared else 1)
         )
@@ -111,13 +114,23 @@ class Runtime:
         hit = self._checked.get(key) if key is not None else None
         if hit is not None:
             return hit, []
-        inf = infer(self.model, *xs, dtype=self.config.dtype)
+        inf = self.resolve_pure(xs)
         todo = self._plan(inf)
         if not todo and key is not None:
             self._checked[key] = inf
         return inf, todo
 
-    def _plan(self, inf: Inference) -> list[str]:
+    def resolve_pure(self, xs: Sequence[Any]) -> Inference:
+        """Infer from ``xs`` and require concrete parameter shapes, without the
+        shape-change policy or any state (for pure ``init`` / ``apply``)."""
+        if len(xs) != self.program.n_inputs and not self._fixed_arity:
+            self.program = program_of(self.model, len(xs))
+            self._checked.clear()
+        inf = infer(self.model, *xs, dtype=self.config.dtype)
+        self._check_concrete(inf)
+        return inf
+
+    def _check_concrete(self, inf: Inference) -> None:
         unresolved = inf.unresolved
         if unresolved:
             name, syms = next(iter(unresolved.items()))
@@ -129,6 +142,8 @@ class Runtime:
                 kind=self.model.kind,
                 path="",
             )
+
+    def _plan(self, inf: Inference) -> list[str]:
         if self.specs is None:
             return list(inf.params)
         changed = [
@@ -298,6 +313,8 @@ def run_program(
     """Run every node's ``forward`` in order on backend arrays; return the outputs.
 
     Layers with ``needs_context`` get ``ctx=`` (training flag, rng, state)."""
+    if len(xs) != program.n_inputs:
+        raise ShapeError(f"{program.n_inputs} input(s)", f"{len(xs)}", kind="Model")
     vals: list[Any] = [None] * program.n_slots
     vals[: len(xs)] = xs
     context = ctx or Context()

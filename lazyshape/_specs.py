@@ -97,6 +97,9 @@ class TensorSpec:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("TensorSpec is frozen")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy, deepcopy and pickle by value
+        return (TensorSpec._make, (self.shape, self.dtype))
+
     @property
     def ndim(self) -> int:
         """Number of dims."""
@@ -176,6 +179,9 @@ class ParamSpec:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("ParamSpec is frozen")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy, deepcopy and pickle by value
+        return (ParamSpec._make, (self.shape, self.dtype, self.init, self.trainable))
 
     @property
     def is_symbolic(self) -> bool:

@@ -77,6 +77,8 @@ def test_layer_conformance(backend, case):
     xs = _inputs(shapes)
     inferred = ls.infer(make(), *shapes)
     m = ls.build(make(), backend, rng="portable", seed=7)
+    if hasattr(m, "eval"):  # a torch model starts in training mode, as nn.Module does
+        m.eval()
     out = m(*(ls.asarray(x, backend) for x in xs))
     y = ls.to_numpy(out)
     assert y.shape == tuple(inferred.output.shape)
@@ -112,8 +114,8 @@ def test_build_contract(backend, tmp_path):
         m(ls.asarray(_inputs([(4, 30)])[0], backend))
     for k, v in m.state_dict().items():  # unchanged
         np.testing.assert_array_equal(ls.to_numpy(v), weights[k])
-    with pytest.raises(ls.ShapeError, match=r"Linear at '0': expected a floating-point input; got dtype int64"):
-        m(ls.asarray(np.zeros((4, 20), np.int64), backend))
+    with pytest.raises(ls.ShapeError, match=r"Linear at '0': expected a floating-point input; got dtype int32"):
+        m(ls.asarray(np.zeros((4, 20), np.int32), backend))
 
     # checkpoints: safetensors, canonical names, loadable into another backend
     path = tmp_path / "mlp.safetensors"
@@ -207,3 +209,22 @@ def test_ops_dispatch_on_numpy_arrays():
     assert ls.ops.tensordot(x, x.T, axes=1).shape == (1, 1)  # any array-API name
     with pytest.raises(TypeError, match="no installed lazyshape backend handles arrays of type builtins.list"):
         ls.ops.relu([1.0])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_bare_multi_input_layer_builds(backend):
+    m = ls.build(ls.Add(), backend)
+    x, y = _inputs([(2, 3), (2, 3)])
+    np.testing.assert_allclose(ls.to_numpy(m(ls.asarray(x, backend), ls.asarray(y, backend))), x + y, rtol=1e-6)
+
+
+def test_specs_copy_and_pickle_by_value():
+    import copy
+    import pickle
+
+    spec = ls.TensorSpec(("B", 3))
+    pspec = ls.ParamSpec((3, 4), "float32", ls.init.ones(), trainable=False)
+    assert copy.deepcopy(spec) == spec and pickle.loads(pickle.dumps(pspec)) == pspec
+    model = ls.build(ls.Sequential(ls.Linear(2)), "numpy").materialize((1, 3))
+    clone = copy.deepcopy(model)
+    np.testing.assert_array_equal(clone.state_dict()["0.weight"], model.state_dict()["0.weight"])
