@@ -1,0 +1,544 @@
+"""The torch built model: `TorchModel`, a real ``torch.nn.Module``.
+
+Its module tree mirrors the canonical parameter paths (node ``"0"`` is child
+``"0"``; ``"encoder.fc"`` is child ``"fc"`` of container ``"encoder"``), so
+``state_dict()`` keys are the canonical names, and those of the hand-written
+``nn.Sequential`` for a `Sequential`. Before materialization each node is a
+`Pending` placeholder holding torch's own ``UninitializedParameter``s; on the
+first forward (or `materialize`, or `load_state_dict`) each node becomes its
+native torch module (``nn.Linear(20, 256)``), or a `LayerModule` for layers
+with no native module.
+
+Resolution, the shape-change policy, placeholders' partial shapes, checkpoint
+checks and portable values all come from the core's `Runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+from lazyshape._dims import Dim, format_shape
+from lazyshape._errors import ShapeError
+from lazyshape._graph import Module
+from lazyshape._layer import Layer, format_hparam
+from lazyshape._propagate import Inference
+from lazyshape._runtime import BuildConfig, Runtime
+from lazyshape._specs import ParamSpec, normalize_dtype
+
+from . import init, native
+
+__all__ = ["TorchModel", "Pending", "PartialShape"]
+
+
+class PartialShape(tuple):  # type: ignore[type-arg]
+    """A parameter shape that may still hold unknown dims; prints as ``(256, ?)``."""
+
+    def __repr__(self) -> str:
+        return format_shape(tuple(self))
+
+
+def _is_lazy(t: Any) -> bool:
+    return isinstance(t, (UninitializedParameter, UninitializedBuffer))
+
+
+def _save_lazy(module: nn.Module, destination: Any, prefix: str, keep_vars: bool) -> None:
+    # nn.Module._save_to_state_dict detaches, which an UninitializedParameter
+    # refuses; save placeholders as they are (as torch's LazyModuleMixin does).
+    for name, p in module._parameters.items():
+        if p is not None:
+            destination[prefix + name] = p if keep_vars or _is_lazy(p) else p.detach()
+    for name, b in module._buffers.items():
+        if b is not None and name not in module._non_persistent_buffers_set:
+            destination[prefix + name] = b if keep_vars or _is_lazy(b) else b.detach()
+
+
+def _hparams_text(hparams: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={format_hparam(v)}" for k, v in hparams.items())
+
+
+class Pending(nn.Module):
+    """A node not materialized yet: ``UninitializedParameter``s (buffers:
+    ``UninitializedBuffer``s) under the layer's local names, each with its
+    partial shape (``partial_shapes``, and ``.partial_shape`` on the parameter).
+    ``repr`` shows unknown sizes as ``?``."""
+
+    def __init__(
+        self,
+        layer: Layer,
+        specs: Mapping[str, ParamSpec],
+        hparams: Mapping[str, Any],
+        path: str,
+        device: Any,
+        dtype: str,
+    ) -> None:
+        super().__init__()
+        self.layer = layer
+        self.path = path
+        self._hparams = dict(hparams)
+        #: ``{local name: shape}``, unknown dims printing as ``?``
+        self.partial_shapes: dict[str, PartialShape] = {}
+        for local, spec in specs.items():
+            shape = PartialShape(spec.shape)
+            dt = init.torch_dtype(spec.dtype or dtype)
+            t: Any
+            if spec.trainable:
+                t = UninitializedParameter(requires_grad=True, device=device, dtype=dt)  # type: ignore[call-arg]
+                self.register_parameter(local, t)
+            else:
+                t = UninitializedBuffer(device=device, dtype=dt)  # type: ignore[call-arg]
+                self.register_buffer(local, t)
+            t.partial_shape = shape
+            self.partial_shapes[local] = shape
+
+    def forward(self, *xs: Any) -> Any:
+        raise RuntimeError(
+            f"{self.layer.kind} at '{self.path}' is not materialized; call the whole "
+            "model, or its materialize(...) / load_state_dict(...), first"
+        )
+
+    def _get_name(self) -> str:
+        return self.layer.kind
+
+    def extra_repr(self) -> str:
+        return _hparams_text(self._hparams)
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        _save_lazy(self, destination, prefix, keep_vars)
+
+
+class _Container(nn.Module):
+    """An intermediate segment of parameter paths (a nested lazyshape module)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self._kind = kind
+
+    def _get_name(self) -> str:
+        return self._kind
+
+    def forward(self, *xs: Any) -> Any:
+        raise RuntimeError(f"{self._kind} containers of a built model run through the whole model")
+
+    def __getitem__(self, key: int | str) -> nn.Module:
+        return _child(self, key)  # type: ignore[no-any-return]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        return iter(self._modules.values())  # type: ignore[arg-type]
+
+
+def _child(module: nn.Module, key: int | str | slice) -> Any:
+    if isinstance(key, str):
+        return module._modules[key]
+    items = list(module._modules.items())
+    if isinstance(key, slice):
+        return nn.Sequential(OrderedDict(items[key]))  # type: ignore[arg-type]
+    return items[key][1]
+
+
+def _module_kinds(layer: Layer, prefix: str = "") -> dict[str, str]:
+    """``{path prefix: kind}`` of the nested modules of ``layer``."""
+    out: dict[str, str] = {}
+    if isinstance(layer, Module):
+        for key, child in layer.children():
+            path = f"{prefix}.{key}" if prefix else key
+            if isinstance(child, Module):
+                out[path] = child.kind
+                out.update(_module_kinds(child, path))
+    return out
+
+
+class TorchModel(nn.Module):
+    """A lazyshape model built on torch: a ``torch.nn.Module``.
+
+    ``m(x)`` resolves (a `ShapeError` before any compute), materializes on the
+    first call, and runs; ``m[0]``, ``m["fc"]``, ``len(m)`` and iteration work
+    on the top-level children as on ``nn.Sequential``. Parameters follow
+    torch's RNG in torch's order (``rng="native"``), or the portable streams
+    (``rng="portable"``)."""
+
+    def __init__(self, model: Layer, config: BuildConfig) -> None:
+        super().__init__()
+        rt = Runtime(model, config)
+        self._ls_model = model
+        self._config = config
+        self._rt = rt
+        self._dtype = config.dtype
+        self._device = None if config.device is None else torch.device(config.device)
+        self._inference: Inference | None = None
+        #: input signatures checked against the current parameters: ``{shape: dtype}``
+        #: for one input (the hot path: no tuple to build), ``{((shape, dtype), ...)}``
+        #: for several
+        self._ready1: dict[Any, Any] = {}
+        self._ready: set[Any] = set()
+        self._rng_state: Any = None
+        self._kinds = _module_kinds(model)
+        program = rt.program
+        self._program = program
+        owner: dict[str, int] = {}
+        self._owner: list[int] = []
+        for i, node in enumerate(program.nodes):
+            self._owner.append(owner.setdefault(node.param_path, i))
+        self._node_mods: list[nn.Module] = []
+        self._root: nn.Module | None = None
+        self._is_chain = _is_chain(program)
+        self._chain: tuple[nn.Module, ...] | None = None
+        self._steps: tuple[tuple[nn.Module, tuple[int, ...], tuple[int, ...]], ...] = ()
+        self._install_placeholders()
+
+    # -- module tree ----------------------------------------------------------
+
+    def _install_placeholders(self) -> None:
+        rt = self._rt
+        inf = rt.partial()
+        records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
+        specs = rt.node_params(inf.params) if inf is not None else None
+        self._node_mods = []
+        for i, node in enumerate(self._program.nodes):
+            if node.shared:
+                self._node_mods.append(self._node_mods[self._owner[i]])
+                continue
+            rec = records.get(node.path)
+            hp = node.layer.describe(*rec.inputs) if rec is not None else node.layer.hparams()
+            local = specs[i] if specs is not None else {}
+            mod = Pending(node.layer, local, hp, node.path, self._device, self._dtype)
+            self._node_mods.append(mod)
+            self._install(node.path, mod)
+        self._refresh()
+
+    def _install(self, path: str, mod: nn.Module) -> None:
+        mod.train(self.training)  # a module created after .eval() is in eval mode too
+        if not path:  # a single layer built alone: its parameters are the model's
+            object.__setattr__(self, "_root", mod)  # not a child: no prefix in state_dict
+            self._parameters.clear()
+            self._parameters.update(mod._parameters)
+            self._buffers.clear()
+            self._buffers.update(mod._buffers)
+            return
+        *parents, leaf = path.split(".")
+        parent: nn.Module = self
+        prefix = ""
+        for seg in parents:
+            prefix = f"{prefix}.{seg}" if prefix else seg
+            child = parent._modules.get(seg)
+            if child is None:
+                child = _Container(self._kinds.get(prefix, "Module"))
+                parent.add_module(seg, child)
+            parent = child
+        if leaf in parent._modules:
+            parent._modules[leaf] = mod
+        else:
+            try:
+                parent.add_module(leaf, mod)
+            except KeyError as e:
+                raise ValueError(
+                    f"the node '{path}' can't be a child of a torch module ({e}); "
+                    "give the layer another name="
+                ) from e
+
+    def _refresh(self) -> None:
+        mods = [self._node_mods[o] for o in self._owner]
+        self._node_mods = mods
+        self._steps = tuple(
+            (m, node.ins, node.outs) for m, node in zip(mods, self._program.nodes, strict=True)
+        )
+        self._chain = tuple(mods) if self._is_chain else None
+        self._ready1.clear()
+        self._ready.clear()
+
+    # -- resolution and materialization --------------------------------------
+
+    @property
+    def initialized(self) -> bool:
+        """True once parameters exist."""
+        return self._rt.initialized
+
+    @property
+    def inference(self) -> Inference | None:
+        """The inference of the last resolved inputs."""
+        return self._inference
+
+    def _prepare(self, xs: tuple[Any, ...]) -> None:
+        inf, todo = self._rt.resolve(xs)  # ShapeError here: nothing changed
+        if self._rt.program is not self._program:
+            # a layer or Sequential called with another number of inputs: the
+            # same nodes, wired to other input slots
+            self._program = self._rt.program
+            self._is_chain = _is_chain(self._program)
+            self._refresh()
+        if todo or not self._rt.initialized:
+            self._allocate(inf, todo, "portable" if self._config.rng == "portable" else "native")
+        self._inference = inf
+
+    def _allocate(
+        self,
+        inf: Inference | None,
+        todo: list[str],
+        mode: str,
+        specs: Mapping[str, ParamSpec] | None = None,
+    ) -> None:
+        """(Re)create the nodes owning a parameter in ``todo`` (every node when
+        uninitialized). ``mode``: ``"native"`` (torch's RNG), ``"portable"``
+        (the portable streams) or ``"empty"`` (values come from a checkpoint)."""
+        rt = self._rt
+        if specs is None:
+            assert inf is not None
+            specs = inf.params
+        records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
+        node_specs = rt.node_params(specs)
+        wanted = set(todo)
+        first = not rt.initialized
+        with self._draws(mode):
+            for i, node in enumerate(self._program.nodes):
+                if node.shared:
+                    continue
+                local = node_specs[i]
+                names = {k: node.param_name(k) for k in local}
+                current = self._node_mods[i]
+                if (
+                    not first
+                    and not isinstance(current, Pending)
+                    and not any(n in wanted for n in names.values())
+                ):
+                    continue
+                keep = {
+                    k: getattr(current, k)
+                    for k, n in names.items()
+                    if n not in wanted and not isinstance(current, Pending)
+                }
+                rec = records.get(node.path)
+                hp = node.layer.describe(*rec.inputs) if rec is not None else None
+                mod = self._make(node.layer, node.path, local, names, mode, keep, hp)
+                self._node_mods[i] = mod
+                self._install(node.path, mod)
+            if mode == "portable":
+                fill = [n for n in specs if n in wanted or first]
+                owners = {
+                    node.param_path: mod
+                    for node, mod in zip(self._program.nodes, self._node_mods, strict=True)
+                }
+                with torch.no_grad():
+                    for name, value in rt.portable_values(specs, fill):
+                        prefix, _, local_name = name.rpartition(".")
+                        t = getattr(owners[prefix], local_name)
+                        t.copy_(init.from_numpy(value, normalize_dtype(t.dtype), t.device))
+        rt.commit(specs)
+        self._refresh()
+
+    def _make(
+        self,
+        layer: Layer,
+        path: str,
+        local: Mapping[str, ParamSpec],
+        names: Mapping[str, str],
+        mode: str,
+        keep: Mapping[str, torch.Tensor],
+        hparams: Mapping[str, Any] | None,
+    ) -> nn.Module:
+        dtype = next((s.dtype for s in local.values() if s.dtype), None) or self._dtype
+        mod = native.native_module(layer, local, dtype=init.torch_dtype(dtype), device=self._device)
+        if mod is not None:
+            for k, t in keep.items():  # parameters whose spec didn't change keep their values
+                setattr(mod, k, t)
+            return mod
+        tensors: dict[str, torch.Tensor] = {}
+        for k, spec in local.items():
+            if k in keep:
+                tensors[k] = keep[k]
+                continue
+            shape = tuple(int(d) for d in spec.shape)
+            dt = spec.dtype or self._dtype
+            if mode == "native":
+                with self._device or contextlib.nullcontext():
+                    tensors[k] = init.sample(spec.init.primitive(shape), shape, dt, None, names[k])
+            else:
+                tensors[k] = torch.empty(shape, dtype=init.torch_dtype(dt), device=self._device)
+        trainable = {k: s.trainable for k, s in local.items()}
+        return native.LayerModule(layer, tensors, trainable, hparams, path)
+
+    @contextlib.contextmanager
+    def _draws(self, mode: str) -> Iterator[None]:
+        """Where the initial draws happen. Native without a seed: torch's global
+        RNG, in program order. Native with a seed: a private stream continuing
+        across materializations (the first starts at ``manual_seed(seed)``),
+        the global RNG untouched. Otherwise no draws count: the global RNG is
+        restored afterwards."""
+        if mode == "native" and self._config.seed is None:
+            yield
+            return
+        dev = self._device
+        cuda = [dev.index or 0] if dev is not None and dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            if mode == "native":
+                if self._rng_state is None:
+                    torch.manual_seed(self._config.seed)  # type: ignore[arg-type]
+                else:
+                    torch.set_rng_state(self._rng_state[0])
+                    for d, s in zip(cuda, self._rng_state[1], strict=True):
+                        torch.cuda.set_rng_state(s, d)
+            yield
+            if mode == "native":
+                self._rng_state = (
+                    torch.get_rng_state(),
+                    [torch.cuda.get_rng_state(d) for d in cuda],
+                )
+
+    # -- the public surface -------------------------------------------------
+
+    def materialize(self, *inputs: Any) -> TorchModel:
+        """Resolve from shapes, specs or tensors and allocate, computing nothing."""
+        self._prepare(inputs)
+        return self
+
+    def forward(self, *xs: Any) -> Any:
+        """Forward: ``m(x)``; several inputs for a multi-input model."""
+        if len(xs) == 1:  # the hot path: as cheap as nn.Sequential plus one dict lookup
+            x = xs[0]
+            try:
+                hit = self._ready1.get(x.shape) is x.dtype
+            except AttributeError:
+                hit = False
+            if not hit:
+                self._prepare(xs)
+                if isinstance(x, torch.Tensor):
+                    self._ready1[x.shape] = x.dtype
+            chain = self._chain
+            if chain is not None:
+                for mod in chain:
+                    x = mod(x)
+                return x
+        else:
+            try:
+                key: Any = tuple([(x.shape, x.dtype) for x in xs])
+            except AttributeError:
+                key = None
+            if key is None or key not in self._ready:
+                self._prepare(xs)
+                if key is not None:
+                    self._ready.add(key)
+        return self._run(xs)
+
+    def _run(self, xs: tuple[Any, ...]) -> Any:
+        """Walk the program's slots (any graph), calling each node's module."""
+        vals: list[Any] = [None] * self._program.n_slots
+        vals[: len(xs)] = xs
+        for mod, ins, outs in self._steps:
+            out = mod(*[vals[j] for j in ins])
+            if len(outs) == 1:
+                vals[outs[0]] = out
+            else:
+                for slot, o in zip(outs, out, strict=True):
+                    vals[slot] = o
+        res = [vals[i] for i in self._program.outputs]
+        return res[0] if len(res) == 1 else tuple(res)
+
+    def load_state_dict(  # type: ignore[override]
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """Load tensors or NumPy arrays (canonical names). An uninitialized model
+        is materialized from the state's shapes first. A mismatch raises
+        `ShapeError` and changes nothing."""
+        tensors = {n: _as_tensor(v) for n, v in state_dict.items()}
+        shapes = {n: tuple(t.shape) for n, t in tensors.items()}
+        rt = self._rt
+        if strict or not rt.initialized:
+            specs = rt.check_state(shapes)
+        else:
+            specs = _check_subset(rt.specs or {}, shapes, self._ls_model.kind)
+        if not rt.initialized:
+            self._allocate(None, list(specs), "empty", specs)
+        return super().load_state_dict(tensors, strict=strict, assign=assign)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: Any,
+        prefix: str,
+        local_metadata: Any,
+        strict: bool,
+        missing_keys: Any,
+        unexpected_keys: Any,
+        error_msgs: Any,
+    ) -> None:
+        # Reached directly when this model sits inside a bigger nn.Module.
+        if not self._rt.initialized:
+            shapes = {
+                k[len(prefix) :]: tuple(v.shape)
+                for k, v in state_dict.items()
+                if k.startswith(prefix)
+            }
+            specs = self._rt.check_state(shapes)
+            self._allocate(None, list(specs), "empty", specs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        _save_lazy(self, destination, prefix, keep_vars)
+
+    def train(self, mode: bool = True) -> TorchModel:
+        super().train(mode)
+        if self._root is not None:
+            self._root.train(mode)
+        return self
+
+    def __getitem__(self, key: int | str | slice) -> Any:
+        return _child(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[nn.Module]:
+        return iter(self._modules.values())  # type: ignore[arg-type]
+
+    def _get_name(self) -> str:
+        return self._ls_model.kind
+
+    def extra_repr(self) -> str:
+        return self._root.extra_repr() if self._root is not None else ""
+
+
+def _is_chain(program: Any) -> bool:
+    """True when every node feeds the next (a Sequential): the forward is then
+    the ``nn.Sequential`` loop."""
+    if program.n_inputs != 1 or not program.nodes:
+        return False
+    slot = 0
+    for node in program.nodes:
+        if node.ins != (slot,) or len(node.outs) != 1:
+            return False
+        slot = node.outs[0]
+    return tuple(program.outputs) == (slot,)
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    arr = np.asarray(value)
+    return init.from_numpy(arr, normalize_dtype(arr.dtype), None)  # type: ignore[no-any-return]
+
+
+def _check_subset(
+    specs: Mapping[str, ParamSpec], shapes: Mapping[str, tuple[int, ...]], kind: str
+) -> dict[str, ParamSpec]:
+    """``strict=False`` on a materialized model: the names present must fit."""
+    for name, got in shapes.items():
+        spec = specs.get(name)
+        if spec is not None and tuple(spec.shape) != got:
+            shape: tuple[Dim, ...] = spec.shape
+            raise ShapeError(
+                f"`{name}` of shape {format_shape(shape)}",
+                f"shape {format_shape(got)}",
+                kind=kind,
+                path=name.rpartition(".")[0],
+            )
+    return dict(specs)

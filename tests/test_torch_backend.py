@@ -1,0 +1,488 @@
+"""The torch backend: a built model is a real ``torch.nn.Module`` whose native
+initialization, state_dict keys and forward are those of the hand-written torch
+model, with lazyshape's resolution, checks and checkpoints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import numpy as np  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.parameter import UninitializedParameter  # noqa: E402
+
+import lazyshape as ls  # noqa: E402
+
+
+def mlp() -> ls.Sequential:
+    return ls.Sequential(ls.Linear(256), ls.ReLU(), ls.Linear(10))
+
+
+def torch_mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 10))
+
+
+def assert_same_state(a, b) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+class CustomLinear(ls.Layer):
+    """API.md's custom layer."""
+
+    def __init__(self, out_features):
+        super().__init__()
+        self.out_features = out_features
+
+    def output_spec(self, x):
+        return ls.TensorSpec((*x.shape[:-1], self.out_features), x.dtype)
+
+    def param_specs(self, x):
+        return {
+            "weight": ls.ParamSpec(
+                (self.out_features, x.shape[-1]),
+                init=ls.init.kaiming_uniform(a=0, mode="fan_in", nonlinearity="relu"),
+            ),
+            "bias": ls.ParamSpec((self.out_features,), init=ls.init.zeros()),
+        }
+
+    def forward(self, params, x):
+        return ls.ops.matmul(x, ls.ops.permute_dims(params["weight"], (1, 0))) + params["bias"]
+
+
+# -- the package ----------------------------------------------------------------
+
+
+def test_backend_is_installed_and_import_is_lazy():
+    assert "torch" in ls.backends()
+    code = "import sys, lazyshape_torch; assert 'torch' not in sys.modules; print('ok')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_ops_have_the_numpy_backends_names_and_signatures():
+    import inspect
+
+    import lazyshape_numpy.init as np_init
+    import lazyshape_numpy.ops as np_ops
+    import lazyshape_torch.init as t_init
+    import lazyshape_torch.ops as t_ops
+
+    for ref, mod in [(np_ops, t_ops), (np_init, t_init)]:
+        for name in ref.__all__:
+            assert str(inspect.signature(getattr(mod, name))) == str(
+                inspect.signature(getattr(ref, name))
+            ), name
+
+
+# -- native initialization --------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 1234])
+def test_native_init_is_bit_identical_to_the_hand_written_model(seed):
+    torch.manual_seed(seed)
+    m = ls.build(mlp(), "torch")
+    m(torch.zeros(2, 20))
+    torch.manual_seed(seed)
+    h = torch_mlp()
+    assert_same_state(m, h)
+    # and the global RNG was consumed exactly as the hand-written model does
+    assert torch.equal(torch.rand(3), (torch.manual_seed(seed), torch_mlp(), torch.rand(3))[2])
+
+
+def test_nested_sequential_keys_equal_nested_nn_sequential():
+    net = ls.Sequential(ls.Sequential(ls.Linear(8), ls.Tanh()), ls.Linear(3))
+    torch.manual_seed(3)
+    m = ls.build(net, "torch").materialize((4, 5))
+    torch.manual_seed(3)
+    h = nn.Sequential(nn.Sequential(nn.Linear(5, 8), nn.Tanh()), nn.Linear(8, 3))
+    assert_same_state(m, h)
+    assert type(m[0][0]) is nn.Linear
+    x = torch.randn(4, 5)
+    assert torch.equal(m(x), h(x))
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_seed_matches_manual_seed_and_leaves_the_global_rng_alone(seed):
+    torch.manual_seed(99)
+    before = torch.get_rng_state()
+    m = ls.build(mlp(), "torch", seed=seed)
+    m(torch.zeros(2, 20))
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(seed)
+    assert_same_state(m, torch_mlp())
+
+
+def test_custom_layer_draws_with_torch_init_in_the_global_rng():
+    torch.manual_seed(4)
+    m = ls.build(ls.Sequential(CustomLinear(6)), "torch").materialize((2, 3))
+    torch.manual_seed(4)
+    w = torch.empty(6, 3)
+    nn.init.kaiming_uniform_(w, a=0, mode="fan_in", nonlinearity="relu")
+    assert torch.equal(m[0].weight, w)
+    assert torch.equal(m[0].bias, torch.zeros(6))
+    assert isinstance(m[0].weight, nn.Parameter)
+
+
+def test_dtype_and_device_are_honoured():
+    m = ls.build(mlp(), "torch", dtype="float64", device="cpu")
+    y = m(torch.zeros(2, 20, dtype=torch.float64))
+    assert y.dtype == torch.float64
+    assert all(p.dtype == torch.float64 and p.device.type == "cpu" for p in m.parameters())
+    torch.manual_seed(2)
+    m = ls.build(mlp(), "torch", dtype="float64").materialize((2, 20))
+    torch.manual_seed(2)
+    h = nn.Sequential(
+        nn.Linear(20, 256, dtype=torch.float64), nn.ReLU(), nn.Linear(256, 10, dtype=torch.float64)
+    )
+    assert_same_state(m, h)
+
+
+# -- before and after materialization --------------------------------------------
+
+
+def test_placeholders_before_materialization():
+    m = ls.build(mlp(), "torch")
+    assert isinstance(m, nn.Module)
+    assert not m.initialized
+    state = m.state_dict()
+    assert list(state) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert all(type(v) is UninitializedParameter for v in state.values())
+    text = repr(m)
+    assert "Linear(in_features=?, out_features=256, bias=True)" in text
+    assert "Linear(in_features=256, out_features=10, bias=True)" in text
+    assert repr(m[0].partial_shapes) == "{'weight': (256, ?), 'bias': (256,)}"
+    assert repr(state["0.weight"].partial_shape) == "(256, ?)"
+    with pytest.raises(RuntimeError, match=r"Linear at '0' is not materialized"):
+        m[0](torch.zeros(2, 20))
+
+
+def test_after_materialization_children_are_native_modules():
+    m = ls.build(mlp(), "torch").materialize((2, 20))
+    assert m.initialized
+    assert isinstance(m, nn.Module)
+    assert type(m[0]) is nn.Linear and type(m[1]) is nn.ReLU and type(m[2]) is nn.Linear
+    assert m[-1] is m[2] and m["0"] is m[0]
+    assert len(m) == 3 and [type(c) for c in m] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert repr(m) == repr(torch_mlp())
+    assert (m[0].in_features, m[0].out_features) == (20, 256)
+
+
+def test_materialize_from_symbolic_spec_needs_concrete_parameter_dims():
+    m = ls.build(mlp(), "torch")
+    m.materialize(("B", 20))
+    assert m.initialized and m[0].weight.shape == (256, 20)
+    m2 = ls.build(mlp(), "torch")
+    with pytest.raises(
+        ls.ShapeError,
+        match=r"concrete parameter shapes to materialize; "
+        r"got `0\.weight` of shape \(256, F\) needs F",
+    ):
+        m2.materialize(("B", "F"))
+    assert not m2.initialized
+
+
+def test_sgd_trains_the_materialized_model():
+    torch.manual_seed(0)
+    x = torch.randn(64, 20)
+    y = x @ torch.randn(20, 10)
+    m = ls.build(mlp(), "torch", seed=0).materialize(x)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    losses = []
+    for _ in range(20):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(m(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_custom_layer_trains_through_autograd():
+    m = ls.build(ls.Sequential(CustomLinear(4)), "torch", seed=0)
+    x = torch.randn(8, 3)
+    m(x).sum().backward()
+    assert m[0].weight.grad is not None and m[0].weight.grad.shape == (4, 3)
+    assert repr(m) == "Sequential(\n  (0): CustomLinear(out_features=4)\n)"
+
+
+# -- every layer: output shape equals ls.infer's ---------------------------------
+
+
+LAYERS = [
+    (lambda: ls.Linear(7), (3, 5)),
+    (lambda: ls.Linear(7, bias=False), (2, 4, 5)),
+    (ls.Identity, (3, 5)),
+    (lambda: ls.Dropout(0.3), (3, 5)),
+    (ls.Flatten, (2, 3, 4, 5)),
+    (lambda: ls.Flatten(0, 1), (2, 3, 4)),
+    (lambda: ls.Unflatten(1, (3, -1)), (2, 12)),
+    (lambda: ls.Reshape(4, -1), (2, 8, 3)),
+    (ls.ReLU, (3, 5)),
+    (ls.GELU, (3, 5)),
+    (lambda: ls.GELU("tanh"), (3, 5)),
+    (ls.Tanh, (3, 5)),
+    (ls.Sigmoid, (3, 5)),
+    (ls.SiLU, (3, 5)),
+    (lambda: ls.LeakyReLU(0.2), (3, 5)),
+    (lambda: ls.Softmax(0), (3, 5)),
+    (lambda: CustomLinear(6), (3, 5)),
+]
+
+
+@pytest.mark.parametrize(("factory", "shape"), LAYERS)
+def test_output_shape_equals_inferred_shape(factory, shape):
+    net = ls.Sequential(factory())
+    m = ls.build(net, "torch").eval()
+    x = torch.randn(*shape)
+    y = m(x)
+    assert tuple(y.shape) == ls.infer(net, shape).output.shape
+    # and the same values as the NumPy backend with the same (portable) weights
+    mp = ls.build(net, "torch", rng="portable", seed=1).eval()
+    mn = ls.build(net, "numpy", rng="portable", seed=1)
+    np.testing.assert_allclose(mp(x).detach().numpy(), mn(x.numpy()), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("merge", "shapes", "expected"),
+    [
+        (ls.Add, ((2, 5), (2, 5)), (2, 5)),
+        (ls.Multiply, ((2, 5), (1, 5)), (2, 5)),
+        (lambda: ls.Concat(1), ((2, 5), (2, 3)), (2, 8)),
+    ],
+)
+def test_merges_in_a_functional_model(merge, shapes, expected):
+    a, b = ls.Input(("B", shapes[0][1])), ls.Input((None, shapes[1][1]))
+    y = ls.Linear(4)(merge()(ls.ReLU()(a), b))
+    net = ls.Model([a, b], y)
+    m = ls.build(net, "torch", seed=0)
+    xs = [torch.randn(*s) for s in shapes]
+    out = m(*xs)
+    assert tuple(out.shape) == ls.infer(net, *shapes).output.shape == (expected[0], 4)
+    assert type(m["linear"]) is nn.Linear and m["linear"].in_features == expected[1]
+
+
+def test_multiple_outputs():
+    x = ls.Input(("B", 6))
+    h = ls.Linear(4)(x)
+    net = ls.Model(x, [ls.ReLU()(h), ls.Tanh()(h)])
+    y1, y2 = ls.build(net, "torch")(torch.randn(3, 6))
+    assert y1.shape == y2.shape == (3, 4)
+
+
+def test_shared_layer_has_one_set_of_parameters():
+    fc = ls.Linear(5, name="fc")
+    x = ls.Input(("B", 5))
+    net = ls.Model(x, fc(ls.ReLU()(fc(x))))
+    m = ls.build(net, "torch", seed=0)
+    x0 = torch.randn(2, 5)
+    y = m(x0)
+    assert list(m.state_dict()) == ["fc.weight", "fc.bias"]
+    assert sum(p.numel() for p in m.parameters()) == 30
+    expected = m["fc"](torch.relu(m["fc"](x0)))
+    assert torch.equal(y, expected)
+
+
+def test_single_layer_model_holds_the_parameters_itself():
+    x = torch.randn(2, 4)
+    torch.manual_seed(8)
+    m = ls.build(ls.Linear(3), "torch")
+    assert list(m.state_dict()) == ["weight", "bias"]
+    m(x)
+    torch.manual_seed(8)
+    h = nn.Linear(4, 3)
+    assert_same_state(m, h)
+    assert "in_features=4, out_features=3" in repr(m)
+
+
+# -- shape changes -------------------------------------------------------------------
+
+
+def test_wrong_input_shape_raises_and_changes_nothing():
+    m = ls.build(mlp(), "torch", seed=0)
+    m(torch.randn(2, 20))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    w = m[0].weight
+    with pytest.raises(
+        ls.ShapeError,
+        match=r"Linear at '0': inputs that keep the materialized parameter shapes "
+        r"\(on_shape_change='error'.*; got `0\.weight` materialized as \(256, 20\), "
+        r"these inputs need \(256, 30\) \(input shapes \(2, 30\)\)",
+    ):
+        m(torch.randn(2, 30))
+    assert m[0].weight is w
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k])
+    with pytest.raises(ls.ShapeError, match=r"Linear at '0': expected an input with at least 1 "):
+        m(torch.tensor(1.0))
+    assert m(torch.randn(5, 20)).shape == (5, 10)  # a new batch size is fine
+
+
+def test_reinit_recreates_only_the_changed_layer():
+    m = ls.build(mlp(), "torch", seed=0, on_shape_change="reinit")
+    m(torch.randn(2, 20))
+    first, last = m[0], m[2]
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    y = m(torch.randn(2, 30))
+    assert y.shape == (2, 10)
+    assert m[0] is not first and m[0].weight.shape == (256, 30)
+    assert torch.equal(m[0].bias, before["0.bias"])  # its spec did not change
+    assert m[2] is last
+    assert torch.equal(m[2].weight, before["2.weight"])
+
+
+def test_reinit_of_a_custom_layer_keeps_its_unchanged_parameters():
+    m = ls.build(ls.Sequential(CustomLinear(4), ls.Linear(2)), "torch", on_shape_change="reinit")
+    m(torch.randn(2, 3))
+    bias, last = m[0].bias, m[1]
+    m(torch.randn(2, 5))
+    assert m[0].weight.shape == (4, 5)
+    assert m[0].bias is bias and m[1] is last
+
+
+def test_seeded_reinit_continues_one_private_stream():
+    net = ls.Sequential(ls.Linear(3))
+    a = ls.build(net, "torch", seed=1, on_shape_change="reinit")
+    b = ls.build(net, "torch", seed=1, on_shape_change="reinit")
+    for m in (a, b):
+        m(torch.zeros(1, 2))
+        m(torch.zeros(1, 4))
+    assert_same_state(a, b)
+    torch.manual_seed(1)
+    nn.Linear(2, 3)
+    assert torch.equal(a[0].weight, nn.Linear(4, 3).weight)
+
+
+# -- checkpoints ------------------------------------------------------------------------
+
+
+def test_load_state_dict_materializes_an_uninitialized_model():
+    torch.manual_seed(0)
+    h = torch_mlp()
+    m = ls.build(mlp(), "torch")
+    m.load_state_dict(h.state_dict())
+    assert m.initialized and type(m[0]) is nn.Linear
+    assert_same_state(m, h)
+    x = torch.randn(3, 20)
+    assert torch.equal(m(x), h(x))
+
+
+def test_load_state_dict_accepts_numpy_arrays():
+    src = ls.build(mlp(), "numpy", seed=0)
+    src.materialize((2, 20))
+    m = ls.build(mlp(), "torch")
+    m.load_state_dict(src.state_dict())
+    for k, v in src.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k].numpy(), v)
+
+
+def test_mismatching_checkpoint_raises_and_leaves_the_model_unchanged():
+    state = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 11)).state_dict()
+    m = ls.build(mlp(), "torch")
+    with pytest.raises(
+        ls.ShapeError,
+        match=r"Linear at '2': `2\.weight` of shape \(10, 256\); got shape \(11, 256\)",
+    ):
+        m.load_state_dict(state)
+    assert not m.initialized
+    assert type(m.state_dict()["0.weight"]) is UninitializedParameter
+
+    m.materialize((2, 20))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    del state["2.bias"]
+    with pytest.raises(ls.ShapeError, match=r"missing \['2\.bias'\], unexpected \[\]"):
+        m.load_state_dict(state)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_non_strict_loading_checks_the_names_present():
+    m = ls.build(mlp(), "torch", seed=0).materialize((2, 20))
+    b2 = torch.ones(10)
+    result = m.load_state_dict({"2.bias": b2}, strict=False)
+    assert torch.equal(m[2].bias, b2)
+    assert "0.weight" in result.missing_keys
+    with pytest.raises(ls.ShapeError, match=r"`2\.bias` of shape \(10,\); got shape \(11,\)"):
+        m.load_state_dict({"2.bias": torch.ones(11)}, strict=False)
+
+
+def test_save_load_round_trip(tmp_path):
+    m = ls.build(mlp(), "torch", seed=1).materialize((2, 20))
+    path = tmp_path / "mlp.safetensors"
+    ls.save(m, path)
+    m2 = ls.build(mlp(), "torch")
+    m2.load_state_dict(ls.load(path))
+    assert_same_state(m, m2)
+    with pytest.raises(ls.ShapeError, match=r"materialized parameters to save"):
+        ls.save(ls.build(mlp(), "torch"), tmp_path / "empty.safetensors")
+
+
+def test_loading_inside_a_bigger_module_materializes_it():
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = ls.build(mlp(), "torch")
+
+    src = Outer()
+    src.body.materialize((2, 20))
+    dst = Outer()
+    dst.load_state_dict(src.state_dict())
+    assert dst.body.initialized
+    assert_same_state(src, dst)
+
+
+# -- portable rng -------------------------------------------------------------------------
+
+
+def test_portable_weights_equal_the_numpy_backends():
+    x = np.random.default_rng(0).standard_normal((4, 20)).astype(np.float32)
+    mn = ls.build(mlp(), "numpy", rng="portable", seed=3)
+    yn = mn(x)
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    mt = ls.build(mlp(), "torch", rng="portable", seed=3)
+    yt = mt(torch.from_numpy(x))
+    assert torch.equal(torch.get_rng_state(), before)
+    for k, v in mn.state_dict().items():
+        np.testing.assert_array_equal(mt.state_dict()[k].numpy(), v)
+    np.testing.assert_allclose(yt.detach().numpy(), yn, rtol=1e-5, atol=1e-5)
+    assert type(mt[0]) is nn.Linear
+
+
+def test_portable_custom_layer_equals_numpy():
+    net = ls.Sequential(CustomLinear(6), ls.GELU())
+    mn = ls.build(net, "numpy", rng="portable", seed=2)
+    mt = ls.build(net, "torch", rng="portable", seed=2)
+    mn.materialize((2, 3))
+    mt.materialize((2, 3))
+    for k, v in mn.state_dict().items():
+        np.testing.assert_array_equal(mt.state_dict()[k].numpy(), v)
+
+
+# -- ops -------------------------------------------------------------------------------------
+
+
+def test_dropout_op_with_a_generator_is_reproducible():
+    from lazyshape_torch import init, ops
+
+    x = torch.ones(1000)
+    a = ops.dropout(x, 0.25, init.make_rng(3))
+    b = ops.dropout(x, 0.25, init.make_rng(3))
+    assert torch.equal(a, b)
+    assert set(a.unique().tolist()) <= {0.0, torch.tensor(1 / 0.75).item()}
+    assert torch.equal(ops.dropout(x, 1.0, init.make_rng(0)), torch.zeros(1000))
+    assert init.make_rng(None) is None
+
+
+def test_dropout_is_active_in_training_only():
+    m = ls.build(ls.Sequential(ls.Dropout(0.5)), "torch")
+    x = torch.ones(200)
+    assert (m(x) == 0).any()
+    m.eval()
+    assert torch.equal(m(x), x)
