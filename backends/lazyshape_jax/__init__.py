@@ -1,0 +1,49 @@
+"""The JAX backend of lazyshape: pure ``init``/``apply`` over a nested-dict
+params pytree (jit/grad/vmap-able), plus a stateful ``m(x)`` convenience.
+
+Registered in the ``lazyshape.backends`` entry-point group like any
+third-party backend. Importing this package does not import JAX: `available`
+only looks for it, and `ops` / `build` import it on first use.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+__all__ = ["BACKEND"]
+
+
+class JaxBackend:
+    """The entry-point object: names the framework, builds models."""
+
+    name = "jax"
+    # jax.Array's concrete type lives in jaxlib (``jaxlib._jax.ArrayImpl``);
+    # tracers under jit/grad/vmap live in ``jax._src.interpreters.*``.
+    array_modules = ("jax", "jaxlib")
+
+    def available(self) -> bool:
+        return (
+            importlib.util.find_spec("jax") is not None
+            and importlib.util.find_spec("jaxlib") is not None
+        )
+
+    def ops(self) -> Any:
+        from . import ops
+
+        return ops
+
+    def build(self, model: Any, config: Any) -> Any:
+        from .model import JaxModel
+
+        return JaxModel(model, config)
+
+    def asarray(self, value: Any, dtype: str | None = None) -> Any:
+        import jax.numpy as jnp
+
+        from .init import jax_dtype
+
+        return jnp.asarray(value, dtype=None if dtype is None else jax_dtype(dtype))
+
+
+BACKEND = JaxBackend()
