@@ -67,22 +67,23 @@ def seed_batch(seed: int = 0) -> np.ndarray[Any, Any]:
     return np.random.default_rng(seed).uniform(low, high, size=(2, 20)).astype(np.float32)
 
 
-def _state_line(state: Mapping[str, Any]) -> str:
-    parts = []
-    for name, value in state.items():
-        shape = getattr(value, "partial_shape", None) or getattr(value, "shape", None)
-        kind = type(value).__name__
-        parts.append(f"{name}: {kind} {format_shape(tuple(shape)) if shape is not None else ''}")
-    return "\n".join("    " + p for p in parts)
-
-
 def _partial_line(model: Any) -> str:
-    rt = getattr(model, "_rt", None)
-    if rt is None:
-        return ""
+    # the backend's own placeholder type (torch: UninitializedParameter) and the
+    # partial shape lazyshape knows before any data
+    state = model.state_dict()
+    partial = {n: p.shape for n, p in model._rt.placeholders().items()}
     return "\n".join(
-        f"    {name}: {format_shape(p.shape)}" for name, p in rt.placeholders().items()
+        f"    {name}: {type(value).__name__} {format_shape(partial[name])}"
+        for name, value in state.items()
     )
+
+
+def _first_child_type(model: Any) -> str:
+    try:
+        child = model[0]
+    except (TypeError, KeyError, IndexError):
+        return ""
+    return f"  type(m[0]) is {type(child).__module__}.{type(child).__qualname__}"
 
 
 def _quiet(model: Callable[..., Any], *xs: Any) -> Any:
@@ -118,14 +119,26 @@ def run_demo(print_: Callable[[str], None] = print) -> None:
         print_("  before the first batch:")
         print_(_indent(repr(model)))
         print_("  parameters (placeholders, partial shapes):")
-        print_(_partial_line(model) or _state_line(model.state_dict()))
+        print_(_partial_line(model))
         y = _quiet(model, x)
         print_(f"  X: (2, 20) float32 from U(float32.min/10, float32.max/10) -> output "
                f"{tuple(y.shape)}")
         print_("  after the first batch:")
         print_(_indent(repr(model)))
+        if line := _first_child_type(model):
+            print_(line)
     print_("\n" + "=" * 72)
-    print_("summary of the concrete model, inferred from (2, 20):\n")
+    print_("rng='portable', seed=0: the same initial weights on every backend")
+    weights = {}
+    for name in names:
+        m = build(seed_model(), name, rng="portable", seed=0).materialize((2, 20))
+        weights[name] = _np(m.state_dict()["0.weight"])
+    ref = weights[names[0]]
+    for name in names:
+        same = np.array_equal(weights[name], ref)
+        print_(f"  {name:6s} 0.weight[0, :3] = {np.array2string(weights[name][0, :3], precision=6)}"
+               f"  identical to {names[0]}: {same}")
+    print_("\nsummary of the concrete model, inferred from (2, 20):\n")
     print_(_indent(summary(seed_model(), (2, 20))))
     print_("\nthe same model resolved symbolically from ('B', 20), no data, no backend:\n")
     print_(_indent(summary(seed_model(), ("B", 20))))

@@ -68,7 +68,11 @@ def test_demo_replays_the_seed_on_every_backend():
     for name in ls.backends():
         assert f"## backend: {name}" in out
     assert out.count("(0): Linear(in_features=?, out_features=256, bias=True)") == len(ls.backends())
-    assert "0.weight: (256, ?)" in out
+    assert "0.weight: Placeholder (256, ?)" in out  # the NumPy backend's placeholder
     assert "Linear(in_features=20, out_features=256, bias=True)" in out
     assert "0      Linear  (B, 256)      weight (256, 20), bias (256,)     5,376" in out
     assert "Total params: 7,946" in out
+    assert out.count("identical to numpy: True") == len(ls.backends())
+    if "torch" in ls.backends():
+        assert "0.weight: UninitializedParameter (256, ?)" in out
+        assert "type(m[0]) is torch.nn.modules.linear.Linear" in out
