@@ -27,17 +27,28 @@ __all__ = ["Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam"
 
 class Context:
     """What a forward needs beyond params and inputs: the training flag, a
-    source of randomness (backend-specific), and mutable state (buffers).
+    source of randomness (backend-specific: a NumPy ``Generator``, a JAX key,
+    ``None`` for torch's global RNG), and a place to put new buffer values.
 
-    Only layers with ``needs_context = True`` receive it, as ``ctx=``."""
+    Only layers with ``needs_context = True`` receive it, as ``ctx=``. A layer
+    never mutates its params: in training it calls ``ctx.update("running_mean",
+    new)`` and the backend applies the update (torch: in place; JAX: returned
+    from ``apply``)."""
 
-    __slots__ = ("training", "rng", "state", "path")
+    __slots__ = ("training", "rng", "path", "prefix", "updates")
 
-    def __init__(self, training: bool = False, rng: Any = None, state: Any = None) -> None:
+    def __init__(self, training: bool = False, rng: Any = None) -> None:
         self.training = training
         self.rng = rng
-        self.state = state
+        #: the path of the node running now, and its parameter prefix
         self.path = ""
+        self.prefix = ""
+        #: ``{canonical name: new value}`` of the buffers updated by this forward
+        self.updates: dict[str, Any] = {}
+
+    def update(self, name: str, value: Any) -> None:
+        """Record a new value for the running node's buffer ``name`` (local name)."""
+        self.updates[self.prefix + name] = value
 
 
 def format_hparam(value: Any) -> str:
@@ -69,7 +80,7 @@ class Layer:
     expected_ndim: ClassVar[int | None] = None
     #: how many outputs ``output_spec`` returns
     num_outputs: ClassVar[int] = 1
-    #: layers that need the training flag, randomness or state get ``ctx=``
+    #: layers that need the training flag, randomness or buffer updates get ``ctx=``
     needs_context: ClassVar[bool] = False
 
     name: str | None
@@ -97,6 +108,11 @@ class Layer:
     def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
         """Computation on backend arrays, written with `ls.ops`."""
         raise NotImplementedError(f"{self.kind} does not define forward")
+
+    def pack_outputs(self, outs: tuple[Any, ...]) -> Any:
+        """The user-facing structure of a multi-output layer's flat outputs
+        (an LSTM's ``(out, h, c)`` is returned as ``(out, (h, c))``)."""
+        return outs[0] if len(outs) == 1 else outs
 
     # -- description --------------------------------------------------------
 
@@ -141,7 +157,7 @@ class Layer:
         outs, _ = resolve_node(self, specs, self.name or self.default_name())
         tensors = tuple(SymbolicTensor(call, i, s) for i, s in enumerate(outs))
         call.outputs = tensors
-        return tensors[0] if len(tensors) == 1 else tensors
+        return self.pack_outputs(tensors)
 
 
 def rule_error(layer: Layer, specs: tuple[TensorSpec, ...], path: str, e: Exception) -> Exception:

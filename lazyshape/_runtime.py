@@ -18,7 +18,7 @@ import numpy as np
 
 from ._dims import Dim, Sym, bind, eq, format_shape, free_symbols, unknown
 from ._errors import ShapeError
-from ._graph import Program, program_of
+from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
 from ._layer import Context, Layer
 from ._propagate import Inference, infer
@@ -88,14 +88,19 @@ class Runtime:
         #: signature -> inference, for signatures checked against ``specs``
         self._checked: dict[Any, Inference] = {}
         self._partial: Inference | None | bool = False
+        self._last: Inference | None = None
+        self._owner_map: dict[str, PNode] | None = None
+        self._owner_program: Program | None = None
 
     def kind_at(self, param: str) -> str:
         """The kind of the layer owning parameter ``param`` (``"Linear"``)."""
-        prefix = param.rpartition(".")[0]
-        for node in self.program.nodes:
-            if node.param_path == prefix:
-                return node.layer.kind
-        return self.model.kind
+        node = self._owners().get(param)
+        return node.layer.kind if node is not None else self.model.kind
+
+    def path_at(self, param: str) -> str:
+        """The path of the node owning parameter ``param`` (``"encoder.fc"``)."""
+        node = self._owners().get(param)
+        return node.param_path if node is not None else param.rpartition(".")[0]
 
     # -- resolution -------------------------------------------------------
 
@@ -128,6 +133,7 @@ class Runtime:
             self._checked.clear()
         inf = infer(self.model, *xs, dtype=self.config.dtype)
         self._check_concrete(inf)
+        self._last = inf
         return inf
 
     def _check_concrete(self, inf: Inference) -> None:
@@ -161,7 +167,7 @@ class Runtime:
                 f"{format_shape(inf.params[n].shape)} (input shapes "
                 + ", ".join(format_shape(s.shape) for s in inf.inputs) + ")",
                 kind=self.kind_at(n),
-                path=n.rpartition(".")[0],
+                path=self.path_at(n),
             )
         return changed
 
@@ -232,7 +238,7 @@ class Runtime:
                     f"`{name}` of shape {format_shape(spec.shape)}",
                     f"shape {format_shape(got)}",
                     kind=self.kind_at(name),
-                    path=name.rpartition(".")[0],
+                    path=self.path_at(name),
                 )
             out[name] = ParamSpec._make(
                 got, spec.dtype or self.config.dtype, spec.init, spec.trainable
@@ -267,12 +273,36 @@ class Runtime:
 
     def node_params(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """For each node, ``{local name: value}`` of its parameters (a shared
-        layer's calls get the same dict)."""
-        groups: dict[str, dict[str, Any]] = {}
+        layer's calls get the same dict). Local names may contain dots
+        (``out_proj.weight``): nodes are matched by their parameter prefix."""
+        out: list[dict[str, Any]] = []
+        by_prefix: dict[str, dict[str, Any]] = {}
+        for node in self.program.nodes:
+            group = by_prefix.get(node.prefix)
+            if group is None:
+                group = by_prefix[node.prefix] = {}
+            out.append(group)
+        owners = self._owners()
         for name, value in values.items():
-            prefix, _, local = name.rpartition(".")
-            groups.setdefault(prefix, {})[local] = value
-        return [groups.get(node.param_path, {}) for node in self.program.nodes]
+            owner = owners.get(name)
+            if owner is not None:
+                by_prefix[owner.prefix][name[len(owner.prefix):]] = value
+        return out
+
+    def _owners(self) -> dict[str, PNode]:
+        """``{canonical parameter name: owning node}`` from any inference of the
+        model (local names don't depend on input shapes)."""
+        if self._owner_map is None or self._owner_program is not self.program:
+            inf = next(iter(self._checked.values()), None) or self._last or self.partial()
+            owners: dict[str, PNode] = {}
+            if inf is not None:
+                for node, rec in zip(self.program.nodes, inf.layers, strict=False):
+                    if not node.shared:
+                        for local in rec.params:
+                            owners[node.prefix + local] = node
+            self._owner_map = owners
+            self._owner_program = self.program
+        return self._owner_map
 
 
 def _signature(xs: Sequence[Any]) -> Any:
@@ -310,9 +340,11 @@ def run_program(
     ctx: Context | None = None,
     on_node: Callable[[int, Context], None] | None = None,
 ) -> tuple[Any, ...]:
-    """Run every node's ``forward`` in order on backend arrays; return the outputs.
+    """Run every node's ``forward`` in order on backend arrays; return the flat
+    outputs (see `pack_outputs`).
 
-    Layers with ``needs_context`` get ``ctx=`` (training flag, rng, state)."""
+    Layers with ``needs_context`` get ``ctx=`` (training flag, rng); the buffer
+    updates they record are left in ``ctx.updates`` for the backend to apply."""
     if len(xs) != program.n_inputs:
         raise ShapeError(f"{program.n_inputs} input(s)", f"{len(xs)}", kind="Model")
     vals: list[Any] = [None] * program.n_slots
@@ -324,6 +356,7 @@ def run_program(
         layer = node.layer
         if layer.needs_context:
             context.path = node.path
+            context.prefix = node.prefix
             if on_node is not None:
                 on_node(i, context)
             out = layer.forward(params, *args, ctx=context)  # type: ignore[call-arg]
@@ -335,6 +368,19 @@ def run_program(
             for slot, o in zip(node.outs, out, strict=True):
                 vals[slot] = o
     return tuple(vals[i] for i in program.outputs)
+
+
+def pack_outputs(program: Program, outs: tuple[Any, ...]) -> Any:
+    """What a built model returns for its flat outputs: a single array; the
+    layer's own structure when every output comes from one multi-output node
+    (an LSTM with ``return_state=True`` gives ``(out, (h, c))``); else a tuple."""
+    if len(outs) == 1:
+        return outs[0]
+    if program.nodes:
+        last = program.nodes[-1]
+        if tuple(program.outputs) == last.outs:
+            return last.layer.pack_outputs(outs)
+    return outs
 
 
 def render_model(model: Layer, inf: Inference | None) -> str:

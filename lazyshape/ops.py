@@ -171,7 +171,8 @@ def linear(x: Any, weight: Any, bias: Any | None = None) -> Any:
 
 
 def __getattr__(name: str) -> Callable[..., Any]:
-    """Any other array-API function, dispatched on its first array argument."""
+    """Any other operation, dispatched on its first array argument: the owning
+    backend's NN op of that name if it has one, else the array-API function."""
     if name.startswith("__"):
         raise AttributeError(name)
 
@@ -179,7 +180,10 @@ def __getattr__(name: str) -> Callable[..., Any]:
         first = next((a for a in args if hasattr(a, "shape")), None)
         if first is None:
             raise TypeError(f"ls.ops.{name} needs an array argument")
-        return getattr(namespace(first), name)(*args, **kwargs)
+        fn = getattr(nn(first), name, None)
+        if fn is None:
+            fn = getattr(namespace(first), name)
+        return fn(*args, **kwargs)
 
     op.__name__ = op.__qualname__ = name
     return op

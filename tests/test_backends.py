@@ -186,7 +186,8 @@ def test_every_backend_implements_the_same_protocol():
         reference[module] = {
             n: inspect.signature(f)
             for n, f in vars(ref).items()
-            if inspect.isfunction(f) and not n.startswith("_") and f.__module__ == ref.__name__
+            if inspect.isfunction(f) and not n.startswith("_")
+            and f.__module__.startswith("lazyshape_numpy")
         }
         assert reference[module], module
     for name, package in packages.items():

@@ -22,7 +22,7 @@ from lazyshape._dims import format_shape
 from lazyshape._errors import ShapeError
 from lazyshape._layer import Context, Layer
 from lazyshape._propagate import Inference
-from lazyshape._runtime import BuildConfig, Runtime, render_model, run_program
+from lazyshape._runtime import BuildConfig, Runtime, pack_outputs, render_model, run_program
 
 from . import init
 
@@ -107,11 +107,18 @@ class JaxModel:
         return nest_params(self._draw(inf, names, key))
 
     def apply(
-        self, params: Mapping[str, Any], *inputs: Any, training: bool = False, key: Any = None
+        self,
+        params: Mapping[str, Any],
+        *inputs: Any,
+        training: bool = False,
+        key: Any = None,
+        mutable: bool = False,
     ) -> Any:
         """The forward pass: ``y = m.apply(params, x)`` (a tuple for several
         outputs). Pure; ``training`` must be a Python bool (static under jit);
-        ``key`` is the PRNG key dropout draws from in training.
+        ``key`` is the PRNG key dropout draws from in training. With
+        ``mutable=True`` it returns ``(y, new_params)``, the buffers (running
+        statistics) updated by a training forward: state in, state out.
 
         Raises `ShapeError` while tracing when the inputs don't fit the model or
         ``params`` don't have the shapes these inputs need."""
@@ -133,7 +140,19 @@ class JaxModel:
                 c.rng = jax.random.fold_in(key, hashes[i])
 
         outs = run_program(self._rt.program, self._rt.node_params(flat), xs, ctx, on_node)
-        return outs[0] if len(outs) == 1 else outs
+        y = pack_outputs(self._rt.program, outs)
+        if mutable:
+            new = {**flat, **ctx.updates}
+            nested = any(isinstance(v, Mapping) for v in params.values())
+            return y, (nest_params(new) if nested else new)
+        if ctx.updates:
+            name = next(iter(ctx.updates))
+            raise ValueError(
+                f"{self._rt.kind_at(name)} at '{self._rt.path_at(name)}' updates its buffers "
+                f"(`{name}`) in training; call apply(..., training=True, mutable=True) to get "
+                "(outputs, params with the new buffers)"
+            )
+        return y
 
     # -- stateful convenience --------------------------------------------------
 
@@ -188,7 +207,7 @@ class JaxModel:
         self._inference = inf
         nodes = self._rt.node_params(flatten_params(params))
         outs = run_program(self._rt.program, nodes, xs, Context(training=False))
-        return outs[0] if len(outs) == 1 else outs
+        return pack_outputs(self._rt.program, outs)
 
     def _base_key(self) -> Any:
         if self._key is None:

@@ -10,7 +10,7 @@ import numpy as np
 from lazyshape._checkpoint import to_numpy
 from lazyshape._layer import Context, Layer
 from lazyshape._propagate import Inference
-from lazyshape._runtime import BuildConfig, Runtime, render_model, run_program
+from lazyshape._runtime import BuildConfig, Runtime, pack_outputs, render_model, run_program
 
 from . import init
 
@@ -77,7 +77,7 @@ class NumpyModel:
         self._prepare(arrays)
         ctx = Context(training=False, rng=self._rng)
         outs = run_program(self._rt.program, self._node_params, arrays, ctx)
-        return outs[0] if len(outs) == 1 else outs
+        return pack_outputs(self._rt.program, outs)
 
     def state_dict(self) -> dict[str, Any]:
         """``{name: ndarray}``; before materialization, placeholders with partial shapes."""

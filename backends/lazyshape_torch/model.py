@@ -30,7 +30,7 @@ from lazyshape._errors import ShapeError
 from lazyshape._graph import Module
 from lazyshape._layer import Layer, format_hparam
 from lazyshape._propagate import Inference
-from lazyshape._runtime import BuildConfig, Runtime
+from lazyshape._runtime import BuildConfig, Runtime, pack_outputs
 from lazyshape._specs import ParamSpec, normalize_dtype
 
 from . import init, native
@@ -440,7 +440,7 @@ class TorchModel(nn.Module):
                 for slot, o in zip(outs, out, strict=True):
                     vals[slot] = o
         res = [vals[i] for i in self._program.outputs]
-        return res[0] if len(res) == 1 else tuple(res)
+        return pack_outputs(self._program, tuple(res))
 
     def load_state_dict(  # type: ignore[override]
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False

@@ -137,7 +137,12 @@ class LayerModule(nn.Module):
         if layer.needs_context:
             ctx = Context(training=self.training, rng=None)  # torch's global RNG
             ctx.path = self._path
-            return layer.forward(params, *xs, ctx=ctx)  # type: ignore[call-arg]
+            out = layer.forward(params, *xs, ctx=ctx)  # type: ignore[call-arg]
+            if ctx.updates:  # buffers (running statistics) are updated in place
+                with torch.no_grad():
+                    for local, value in ctx.updates.items():
+                        self._buffers[local].copy_(value)  # type: ignore[union-attr]
+            return out
         return layer.forward(params, *xs)
 
     def _get_name(self) -> str:
@@ -145,3 +150,7 @@ class LayerModule(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={format_hparam(v)}" for k, v in self._hparams.items())
+
+
+# The layer families' native entries register themselves on import.
+from . import native_conv, native_norm, native_pool, native_seq  # noqa: E402, F401

@@ -55,3 +55,10 @@ def dropout(x: Any, p: float, rng: Any) -> Any:
 def linear(x: Any, weight: Any, bias: Any | None) -> Any:
     """``x @ weight.T + bias``."""
     return F.linear(x, weight, bias)
+
+
+# The layer families' ops live in their own modules (same names in every backend).
+from .ops_conv import *  # noqa: E402, F403
+from .ops_norm import *  # noqa: E402, F403
+from .ops_pool import *  # noqa: E402, F403
+from .ops_seq import *  # noqa: E402, F403

@@ -15,6 +15,7 @@ __all__ = [
     "ASSUMPTIONS",
     "FLOATING",
     "positive_int",
+    "check_input_rank",
 ]
 
 FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -76,3 +77,15 @@ def positive_int(value: object, name: str, kind: str) -> int:
     if type(value) is not int or value <= 0:
         raise ShapeError(f"`{name}` to be a positive int", f"`{name}` (={value!r})", kind=kind)
     return value
+
+
+def check_input_rank(x: TensorSpec, ndim: int, layout: str) -> None:
+    """Require a batched input of exactly ``ndim`` dims laid out as ``layout``
+    (``"(N, C, H, W)"``); one dim short is reported as a missing batch dim."""
+    if x.ndim == ndim:
+        return
+    hint = " (is the batch dim missing?)" if x.ndim == ndim - 1 else ""
+    raise ShapeError(
+        f"expected an input with {ndim} dims {layout}",
+        f"input shape {format_shape(x.shape)} ({x.ndim} dims){hint}",
+    )

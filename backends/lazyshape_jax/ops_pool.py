@@ -1,0 +1,5 @@
+"""pool ops for the jax backend (see lazyshape_numpy/ops.py for the protocol)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

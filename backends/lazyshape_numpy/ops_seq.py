@@ -1,0 +1,5 @@
+"""seq ops for the numpy backend (see lazyshape_numpy/ops.py for the protocol)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
