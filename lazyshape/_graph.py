@@ -21,7 +21,10 @@ __all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "progra
 class PNode:
     """One call of a primitive layer in a program."""
 
-    __slots__ = ("layer", "path", "param_path", "prefix", "ins", "outs", "shared", "in0", "out0")
+    __slots__ = (
+        "layer", "path", "param_path", "prefix", "ins", "outs", "shared", "in0", "out0",
+        "has_params",
+    )
 
     def __init__(
         self,
@@ -42,14 +45,28 @@ class PNode:
         #: True for the second and later calls of a layer (parameters shared)
         self.shared = shared
         #: ``param_path + "."`` (or ``""``): canonical name = prefix + local name
-        self.prefix = f"{param_path}." if param_path else ""
+        self.prefix = param_path + "." if param_path else ""
         # single-input / single-output slots (-1 otherwise): the pass's fast path
         self.in0 = ins[0] if len(ins) == 1 else -1
         self.out0 = outs[0] if len(outs) == 1 else -1
+        #: False when the layer keeps the base class's empty parameter rule
+        tp = type(layer)
+        has = _HAS_PARAMS.get(tp)
+        self.has_params = _has_params(tp) if has is None else has
 
     def param_name(self, local: str) -> str:
         """The canonical name of one of this node's parameters."""
         return self.prefix + local
+
+
+_HAS_PARAMS: dict[type, bool] = {}
+
+
+def _has_params(tp: type[Layer]) -> bool:
+    known = _HAS_PARAMS.get(tp)
+    if known is None:
+        known = _HAS_PARAMS[tp] = tp.param_specs is not Layer.param_specs
+    return known
 
 
 class Program:
@@ -95,21 +112,21 @@ class _Builder:
             return layer._trace(self, ins, self.unique_path(path) + ".")
         paths = self.paths
         if path in paths:
-            node_path = self.unique_path(path)
+            path = self.unique_path(path)
         else:
             paths[path] = 1
-            node_path = path
-        owner = self.owners.get(id(layer))
+        key = id(layer)
+        owner = self.owners.get(key)
         if owner is None:
-            self.owners[id(layer)] = (layer, node_path)
-            param_path, shared = node_path, False
+            self.owners[key] = (layer, path)
+            param_path, shared = path, False
         else:
             param_path, shared = owner[1], True
         n = layer.num_outputs
         start = self.n_slots
         self.n_slots = start + n
         outs = (start,) if n == 1 else tuple(range(start, start + n))
-        self.nodes.append(PNode(layer, node_path, param_path, ins, outs, shared))
+        self.nodes.append(PNode(layer, path, param_path, ins, outs, shared))
         return outs
 
 
@@ -229,8 +246,9 @@ class Sequential(Module):
         return self._children[self._order[key]]
 
     def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
-        for key in self._order:
-            ins = b.add(self._children[key], ins, prefix + key)
+        add = b.add
+        for key, child in self._children.items():
+            ins = add(child, ins, prefix + key)
         return ins
 
     def default_name(self) -> str:

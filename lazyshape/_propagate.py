@@ -30,9 +30,11 @@ from .rules._common import ASSUMPTIONS
 __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 
 _CACHE_SIZE = 64
+_NO_PARAMS: dict[str, ParamSpec] = {}  # shared, never mutated
 
-#: what the pass records per node: (node, input specs, output specs, local params)
-_Raw = tuple[PNode, tuple[TensorSpec, ...], tuple[TensorSpec, ...], dict[str, ParamSpec]]
+#: what the pass records per node: (node, input spec(s), output spec(s), local
+#: params); a single input / output is kept bare (see `_record_specs`)
+_Raw = tuple[PNode, Any, Any, dict[str, ParamSpec]]
 
 
 class LayerRecord:
@@ -109,8 +111,10 @@ class Inference:
         if self._layers is None:
             fill = self._with_dtype
             self._layers = tuple(
-                LayerRecord(node, ins, outs, {k: fill(p) for k, p in local.items()})
-                for node, ins, outs, local in self._raw
+                LayerRecord(
+                    node, *_record_specs(node, x, out), {k: fill(p) for k, p in local.items()}
+                )
+                for node, x, out, local in self._raw
             )
         return self._layers
 
@@ -278,22 +282,31 @@ def _check_batch_independence(
             batch |= free_symbols(s.shape[batch_dim])
     if not batch:
         return
-    for node, in_specs, _, local in raw:
+    for node, x, _, local in raw:
         for name, p in local.items():
-            if p.is_symbolic and p.symbols & batch:
-                raise ShapeError(
-                    "parameter shapes that do not depend on the batch dim",
-                    f"`{name}` of shape {format_shape(p.shape)} from input shapes "
-                    + ", ".join(format_shape(s.shape) for s in in_specs),
-                    kind=node.layer.kind,
-                    path=node.path,
-                )
+            for d in p.shape:
+                if type(d) is not int:
+                    break
+            else:
+                continue  # all-int shape: the common case, no symbol to look at
+            if not p.symbols & batch:
+                continue
+            in_specs = (x,) if node.in0 >= 0 else x
+            raise ShapeError(
+                "parameter shapes that do not depend on the batch dim",
+                f"`{name}` of shape {format_shape(p.shape)} from input shapes "
+                + ", ".join(format_shape(s.shape) for s in in_specs),
+                kind=node.layer.kind,
+                path=node.path,
+            )
 
 
 def _propagate(
     program: Program, specs: tuple[TensorSpec, ...], dtype: str
 ) -> tuple[tuple[TensorSpec, ...], list[_Raw], dict[str, ParamSpec], list[Any]]:
     # The hot loop: plain tuples, no per-node objects beyond what rules return.
+    # A single-input, single-output node (most of them) skips tuple building:
+    # its raw record holds the bare specs, normalized lazily by `Inference.layers`.
     vals: list[Any] = [None] * program.n_slots
     vals[: len(specs)] = specs
     raw: list[_Raw] = []
@@ -303,21 +316,27 @@ def _propagate(
     log = ASSUMPTIONS
     log.clear()
     spec_type = TensorSpec
+    no_params = _NO_PARAMS
     for node in program.nodes:
         layer = node.layer
-        ins = node.ins
-        in_specs = (vals[ins[0]],) if node.in0 >= 0 else tuple(vals[i] for i in ins)
+        in0 = node.in0
         try:
-            out = layer.output_spec(*in_specs)
-            local = layer.param_specs(*in_specs)
+            if in0 >= 0:
+                x = vals[in0]
+                out = layer.output_spec(x)
+                local = layer.param_specs(x) if node.has_params else no_params
+            else:
+                x = tuple([vals[i] for i in node.ins])
+                out = layer.output_spec(*x)
+                local = layer.param_specs(*x) if node.has_params else no_params
         except Exception as e:  # every failure of a rule names the layer
-            raise rule_error(layer, in_specs, node.path, e) from e
+            ins = (x,) if in0 >= 0 else x
+            raise rule_error(layer, ins, node.path, e) from e
         if type(out) is spec_type and node.out0 >= 0:
-            outs: tuple[TensorSpec, ...] = (out,)
             vals[node.out0] = out
         else:
-            outs = check_outputs(layer, out, node.path)
-            for slot, o in zip(node.outs, outs, strict=True):
+            out = check_outputs(layer, out, node.path)
+            for slot, o in zip(node.outs, out, strict=True):
                 vals[slot] = o
         if log:
             assumptions.extend((node.path, a, b) for a, b in log)
@@ -330,8 +349,15 @@ def _propagate(
                     _check_shared(node, prefix + k, params.get(prefix + k), spec)
                 else:
                     params[prefix + k] = spec
-        append((node, in_specs, outs, local))
+        append((node, x, out, local))
     return tuple(vals[i] for i in program.outputs), raw, params, assumptions
+
+
+def _record_specs(node: PNode, x: Any, out: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The (inputs, outputs) spec tuples of a raw record."""
+    ins = (x,) if node.in0 >= 0 else x
+    outs = (out,) if type(out) is TensorSpec else out
+    return ins, outs
 
 
 def _check_shared(node: PNode, name: str, first: ParamSpec | None, spec: ParamSpec) -> None:

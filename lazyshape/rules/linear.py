@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 from .._dims import Dim, eq, format_shape
@@ -50,6 +51,12 @@ def linear_params(
     """weight ``(out_features, in_features)``, bias ``(out_features,)``, with
     PyTorch's default initialization."""
     fan_in = x.shape[-1] if in_features is None else in_features
+    return dict(_linear_params(out_features, fan_in, bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _linear_params(out_features: int, fan_in: Dim, bias: bool) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
     params = {"weight": ParamSpec._make((out_features, fan_in), None, LINEAR_WEIGHT_INIT)}
     if bias:
         params["bias"] = ParamSpec._make((out_features,), None, fan_in_uniform(fan_in))
