@@ -306,12 +306,13 @@ class Runtime:
 
 
 def _signature(xs: Sequence[Any]) -> Any:
+    # (shape, dtype object) per array: dtype objects hash fast, their str() doesn't
     key = []
     for x in xs:
         shape = getattr(x, "shape", None)
-        if shape is None or isinstance(x, TensorSpec):
+        if shape is None or type(x) is TensorSpec:
             return None
-        key.append((tuple(shape), str(x.dtype)))
+        key.append((tuple(shape), x.dtype))
     return tuple(key)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +32,9 @@ class NumpyModel:
         self.params: dict[str, np.ndarray[Any, Any]] = {}
         self._node_params: list[dict[str, Any]] = []
         self._inference: Inference | None = None
+        self._ready: set[Any] = set()
+        self._chain: list[tuple[Any, Any]] | None = None
+        self._ctx = Context(training=False, rng=self._rng)  # inference only
 
     @property
     def initialized(self) -> bool:
@@ -65,6 +69,26 @@ class NumpyModel:
         self.params = values
         self._rt.commit(specs)
         self._node_params = self._rt.node_params(values)
+        self._ready.clear()
+        self._chain = self._compile_chain()
+
+    def _compile_chain(self) -> list[tuple[Any, Any]] | None:
+        """For a straight chain of single-input, single-output nodes, the
+        ``(forward, params)`` steps, so a call is one loop with no slot table."""
+        program = self._rt.program
+        slot = 0
+        steps = []
+        for node, params in zip(program.nodes, self._node_params, strict=True):
+            if node.ins != (slot,) or len(node.outs) != 1:
+                return None
+            slot = node.outs[0]
+            fwd = node.layer.forward
+            if node.layer.needs_context:
+                fwd = functools.partial(fwd, ctx=self._ctx)
+            steps.append((fwd, params))
+        if program.n_inputs != 1 or tuple(program.outputs) != (slot,):
+            return None
+        return steps
 
     def materialize(self, *inputs: Any) -> NumpyModel:
         """Resolve from shapes, specs or arrays and allocate, computing nothing."""
@@ -73,10 +97,26 @@ class NumpyModel:
 
     def __call__(self, *xs: Any) -> Any:
         """Forward: ``m(x)``; several inputs for a multi-input model."""
-        arrays = tuple(np.asarray(x) for x in xs)
-        self._prepare(arrays)
-        ctx = Context(training=False, rng=self._rng)
-        outs = run_program(self._rt.program, self._node_params, arrays, ctx)
+        chain = self._chain
+        if chain is not None and len(xs) == 1:  # the hot path: one array through a chain
+            x = xs[0]
+            if type(x) is not np.ndarray:
+                x = np.asarray(x)
+            if (x.shape, x.dtype) not in self._ready:  # checked against the params?
+                self._prepare((x,))
+                self._ready.add((x.shape, x.dtype))
+                chain = self._chain
+            if chain is not None:
+                for fwd, params in chain:
+                    x = fwd(params, x)
+                return x
+            xs = (x,)
+        arrays = tuple([x if type(x) is np.ndarray else np.asarray(x) for x in xs])
+        key = tuple([(a.shape, a.dtype) for a in arrays])
+        if key not in self._ready:
+            self._prepare(arrays)
+            self._ready.add(key)
+        outs = run_program(self._rt.program, self._node_params, arrays, self._ctx)
         return pack_outputs(self._rt.program, outs)
 
     def state_dict(self) -> dict[str, Any]:
