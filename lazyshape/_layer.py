@@ -78,6 +78,9 @@ class Layer:
     hparam_names: ClassVar[tuple[str, ...] | None] = None
     #: rank of the input the layer expects (used for partial shapes before any input)
     expected_ndim: ClassVar[int | None] = None
+    #: the dtype a bare shape tuple given to `infer` means for this layer's input
+    #: (``"int64"`` for token ids of an `Embedding`)
+    input_dtype: ClassVar[str] = "float32"
     #: how many outputs ``output_spec`` returns
     num_outputs: ClassVar[int] = 1
     #: layers that need the training flag, randomness or buffer updates get ``ctx=``

@@ -254,6 +254,15 @@ def _merge_declared(declared: TensorSpec, given: TensorSpec, i: int,
     return TensorSpec._make(tuple(out), given.dtype)
 
 
+def _input_dtype(program: Program, slot: int) -> str:
+    """What a bare shape tuple for input ``slot`` means: the ``input_dtype`` of
+    the first layer reading it (float32 for most; int64 for an `Embedding`)."""
+    for node in program.nodes:
+        if slot in node.ins:
+            return node.layer.input_dtype
+    return "float32"
+
+
 def _inputs(program: Program, inputs: tuple[Any, ...], model: Layer) -> tuple[TensorSpec, ...]:
     declared = program.declared
     if not inputs:
@@ -264,7 +273,7 @@ def _inputs(program: Program, inputs: tuple[Any, ...], model: Layer) -> tuple[Te
         raise ShapeError(
             f"{program.n_inputs} input(s)", f"{len(inputs)}", kind=model.kind, path=""
         )
-    specs = tuple(as_spec(x) for x in inputs)
+    specs = tuple(as_spec(x, _input_dtype(program, i)) for i, x in enumerate(inputs))
     if declared is None:
         return specs
     env: dict[str, Dim] = {}

@@ -187,8 +187,10 @@ class Runtime:
                 if self.program.declared is not None:
                     self._partial = infer(self.model, dtype=self.config.dtype)
                 elif self.program.nodes:
-                    ndim = self.program.nodes[0].layer.expected_ndim or 2
-                    spec = (Sym("B"), *(unknown() for _ in range(ndim - 1)))
+                    first = self.program.nodes[0].layer
+                    ndim = first.expected_ndim or 2
+                    shape = (Sym("B"), *(unknown() for _ in range(ndim - 1)))
+                    spec = TensorSpec._make(shape, first.input_dtype)
                     self._partial = infer(
                         self.model, *([spec] * self.program.n_inputs), dtype=self.config.dtype
                     )

@@ -1,5 +1,102 @@
-"""conv ops for the jax backend (see lazyshape_numpy/ops.py for the protocol)."""
+"""Convolution ops for JAX arrays and tracers (the backend op protocol: same
+names and signatures in every backend's ``ops_conv`` module), through
+``jax.lax.conv_general_dilated``; jit/grad/vmap-able. Layouts are PyTorch's
+(``NCH``/``NCHW``/``NCDHW`` data, ``OIH``/``OIHW``/``OIDHW`` weights)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Any
+
+import jax.numpy as jnp
+from jax import lax
+
+__all__ = ["conv", "conv_transpose", "pad"]
+
+_SPATIAL = {1: "H", 2: "HW", 3: "DHW"}
+# torch's F.pad modes -> jnp.pad's
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def _dimension_numbers(n: int) -> tuple[str, str, str]:
+    sp = _SPATIAL[n]
+    return ("NC" + sp, "OI" + sp, "NC" + sp)
+
+
+def _add_bias(y: Any, bias: Any | None, n: int) -> Any:
+    if bias is None:
+        return y
+    return y + jnp.reshape(bias, (-1,) + (1,) * n)
+
+
+def pad(x: Any, pads: tuple[tuple[int, int], ...], mode: str) -> Any:
+    """Pad the trailing ``len(pads)`` dims by ``(lo, hi)`` each; ``mode`` is
+    ``"constant"`` (zeros), ``"reflect"``, ``"replicate"`` or ``"circular"``
+    (torch's ``F.pad`` semantics)."""
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
+    widths = [(0, 0)] * (jnp.ndim(x) - len(pads)) + [(lo, hi) for lo, hi in pads]
+    return jnp.pad(x, widths, mode=_PAD_MODES[mode])
+
+
+def conv(
+    x: Any,
+    weight: Any,
+    bias: Any | None,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Any:
+    """N-d convolution, ``n = weight.ndim - 2``: input ``(N, C, *d)``, weight
+    ``(out, C/groups, *k)``, explicit zero padding ``(lo, hi)`` per spatial dim;
+    output ``(N, out, *d_out)``."""
+    n = jnp.ndim(weight) - 2
+    y = lax.conv_general_dilated(
+        x,
+        weight,
+        window_strides=tuple(stride),
+        padding=[(lo, hi) for lo, hi in padding],
+        rhs_dilation=tuple(dilation),
+        dimension_numbers=_dimension_numbers(n),
+        feature_group_count=groups,
+    )
+    return _add_bias(y, bias, n)
+
+
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Any:
+    """N-d transposed convolution (torch's ``conv_transpose``): input ``(N, C, *d)``,
+    weight ``(C, out/groups, *k)``; output ``(N, out, *d_out)`` with ``d_out = (d -
+    1)*s - 2p + dil*(k-1) + output_padding + 1``.
+
+    The convolution of the stride-dilated input (``lhs_dilation``) with the
+    flipped kernel, in and out swapped within each group."""
+    n = jnp.ndim(weight) - 2
+    in_c, out_per_group = weight.shape[:2]
+    kernel = weight.shape[2:]
+    w = jnp.reshape(weight, (groups, in_c // groups, out_per_group, *kernel))
+    w = jnp.reshape(jnp.swapaxes(w, 1, 2), (groups * out_per_group, in_c // groups, *kernel))
+    w = jnp.flip(w, axis=tuple(range(2, n + 2)))
+    pads = [
+        (d * (k - 1) - p, d * (k - 1) - p + op)
+        for k, p, op, d in zip(kernel, padding, output_padding, dilation, strict=True)
+    ]
+    y = lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=(1,) * n,
+        padding=pads,
+        lhs_dilation=tuple(stride),
+        rhs_dilation=tuple(dilation),
+        dimension_numbers=_dimension_numbers(n),
+        feature_group_count=groups,
+    )
+    return _add_bias(y, bias, n)

@@ -1,4 +1,9 @@
-"""norm ops for the jax backend (see lazyshape_numpy/ops.py for the protocol)."""
+"""norm ops for the jax backend (see lazyshape_numpy/ops.py for the protocol).
+
+The normalization layers need no NN op: their forwards (lazyshape/layers/norm.py)
+are written with array-API functions (mean, sqrt, reshape), which
+run unchanged on every backend; torch builds its native modules instead.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,102 @@
-"""pool ops for the numpy backend (see lazyshape_numpy/ops.py for the protocol)."""
+"""Pooling and embedding ops for NumPy arrays (the backend op protocol; same
+names and signatures in every backend's ``ops_pool`` module).
+
+Layouts are PyTorch's: ``(N, C, *spatial)``. Everything is vectorized: windows
+are strided views (``sliding_window_view``); adaptive pooling is one averaging
+matrix per spatial dim, built from torch's window formula.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from lazyshape.rules.pool import adaptive_avg_matrix, avg_pool_divisor, pool_out_dim
+
+__all__ = ["max_pool", "avg_pool", "adaptive_avg_pool", "embedding"]
+
+
+def _windows(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil_mode: bool,
+    fill: float,
+) -> tuple[Any, list[int]]:
+    """A view ``(N, C, *out, *kernel_size)`` of the windows of ``x`` padded with
+    ``fill`` (on the right also as far as ceil mode's last window reaches), and
+    the output spatial sizes."""
+    n = len(kernel_size)
+    spatial = x.shape[2:]
+    outs = [
+        int(pool_out_dim(d, k, s, p, dl, ceil_mode))
+        for d, k, s, p, dl in zip(spatial, kernel_size, stride, padding, dilation, strict=True)
+    ]
+    effs = [dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation, strict=True)]
+    pads = [(0, 0), (0, 0)]
+    for d, o, s, p, e in zip(spatial, outs, stride, padding, effs, strict=True):
+        pads.append((p, p + max(0, (o - 1) * s + e - (d + 2 * p))))
+    xp = np.pad(x, pads, constant_values=fill)
+    win = sliding_window_view(xp, effs, axis=tuple(range(2, 2 + n)))
+    index = (
+        slice(None),
+        slice(None),
+        *(slice(0, (o - 1) * s + 1, s) for o, s in zip(outs, stride, strict=True)),
+        *(slice(None, None, dl) for dl in dilation),
+    )
+    return win[index], outs
+
+
+def max_pool(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil_mode: bool,
+) -> Any:
+    """Max over each window (padding is ``-inf``, so it never wins)."""
+    n = len(kernel_size)
+    win, _ = _windows(x, kernel_size, stride, padding, dilation, ceil_mode, -np.inf)
+    return win.max(axis=tuple(range(-n, 0)))
+
+
+def avg_pool(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None = None,
+) -> Any:
+    """Mean over each zero-padded window, with torch's divisor (`avg_pool_divisor`,
+    or ``divisor_override``)."""
+    n = len(kernel_size)
+    win, _ = _windows(x, kernel_size, stride, padding, (1,) * n, ceil_mode, 0.0)
+    total = win.sum(axis=tuple(range(-n, 0)))
+    if divisor_override is not None:
+        return (total / divisor_override).astype(x.dtype)
+    div = avg_pool_divisor(
+        tuple(x.shape[2:]), kernel_size, stride, padding, ceil_mode, count_include_pad
+    )
+    return (total / div).astype(x.dtype)
+
+
+def adaptive_avg_pool(x: Any, output_size: tuple[int, ...]) -> Any:
+    """Average over torch's adaptive windows (``output_size``: ints)."""
+    y = x
+    for axis, (d, o) in enumerate(zip(x.shape[2:], output_size, strict=True), start=2):
+        m = adaptive_avg_matrix(d, o).astype(x.dtype)
+        y = np.moveaxis(np.tensordot(y, m, axes=([axis], [1])), -1, axis)
+    return y
+
+
+def embedding(ids: Any, weight: Any, padding_idx: int | None = None) -> Any:
+    """Rows of ``weight`` ``(num, dim)`` for integer ``ids`` of any shape:
+    ``(*) -> (*, dim)``. ``padding_idx`` only matters for gradients (none here)."""
+    return np.take(weight, ids, axis=0)

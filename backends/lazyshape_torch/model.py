@@ -60,6 +60,22 @@ def _save_lazy(module: nn.Module, destination: Any, prefix: str, keep_vars: bool
             destination[prefix + name] = b if keep_vars or _is_lazy(b) else b.detach()
 
 
+def _owner(module: nn.Module, local: str, create: bool = False) -> tuple[nn.Module, str]:
+    """The submodule holding a possibly dotted local name (``out_proj.weight`` is
+    ``weight`` of child ``out_proj``) and the leaf name; ``create`` adds missing
+    children (placeholder containers)."""
+    *segs, leaf = local.split(".")
+    for seg in segs:
+        child = module._modules.get(seg)
+        if child is None:
+            if not create:
+                raise AttributeError(f"{type(module).__name__} has no submodule {seg!r}")
+            child = _PendingChild()
+            module.add_module(seg, child)
+        module = child
+    return module, leaf
+
+
 def _hparams_text(hparams: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={format_hparam(v)}" for k, v in hparams.items())
 
@@ -89,12 +105,13 @@ class Pending(nn.Module):
             shape = PartialShape(spec.shape)
             dt = init.torch_dtype(spec.dtype or dtype)
             t: Any
+            owner, leaf = _owner(self, local, create=True)
             if spec.trainable:
                 t = UninitializedParameter(requires_grad=True, device=device, dtype=dt)  # type: ignore[call-arg]
-                self.register_parameter(local, t)
+                owner.register_parameter(leaf, t)
             else:
                 t = UninitializedBuffer(device=device, dtype=dt)  # type: ignore[call-arg]
-                self.register_buffer(local, t)
+                owner.register_buffer(leaf, t)
             t.partial_shape = shape
             self.partial_shapes[local] = shape
 
@@ -109,6 +126,13 @@ class Pending(nn.Module):
 
     def extra_repr(self) -> str:
         return _hparams_text(self._hparams)
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        _save_lazy(self, destination, prefix, keep_vars)
+
+
+class _PendingChild(nn.Module):
+    """A submodule of a `Pending` node, for dotted local names (``out_proj.weight``)."""
 
     def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
         _save_lazy(self, destination, prefix, keep_vars)
@@ -224,6 +248,8 @@ class TorchModel(nn.Module):
             self._parameters.update(mod._parameters)
             self._buffers.clear()
             self._buffers.update(mod._buffers)
+            self._modules.clear()  # submodules of dotted local names (out_proj.weight)
+            self._modules.update(mod._modules)
             return
         *parents, leaf = path.split(".")
         parent: nn.Module = self
@@ -312,7 +338,7 @@ class TorchModel(nn.Module):
                 ):
                     continue
                 keep = {
-                    k: getattr(current, k)
+                    k: getattr(*_owner(current, k))
                     for k, n in names.items()
                     if n not in wanted and not isinstance(current, Pending)
                 }
@@ -324,13 +350,16 @@ class TorchModel(nn.Module):
             if mode == "portable":
                 fill = [n for n in specs if n in wanted or first]
                 owners = {
-                    node.param_path: mod
-                    for node, mod in zip(self._program.nodes, self._node_mods, strict=True)
+                    node.param_name(k): (mod, k)
+                    for node, mod, local in zip(
+                        self._program.nodes, self._node_mods, node_specs, strict=True
+                    )
+                    if not node.shared
+                    for k in local
                 }
                 with torch.no_grad():
                     for name, value in rt.portable_values(specs, fill):
-                        prefix, _, local_name = name.rpartition(".")
-                        t = getattr(owners[prefix], local_name)
+                        t = getattr(*_owner(*owners[name]))
                         t.copy_(init.from_numpy(value, normalize_dtype(t.dtype), t.device))
         rt.commit(specs)
         self._refresh()
@@ -349,7 +378,7 @@ class TorchModel(nn.Module):
         mod = native.native_module(layer, local, dtype=init.torch_dtype(dtype), device=self._device)
         if mod is not None:
             for k, t in keep.items():  # parameters whose spec didn't change keep their values
-                setattr(mod, k, t)
+                setattr(*_owner(mod, k), t)
             return mod
         tensors: dict[str, torch.Tensor] = {}
         for k, spec in local.items():

@@ -28,9 +28,10 @@ from lazyshape._specs import ParamSpec
 
 __all__ = ["NATIVE", "Factory", "register", "native_module", "LayerModule"]
 
-#: ``factory(layer, specs, dtype=..., device=...) -> nn.Module``; ``specs`` are the
-#: layer's concrete parameter specs by local name.
-Factory = Callable[..., nn.Module]
+#: ``factory(layer, specs, dtype=..., device=...) -> nn.Module | None``; ``specs``
+#: are the layer's concrete parameter specs by local name; None means "run this
+#: case through `LayerModule`" (no size can be read off the specs).
+Factory = Callable[..., nn.Module | None]
 
 NATIVE: dict[type[Layer], Factory] = {}
 
@@ -55,8 +56,12 @@ def native_module(
     if factory is None:
         return None
     module = factory(layer, specs, dtype=dtype, device=device)
+    if module is None:  # the factory can't size this case from specs: LayerModule
+        return None
     for local, spec in specs.items():
-        got = getattr(module, local, None)
+        got: Any = module  # a local name may be dotted: `out_proj.weight`
+        for seg in local.split("."):
+            got = getattr(got, seg, None)
         if not isinstance(got, torch.Tensor) or tuple(got.shape) != spec.shape:
             raise RuntimeError(
                 f"native factory for {layer.kind} built {type(module).__name__} whose "

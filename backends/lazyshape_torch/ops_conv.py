@@ -1,5 +1,75 @@
-"""conv ops for the torch backend (see lazyshape_numpy/ops.py for the protocol)."""
+"""Convolution ops for torch tensors (the backend op protocol: same names and
+signatures in every backend's ``ops_conv`` module), through
+``torch.nn.functional``. Layouts are PyTorch's."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Any
+
+import torch.nn.functional as F
+
+__all__ = ["conv", "conv_transpose", "pad"]
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+_PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def _flat(pads: tuple[tuple[int, int], ...]) -> list[int]:
+    """``(lo, hi)`` pairs, first spatial dim first -> ``F.pad``'s flat list, last dim first."""
+    return [v for lo, hi in reversed(pads) for v in (lo, hi)]
+
+
+def pad(x: Any, pads: tuple[tuple[int, int], ...], mode: str) -> Any:
+    """Pad the trailing ``len(pads)`` dims by ``(lo, hi)`` each; ``mode`` is
+    ``"constant"`` (zeros), ``"reflect"``, ``"replicate"`` or ``"circular"``
+    (``F.pad``)."""
+    if mode not in _PAD_MODES:
+        raise ValueError(f"pad mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
+    return F.pad(x, _flat(pads), mode=mode)
+
+
+def conv(
+    x: Any,
+    weight: Any,
+    bias: Any | None,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Any:
+    """N-d convolution, ``n = weight.ndim - 2`` (``F.conv{n}d``): input ``(N, C,
+    *d)``, weight ``(out, C/groups, *k)``, explicit zero padding ``(lo, hi)`` per
+    spatial dim; output ``(N, out, *d_out)``."""
+    n = weight.dim() - 2
+    if all(lo == hi >= 0 for lo, hi in padding):
+        sym = tuple(lo for lo, _ in padding)
+    else:  # asymmetric (or cropping): pad explicitly, as torch does for 'same'
+        x = F.pad(x, _flat(padding))
+        sym = (0,) * n
+    return _CONV[n](x, weight, bias, stride, sym, dilation, groups)
+
+
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Any:
+    """N-d transposed convolution (``F.conv_transpose{n}d``): input ``(N, C, *d)``,
+    weight ``(C, out/groups, *k)``; output ``(N, out, *d_out)`` with ``d_out = (d -
+    1)*s - 2p + dil*(k-1) + output_padding + 1``."""
+    return _CONV_TRANSPOSE[weight.dim() - 2](
+        x,
+        weight,
+        bias,
+        stride=stride,
+        padding=padding,
+        output_padding=output_padding,
+        groups=groups,
+        dilation=dilation,
+    )

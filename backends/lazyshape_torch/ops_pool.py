@@ -1,5 +1,63 @@
-"""pool ops for the torch backend (see lazyshape_numpy/ops.py for the protocol)."""
+"""Pooling and embedding ops for torch tensors (the backend op protocol; same
+names and signatures in every backend's ``ops_pool`` module): the
+``torch.nn.functional`` functions themselves."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Any
+
+import torch.nn.functional as F
+
+__all__ = ["max_pool", "avg_pool", "adaptive_avg_pool", "embedding"]
+
+_MAX: dict[int, Any] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_ADAPTIVE: dict[int, Any] = {
+    1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d
+}
+
+
+def max_pool(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil_mode: bool,
+) -> Any:
+    """``F.max_pool{n}d`` (n = ``len(kernel_size)``)."""
+    fn = _MAX[len(kernel_size)]
+    return fn(x, kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
+
+
+def avg_pool(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: int | None = None,
+) -> Any:
+    """``F.avg_pool{n}d`` (``avg_pool1d`` has no ``divisor_override``: it goes
+    through ``avg_pool2d`` then)."""
+    n = len(kernel_size)
+    if n == 1 and divisor_override is None:
+        return F.avg_pool1d(x, kernel_size, stride, padding, ceil_mode, count_include_pad)
+    if n == 1:
+        y = F.avg_pool2d(
+            x.unsqueeze(-2), (1, *kernel_size), (1, *stride), (0, *padding), ceil_mode,
+            count_include_pad, divisor_override,
+        )
+        return y.squeeze(-2)
+    fn = F.avg_pool2d if n == 2 else F.avg_pool3d
+    return fn(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def adaptive_avg_pool(x: Any, output_size: tuple[int, ...]) -> Any:
+    """``F.adaptive_avg_pool{n}d`` (``output_size``: ints)."""
+    return _ADAPTIVE[len(output_size)](x, output_size)
+
+
+def embedding(ids: Any, weight: Any, padding_idx: int | None = None) -> Any:
+    """``F.embedding``: ``(*) -> (*, dim)``; the ``padding_idx`` row gets no gradient."""
+    return F.embedding(ids, weight, padding_idx)

@@ -1,0 +1,437 @@
+"""Normalization layers: ``BatchNorm1d/2d/3d``, ``InstanceNorm1d/2d/3d``,
+``LayerNorm`` and ``GroupNorm``, with PyTorch's arguments, defaults, parameter
+and buffer names, and train / eval behaviour.
+
+The forwards are written once with array-API operations (``ls.ops.mean``,
+``ls.ops.sqrt``, ``ls.ops.reshape``), so the same code runs on NumPy (eval),
+JAX (train and eval, jit/grad/vmap-able) and, for layers torch has no native
+module for, torch. In training, running statistics are never mutated: the
+new values are recorded with ``ctx.update`` and the backend applies them
+(torch: in place; JAX: returned by ``apply(..., mutable=True)``).
+
+The training flag is not known to a shape rule, so the checks that only apply
+in training (more than one value per channel for batch statistics, more than
+one spatial element for instance statistics) are made by the forward, before
+computing, and raise `ShapeError` there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from .. import ops
+from .._errors import ShapeError
+from .._layer import Context, Layer
+from .._specs import ParamSpec, Shape, TensorSpec, normalize_dtype
+from ..rules._common import positive_int
+from ..rules.norm import (
+    batch_norm_output,
+    check_eps,
+    check_momentum,
+    check_num_groups,
+    check_spatial_size,
+    check_values_per_channel,
+    group_norm_output,
+    group_norm_params,
+    instance_norm_output,
+    layer_norm_output,
+    layer_norm_params,
+    norm_params,
+    normalize_normalized_shape,
+    spatial_size,
+    values_per_channel,
+)
+
+__all__ = [
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "BatchNorm3d",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LayerNorm",
+    "GroupNorm",
+]
+
+# -- forward helpers (array-API operations only) ----------------------------------
+
+
+def _moments(x: Any, axes: tuple[int, ...]) -> tuple[Any, Any, Any]:
+    """``(x - mean, mean, biased variance)`` over ``axes``, kept as size-1 dims."""
+    mean = ops.mean(x, axis=axes, keepdims=True)
+    centered = x - mean
+    return centered, mean, ops.mean(centered * centered, axis=axes, keepdims=True)
+
+
+def _per_channel(v: Any, ndim: int) -> Any:
+    """A ``(C,)`` array shaped ``(C, 1, ..., 1)`` to broadcast over ``(N, C, *spatial)``."""
+    return v if ndim == 2 else ops.reshape(v, (-1, *([1] * (ndim - 2))))
+
+
+def _like(value: Any, ref: Any) -> Any:
+    """``value`` in ``ref``'s dtype (buffers keep their dtype across updates)."""
+    if value.dtype == ref.dtype:
+        return value
+    return ops.astype(value, normalize_dtype(ref.dtype))
+
+
+def _check_at(layer: Layer, ctx: Context, check: Callable[[Shape, str], None], x: Any) -> None:
+    """Run a training-only shape check on a forward's input, placed at the layer."""
+    try:
+        check(tuple(int(d) for d in x.shape), "in training")
+    except ShapeError as e:
+        raise e.located(layer.kind, ctx.path) from None
+
+
+class _Norm(Layer):
+    """Shared by the normalization layers: ``eps``, a repr showing ``bias=False``
+    only when set, and the per-channel affine transform."""
+
+    eps: float
+    bias: bool
+
+    def hparams(self) -> dict[str, Any]:
+        hp = super().hparams()
+        if not self.bias:
+            hp["bias"] = False
+        return hp
+
+    def _affine(self, params: Mapping[str, Any], y: Any, per_channel: bool) -> Any:
+        weight = params.get("weight")
+        bias = params.get("bias")
+        ndim = len(y.shape)
+        if weight is not None:
+            y = y * (_per_channel(weight, ndim) if per_channel else weight)
+        if bias is not None:
+            y = y + (_per_channel(bias, ndim) if per_channel else bias)
+        return y
+
+
+# -- BatchNorm and InstanceNorm -------------------------------------------------------
+
+
+class _ChannelNorm(_Norm):
+    """BatchNorm / InstanceNorm over ``(N, C, *spatial)``, ``C`` inferred from dim 1."""
+
+    hparam_names = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    needs_context = True
+    #: the input ranks accepted, and their layout for messages
+    _ranks: ClassVar[tuple[int, ...]]
+    _layout: ClassVar[str]
+
+    def __init__(
+        self,
+        eps: float,
+        momentum: float | None,
+        affine: bool,
+        track_running_stats: bool,
+        num_features: int | None,
+        bias: bool,
+        name: str | None,
+    ) -> None:
+        super().__init__(name=name)
+        kind = type(self).__name__
+        if num_features is not None:
+            positive_int(num_features, "num_features", kind)
+        self.num_features = num_features
+        self.eps = check_eps(eps, kind)
+        self.momentum = check_momentum(momentum, kind)
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self.bias = bool(bias)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+        channels = x.shape[1] if self.num_features is None else self.num_features
+        return norm_params(channels, self.affine, self.bias, self.track_running_stats)
+
+    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim >= 2:
+            hp["num_features"] = inputs[0].shape[1]
+        return hp
+
+    def _running(self, params: Mapping[str, Any], ndim: int) -> tuple[Any, Any]:
+        return (
+            _per_channel(params["running_mean"], ndim),
+            _per_channel(params["running_var"], ndim),
+        )
+
+
+class _BatchNorm(_ChannelNorm):
+    """Batch normalization: statistics per channel over ``(N, *spatial)``."""
+
+    def __init__(
+        self,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        num_features: int | None = None,
+        bias: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(eps, momentum, affine, track_running_stats, num_features, bias, name)
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return batch_norm_output(
+            x, self._ranks, self._layout, self.num_features, self.track_running_stats
+        )
+
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
+        ndim = len(x.shape)
+        if ctx.training or not self.track_running_stats:
+            if ctx.training:
+                _check_at(self, ctx, check_values_per_channel, x)
+            centered, mean, var = _moments(x, (0, *range(2, ndim)))
+            if ctx.training and self.track_running_stats:
+                self._update(params, ctx, mean, var, values_per_channel(tuple(x.shape)))
+            y = centered / ops.sqrt(var + self.eps)
+        else:
+            mean, var = self._running(params, ndim)
+            y = (x - mean) / ops.sqrt(var + self.eps)
+        return self._affine(params, y, per_channel=True)
+
+    def _update(
+        self, params: Mapping[str, Any], ctx: Context, mean: Any, var: Any, count: Any
+    ) -> None:
+        """torch's running-statistics update: ``num_batches_tracked += 1``, then
+        ``r = (1 - f) * r + f * batch`` with ``f = momentum``, or ``1 / num_batches_tracked``
+        (cumulative average) when ``momentum`` is None; the variance is unbiased."""
+        rm, rv, n = params["running_mean"], params["running_var"], params["num_batches_tracked"]
+        n = n + 1
+        ctx.update("num_batches_tracked", n)
+        f: Any = self.momentum
+        if f is None:
+            f = 1.0 / ops.astype(n, normalize_dtype(rm.dtype))
+        mean = ops.reshape(mean, (-1,))
+        var = ops.reshape(var, (-1,)) * (count / max(count - 1, 1))
+        ctx.update("running_mean", _like((1 - f) * rm + f * mean, rm))
+        ctx.update("running_var", _like((1 - f) * rv + f * var, rv))
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of ``(N, C)`` or ``(N, C, L)`` inputs (``torch.nn.BatchNorm1d``).
+
+    ``num_features`` (C) is inferred from dim 1 when omitted. Parameters
+    ``weight`` / ``bias`` (C,) when ``affine``; buffers ``running_mean``,
+    ``running_var`` (C,) and ``num_batches_tracked`` () when
+    ``track_running_stats``. Training uses batch statistics (``N * L > 1``
+    values per channel, checked by the forward) and updates the buffers;
+    evaluation uses the running statistics (batch statistics without them).
+    """
+
+    expected_ndim = 2
+    _ranks = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of ``(N, C, H, W)`` inputs (``torch.nn.BatchNorm2d``);
+    see `BatchNorm1d`."""
+
+    expected_ndim = 4
+    _ranks = (4,)
+    _layout = "(N, C, H, W)"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalization of ``(N, C, D, H, W)`` inputs (``torch.nn.BatchNorm3d``);
+    see `BatchNorm1d`."""
+
+    expected_ndim = 5
+    _ranks = (5,)
+    _layout = "(N, C, D, H, W)"
+
+
+class _InstanceNorm(_ChannelNorm):
+    """Instance normalization: statistics per sample and channel over ``spatial``."""
+
+    def __init__(
+        self,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = False,
+        track_running_stats: bool = False,
+        *,
+        num_features: int | None = None,
+        bias: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(eps, momentum, affine, track_running_stats, num_features, bias, name)
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return instance_norm_output(
+            x, self._ranks, self._layout, self.num_features, self.track_running_stats
+        )
+
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
+        ndim = len(x.shape)
+        if ctx.training or not self.track_running_stats:
+            if ctx.training:
+                _check_at(self, ctx, check_spatial_size, x)
+            centered, mean, var = _moments(x, tuple(range(2, ndim)))
+            if ctx.training and self.track_running_stats and self.momentum is not None:
+                self._update(params, ctx, mean, var, spatial_size(tuple(x.shape)))
+            y = centered / ops.sqrt(var + self.eps)
+        else:
+            mean, var = self._running(params, ndim)
+            y = (x - mean) / ops.sqrt(var + self.eps)
+        return self._affine(params, y, per_channel=True)
+
+    def _update(
+        self, params: Mapping[str, Any], ctx: Context, mean: Any, var: Any, count: Any
+    ) -> None:
+        """torch's instance-norm update: ``r = (1 - momentum) * r + momentum * s``
+        with ``s`` the per-sample statistic averaged over the batch (unbiased
+        variance). As in torch, ``num_batches_tracked`` is not incremented and
+        ``momentum=None`` leaves the buffers unchanged."""
+        rm, rv = params["running_mean"], params["running_var"]
+        f = self.momentum
+        assert f is not None
+        n, c = mean.shape[0], mean.shape[1]
+        mean = ops.mean(ops.reshape(mean, (n, c)), axis=0)
+        var = ops.mean(ops.reshape(var, (n, c)), axis=0) * (count / max(count - 1, 1))
+        ctx.update("running_mean", _like((1 - f) * rm + f * mean, rm))
+        ctx.update("running_var", _like((1 - f) * rv + f * var, rv))
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of ``(N, C, L)`` inputs (``torch.nn.InstanceNorm1d``).
+
+    torch's defaults: ``affine=False``, ``track_running_stats=False`` (then
+    statistics are per sample in every mode, so ``L > 1``). With
+    ``track_running_stats`` it keeps ``running_mean`` / ``running_var`` (and a
+    ``num_batches_tracked`` torch never increments) for evaluation.
+    """
+
+    expected_ndim = 3
+    _ranks = (3,)
+    _layout = "(N, C, L)"
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of ``(N, C, H, W)`` inputs (``torch.nn.InstanceNorm2d``);
+    see `InstanceNorm1d`."""
+
+    expected_ndim = 4
+    _ranks = (4,)
+    _layout = "(N, C, H, W)"
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalization of ``(N, C, D, H, W)`` inputs (``torch.nn.InstanceNorm3d``);
+    see `InstanceNorm1d`."""
+
+    expected_ndim = 5
+    _ranks = (5,)
+    _layout = "(N, C, D, H, W)"
+
+
+# -- LayerNorm and GroupNorm ------------------------------------------------------------
+
+
+class LayerNorm(_Norm):
+    """Layer normalization over the last ``normalized_ndim`` dims
+    (``torch.nn.LayerNorm``): input ``(N, *, *normalized_shape)``, same output.
+
+    The normalized shape is inferred from the input's last ``normalized_ndim``
+    dims, or checked against ``normalized_shape`` when given (its length then
+    sets ``normalized_ndim``). ``weight`` (ones) and ``bias`` (zeros) of the
+    normalized shape when ``elementwise_affine`` (no ``bias`` when
+    ``bias=False``). The batch dim is never normalized: the input has more
+    than ``normalized_ndim`` dims.
+    """
+
+    hparam_names = ("normalized_ndim", "normalized_shape", "eps", "elementwise_affine")
+
+    def __init__(
+        self,
+        normalized_ndim: int = 1,
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        *,
+        normalized_shape: int | tuple[int, ...] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.normalized_shape, self.normalized_ndim = normalize_normalized_shape(
+            normalized_shape, normalized_ndim, "LayerNorm"
+        )
+        self.eps = check_eps(eps, "LayerNorm")
+        self.elementwise_affine = bool(elementwise_affine)
+        self.bias = bool(bias)
+        # the rank of a placeholder input: a batch dim and the normalized dims
+        self.expected_ndim = self.normalized_ndim + 1  # type: ignore[misc]
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+        shape = self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
+        return layer_norm_params(shape, self.elementwise_affine, self.bias)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        ndim = len(x.shape)
+        centered, _, var = _moments(x, tuple(range(ndim - self.normalized_ndim, ndim)))
+        return self._affine(params, centered / ops.sqrt(var + self.eps), per_channel=False)
+
+    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim >= self.normalized_ndim:
+            hp["normalized_shape"] = tuple(inputs[0].shape[inputs[0].ndim - self.normalized_ndim :])
+        return hp
+
+
+class GroupNorm(_Norm):
+    """Group normalization (``torch.nn.GroupNorm``): input ``(N, C, *)``, the
+    ``C`` channels split into ``num_groups`` groups normalized separately.
+
+    ``num_channels`` (C) is inferred from dim 1 when omitted and must be
+    divisible by ``num_groups``. ``weight`` (C,) ones and ``bias`` (C,) zeros
+    when ``affine``.
+    """
+
+    hparam_names = ("num_groups", "num_channels", "eps", "affine")
+    expected_ndim = 4
+
+    def __init__(
+        self,
+        num_groups: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        *,
+        num_channels: int | None = None,
+        bias: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if num_channels is not None:
+            positive_int(num_channels, "num_channels", "GroupNorm")
+        self.num_groups = check_num_groups(num_groups, num_channels, "GroupNorm")
+        self.num_channels = num_channels
+        self.eps = check_eps(eps, "GroupNorm")
+        self.affine = bool(affine)
+        self.bias = bool(bias)
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return group_norm_output(x, self.num_groups, self.num_channels)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+        channels = x.shape[1] if self.num_channels is None else self.num_channels
+        return group_norm_params(channels, self.affine, self.bias)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        shape = tuple(x.shape)
+        grouped = ops.reshape(x, (shape[0], self.num_groups, -1))
+        centered, _, var = _moments(grouped, (2,))
+        y = ops.reshape(centered / ops.sqrt(var + self.eps), shape)
+        return self._affine(params, y, per_channel=True)
+
+    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim >= 2:
+            hp["num_channels"] = inputs[0].shape[1]
+        return hp
