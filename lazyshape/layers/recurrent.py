@@ -1,0 +1,229 @@
+"""``LSTM`` and ``GRU``: PyTorch's recurrent layers whose input size is inferred.
+
+They return the output sequence, so they stack in a `Sequential`; with
+``return_state=True`` they return ``(output, state)`` as torch does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .. import ops
+from .._errors import ShapeError
+from .._layer import Context, Layer
+from .._specs import ParamSpec, TensorSpec
+from ..rules._common import positive_int
+from ..rules.attention import check_dropout
+from ..rules.recurrent import (
+    check_recurrent_input,
+    check_state,
+    recurrent_output_shape,
+    recurrent_param_names,
+    recurrent_params,
+    state_shape,
+)
+
+__all__ = ["LSTM", "GRU"]
+
+
+class _Recurrent(Layer):
+    """Shared by `LSTM` and `GRU`: hyperparameters, shape and parameter rules,
+    and the stacked, optionally bidirectional forward over one-layer ops."""
+
+    hparam_names = (
+        "input_size",
+        "hidden_size",
+        "num_layers",
+        "bias",
+        "batch_first",
+        "dropout",
+        "bidirectional",
+        "return_state",
+    )
+    expected_ndim = 3
+    needs_context = True
+    #: the initial / final states: ``("h_0",)`` (GRU) or ``("h_0", "c_0")`` (LSTM)
+    _states: ClassVar[tuple[str, ...]] = ()
+    #: the cell type (``rules.recurrent.GATES`` key)
+    _mode: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_layers: int = 1,
+        batch_first: bool = True,
+        *,
+        input_size: int | None = None,
+        return_state: bool = False,
+        bias: bool = True,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        kind = self.kind
+        self.hidden_size = positive_int(hidden_size, "hidden_size", kind)
+        self.num_layers = positive_int(num_layers, "num_layers", kind)
+        if input_size is not None:
+            positive_int(input_size, "input_size", kind)
+        self.input_size = input_size
+        for key, value in (
+            ("batch_first", batch_first),
+            ("return_state", return_state),
+            ("bidirectional", bidirectional),
+        ):
+            if not isinstance(value, bool):
+                raise ShapeError(f"`{key}` a bool", f"`{key}` (={value!r})", kind=kind)
+        self.batch_first = batch_first
+        self.return_state = return_state
+        self.bidirectional = bidirectional
+        self.bias = bool(bias)
+        self.dropout = check_dropout(dropout, kind)
+
+    @property
+    def num_outputs(self) -> int:  # type: ignore[override]
+        """1 (the output sequence), or 1 + the number of states with ``return_state``."""
+        return 1 + len(self._states) if self.return_state else 1
+
+    @property
+    def _directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    # -- rules ----------------------------------------------------------------
+
+    def _check(self, x: TensorSpec, state: tuple[TensorSpec, ...]) -> Any:
+        size = check_recurrent_input(x, self.input_size, self.batch_first)
+        if state and len(state) != len(self._states):
+            names = ", ".join(self._states)
+            raise ShapeError(
+                f"1 input (the sequence) or {1 + len(self._states)} (the sequence, {names})",
+                f"{1 + len(state)} inputs",
+            )
+        shape = state_shape(
+            x, self.hidden_size, self.num_layers, self.bidirectional, self.batch_first
+        )
+        for spec, what in zip(state, self._states, strict=False):
+            check_state(spec, what, x, shape)
+        return size, shape
+
+    def output_spec(self, x: TensorSpec, *state: TensorSpec) -> Any:  # type: ignore[override]
+        _, shape = self._check(x, state)
+        out = TensorSpec._make(
+            recurrent_output_shape(x, self.hidden_size, self.bidirectional), x.dtype
+        )
+        if not self.return_state:
+            return out
+        return (out, *(TensorSpec._make(shape, x.dtype) for _ in self._states))
+
+    def param_specs(self, x: TensorSpec, *state: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+        size, _ = self._check(x, state)
+        return recurrent_params(
+            self._mode, size, self.hidden_size, self.num_layers, self.bias, self.bidirectional
+        )
+
+    # -- computation ----------------------------------------------------------
+
+    def _cell(
+        self, params: Mapping[str, Any], x: Any, init: tuple[Any, ...], layer: int, reverse: bool
+    ) -> tuple[Any, ...]:
+        """``(out (T, B, H), *final states (B, H))`` of one layer in one direction."""
+        raise NotImplementedError
+
+    def forward(self, params: Mapping[str, Any], x: Any, *state: Any, ctx: Context) -> Any:  # type: ignore[override]
+        if self.batch_first:
+            x = ops.permute_dims(x, (1, 0, 2))  # time-major for the ops
+        dirs = self._directions
+        finals: list[list[Any]] = [[] for _ in self._states]
+        keep = None
+        for layer in range(self.num_layers):
+            if layer and keep is not None:
+                x = x * keep[layer - 1]
+            outs = []
+            for d in range(dirs):
+                idx = layer * dirs + d
+                init = tuple(s[idx] for s in state) if state else (None,) * len(self._states)
+                out, *last = self._cell(params, x, init, layer, d == 1)
+                outs.append(out)
+                for acc, h in zip(finals, last, strict=True):
+                    acc.append(h)
+            x = outs[0] if dirs == 1 else ops.concat(outs, axis=-1)
+            if (
+                layer == 0 and self.num_layers > 1 and ctx.training and self.dropout > 0.0
+            ):  # one draw for every layer boundary: a JAX key gives one mask per call
+                ones = ops.ones_like(x)
+                keep = ops.dropout(ops.stack([ones] * (self.num_layers - 1)), self.dropout, ctx.rng)
+        y = ops.permute_dims(x, (1, 0, 2)) if self.batch_first else x
+        if not self.return_state:
+            return y
+        return (y, *(ops.stack(acc, axis=0) for acc in finals))
+
+    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim == 3:
+            hp["input_size"] = inputs[0].shape[2]
+        return hp
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory, as ``torch.nn.LSTM``.
+
+    Input ``(B, T, F)`` (``batch_first=True``, the default) or ``(T, B, F)``;
+    output ``(B, T, D*H)``, ``D`` = 2 when ``bidirectional``. ``input_size``
+    (F) is inferred from the input when omitted, checked when given. Optional
+    initial states: ``lstm(x, h_0, c_0)``, each ``(num_layers*D, B, H)``; zeros
+    otherwise. With ``return_state=True`` it returns ``(output, (h_n, c_n))``.
+    ``dropout`` applies between stacked layers in training.
+
+    Parameters are torch's: ``weight_ih_l{k}`` ``(4H, F)`` (``(4H, D*H)`` for
+    ``k > 0``), ``weight_hh_l{k}`` ``(4H, H)``, ``bias_ih_l{k}``, ``bias_hh_l{k}``
+    ``(4H,)`` (``..._reverse`` for the backward direction), gates in torch's
+    order (i, f, g, o), all initialized ``U(±1/sqrt(H))``.
+    """
+
+    _states = ("h_0", "c_0")
+    _mode = "LSTM"
+
+    def _cell(
+        self, params: Mapping[str, Any], x: Any, init: tuple[Any, ...], layer: int, reverse: bool
+    ) -> tuple[Any, ...]:
+        w_ih, w_hh, b_ih, b_hh = recurrent_param_names(layer, reverse)
+        out: tuple[Any, ...] = ops.lstm(
+            x, init[0], init[1], params[w_ih], params[w_hh], params.get(b_ih),
+            params.get(b_hh), reverse,
+        )
+        return out
+
+    def pack_outputs(self, outs: tuple[Any, ...]) -> Any:
+        """``(output, (h_n, c_n))`` as torch returns."""
+        return (outs[0], (outs[1], outs[2])) if len(outs) == 3 else super().pack_outputs(outs)
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit, as ``torch.nn.GRU``.
+
+    Input ``(B, T, F)`` (``batch_first=True``, the default) or ``(T, B, F)``;
+    output ``(B, T, D*H)``. ``input_size`` is inferred when omitted, checked
+    when given. Optional initial state: ``gru(x, h_0)``, ``(num_layers*D, B, H)``.
+    With ``return_state=True`` it returns ``(output, h_n)``.
+
+    Parameters are torch's: ``weight_ih_l{k}`` ``(3H, F)``, ``weight_hh_l{k}``
+    ``(3H, H)``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` ``(3H,)``, gates in torch's
+    order (r, z, n), all initialized ``U(±1/sqrt(H))``.
+    """
+
+    _states = ("h_0",)
+    _mode = "GRU"
+
+    def _cell(
+        self, params: Mapping[str, Any], x: Any, init: tuple[Any, ...], layer: int, reverse: bool
+    ) -> tuple[Any, ...]:
+        w_ih, w_hh, b_ih, b_hh = recurrent_param_names(layer, reverse)
+        out: tuple[Any, ...] = ops.gru(
+            x, init[0], params[w_ih], params[w_hh], params.get(b_ih), params.get(b_hh), reverse
+        )
+        return out
+
+    def pack_outputs(self, outs: tuple[Any, ...]) -> Any:
+        """``(output, h_n)`` as torch returns."""
+        return (outs[0], outs[1]) if len(outs) == 2 else super().pack_outputs(outs)
