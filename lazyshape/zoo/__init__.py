@@ -1,0 +1,19 @@
+"""Reference models, defined once with no input sizes and built on any backend.
+
+- `lenet5`: LeNet-5; the same definition on 28x28 and 32x32 inputs gives a
+  different first `Linear` size (the seed page's example);
+- `resnet18`: torchvision's ResNet-18, residual adds through the functional API,
+  torchvision's parameter names (11,689,512 parameters on 224x224);
+- `gpt2`: a GPT-2-small-shaped stack on token ids ``(B, T)``;
+- `lstm_classifier`: an LSTM over ``(B, T, F)`` and a linear head.
+
+Import the module as ``lazyshape.zoo`` (it needs no framework).
+"""
+
+from .gpt import PositionEmbedding as PositionEmbedding
+from .gpt import gpt2 as gpt2
+from .lenet import lenet5 as lenet5
+from .recurrent import LastStep as LastStep
+from .recurrent import lstm_classifier as lstm_classifier
+from .resnet import basic_block as basic_block
+from .resnet import resnet18 as resnet18
