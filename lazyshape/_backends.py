@@ -9,7 +9,6 @@ Loading a backend's entry point must not import its framework: the object
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Backend", "backends", "get_backend", "backend_for", "register_backend", "asarray"]
@@ -51,6 +50,8 @@ def _scan() -> None:
     if _SCANNED:
         return
     _SCANNED = True
+    from importlib.metadata import entry_points  # on first use: it costs ~30 ms to import
+
     for ep in entry_points(group="lazyshape.backends"):
         if ep.name in _REGISTRY:
             continue

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 
 from ._errors import ShapeError
 
@@ -46,9 +45,13 @@ def save(model_or_state: Any, path: str | os.PathLike[str]) -> None:
                 "materialized parameters to save", f"`{name}` is {value!r}; call materialize first"
             )
         arrays[name] = np.ascontiguousarray(to_numpy(value))
+    from safetensors.numpy import save_file  # imported on use: keeps `import lazyshape` fast
+
     save_file(arrays, os.fspath(path), metadata={"format": "lazyshape"})
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:
     """Read a checkpoint: ``{name: numpy array}``, ready for ``load_state_dict``."""
+    from safetensors.numpy import load_file
+
     return dict(load_file(os.fspath(path)))
