@@ -170,6 +170,125 @@ def linear(x: Any, weight: Any, bias: Any | None = None) -> Any:
     return nn(x).linear(x, weight, bias)
 
 
+def pad(x: Any, pads: tuple[tuple[int, int], ...], mode: str = "constant") -> Any:
+    """Pad the trailing ``len(pads)`` dims by ``(lo, hi)`` each; ``mode`` is
+    ``"constant"`` (zeros), ``"reflect"``, ``"replicate"`` or ``"circular"``."""
+    return nn(x).pad(x, pads, mode)
+
+
+def conv(
+    x: Any,
+    weight: Any,
+    bias: Any | None,
+    stride: tuple[int, ...],
+    padding: tuple[tuple[int, int], ...],
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> Any:
+    """N-d convolution: input ``(N, C, *d)``, weight ``(out, C/groups, *k)``,
+    explicit zero padding ``(lo, hi)`` per spatial dim -> ``(N, out, *d_out)``."""
+    return nn(x).conv(x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose(
+    x: Any,
+    weight: Any,
+    bias: Any | None,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> Any:
+    """N-d transposed convolution: input ``(N, C, *d)``, weight ``(C, out/groups, *k)``
+    -> ``(N, out, (d - 1)*s - 2p + dil*(k - 1) + output_padding + 1)``."""
+    return nn(x).conv_transpose(
+        x, weight, bias, stride, padding, output_padding, dilation, groups
+    )
+
+
+def max_pool(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil_mode: bool = False,
+) -> Any:
+    """Max over windows of the trailing ``len(kernel_size)`` dims."""
+    return nn(x).max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def avg_pool(
+    x: Any,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Any:
+    """Mean over windows of the trailing ``len(kernel_size)`` dims (torch's divisor)."""
+    return nn(x).avg_pool(
+        x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+    )
+
+
+def adaptive_avg_pool(x: Any, output_size: tuple[int, ...]) -> Any:
+    """Average pooling to a fixed ``output_size`` of the trailing dims (torch's bins)."""
+    return nn(x).adaptive_avg_pool(x, output_size)
+
+
+def embedding(ids: Any, weight: Any, padding_idx: int | None = None) -> Any:
+    """Rows of ``weight (num, dim)`` for integer ``ids (*)`` -> ``(*, dim)``."""
+    return nn(weight).embedding(ids, weight, padding_idx)
+
+
+def scaled_dot_product_attention(
+    q: Any,
+    k: Any,
+    v: Any,
+    key_padding_mask: Any | None = None,
+    causal: bool = False,
+    dropout_p: float = 0.0,
+    rng: Any = None,
+) -> Any:
+    """``softmax(q @ k^T / sqrt(D)) @ v`` for ``q (B, H, T, D)``, ``k, v (B, H, S, D)``;
+    ``key_padding_mask (B, S)`` is True where a key is ignored."""
+    return nn(q).scaled_dot_product_attention(
+        q, k, v, key_padding_mask, causal, dropout_p, rng
+    )
+
+
+def lstm(
+    x: Any,
+    h0: Any | None,
+    c0: Any | None,
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: Any | None,
+    b_hh: Any | None,
+    reverse: bool = False,
+) -> Any:
+    """One LSTM layer, one direction, over ``x (T, B, F)`` (gates i, f, g, o):
+    ``(out (T, B, H), h_n (B, H), c_n (B, H))``."""
+    return nn(x).lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+
+
+def gru(
+    x: Any,
+    h0: Any | None,
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: Any | None,
+    b_hh: Any | None,
+    reverse: bool = False,
+) -> Any:
+    """One GRU layer, one direction, over ``x (T, B, F)`` (gates r, z, n):
+    ``(out (T, B, H), h_n (B, H))``."""
+    return nn(x).gru(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+
+
 def __getattr__(name: str) -> Callable[..., Any]:
     """Any other operation, dispatched on its first array argument: the owning
     backend's NN op of that name if it has one, else the array-API function."""
