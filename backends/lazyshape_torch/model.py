@@ -465,8 +465,8 @@ class TorchModel(nn.Module):
             out = mod(*[vals[j] for j in ins])
             if len(outs) == 1:
                 vals[outs[0]] = out
-            else:
-                for slot, o in zip(outs, out, strict=True):
+            else:  # a native module returns torch's nesting: (out, (h_n, c_n))
+                for slot, o in zip(outs, _flatten(out), strict=True):
                     vals[slot] = o
         res = [vals[i] for i in self._program.outputs]
         return pack_outputs(self._program, tuple(res))
@@ -534,6 +534,13 @@ class TorchModel(nn.Module):
 
     def extra_repr(self) -> str:
         return self._root.extra_repr() if self._root is not None else ""
+
+
+def _flatten(out: Any) -> list[Any]:
+    """The leaves of a (nested) tuple of tensors, in order."""
+    if isinstance(out, (tuple, list)):
+        return [leaf for o in out for leaf in _flatten(o)]
+    return [out]
 
 
 def _is_chain(program: Any) -> bool:

@@ -70,8 +70,8 @@ class MultiheadAttention(nn.MultiheadAttention):
 
 class _ReturnState:
     """Mixin for ``nn.LSTM`` / ``nn.GRU``: forward takes the initial states as
-    separate inputs and returns the output only, or the flat ``(output, *states)``
-    with ``return_state`` (lazyshape's built model nests them as torch does)."""
+    separate inputs and returns the output only, or with ``return_state`` torch's
+    own ``(output, state)``."""
 
     return_state: bool
 
@@ -82,11 +82,11 @@ class _ReturnState:
         out, last = super().forward(x, hx)  # type: ignore[misc]
         if not self.return_state:
             return out
-        return (out, *last) if isinstance(last, tuple) else (out, last)
+        return out, last  # torch's own structure: (out, (h_n, c_n)) / (out, h_n)
 
 
 class LSTM(_ReturnState, nn.LSTM):  # type: ignore[misc]
-    """``nn.LSTM`` returning the output sequence (or ``(output, h_n, c_n)``)."""
+    """``nn.LSTM`` returning the output sequence (or ``(output, (h_n, c_n))``)."""
 
     def __init__(self, *args: Any, return_state: bool = False, **kw: Any) -> None:
         super().__init__(*args, **kw)
