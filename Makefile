@@ -30,10 +30,17 @@ test: lint pytest
 test-nightly: $(STAMP)
 	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest
 
-bench: $(STAMP)
+# The peers (flax, Keras) and matplotlib come from the `bench` extra, never the runtime deps.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks
 
-bench-quick: $(STAMP)
+bench-quick: $(BENCH_STAMP)
 	$(PY) -m benchmarks --quick
 
 clean:

@@ -1,40 +1,82 @@
-"""Forward after materialization: a lazyshape-built model against the model a
-user of that framework would write by hand, with the same weights and batch.
+"""Forward after materialization (issue 5, step 3; issue 2's forward figures):
+a lazyshape-built model against the model a user of that framework would write
+by hand, with the same weights and the same input.
 
-- torch: ``ls.build(net, "torch")`` materialized on ``(2, in)`` vs the
-  hand-written ``nn.Sequential(nn.Linear(in, h), nn.ReLU(), nn.Linear(h, out))``
-  loaded with the same state dict; ``torch.no_grad()``, eval mode;
-- jax: ``jax.jit(m.apply)`` vs a hand-written jitted function of the same MLP
-  on the same weights (a list of ``(w, b)``), and the stateful ``m(x)`` vs
-  that same jitted function; every call ends in ``block_until_ready()``. A
-  third, informative pair times the hand-written function on lazyshape's
-  nested-dict params against itself on the list: the pytree's own cost;
-- numpy: ``m(x)`` vs hand-written NumPy (``np.maximum(x @ w0.T + b0, 0) ...``).
+Cases (`CASES`): issue 2's small MLP (batches 2 and 256), and the reference
+models A, B, C and D at small batches (C on 64x64 images, D on 8 tokens: the
+point is the per-call overhead, not the arithmetic):
+
+- torch: ``ls.build(net, "torch")`` materialized, vs the hand-written
+  ``nn.Sequential`` / torchvision-style ResNet-18 loaded with the same state
+  dict; ``torch.no_grad()``, eval mode;
+- jax: ``jax.jit(m.apply)`` vs a hand-written jitted function on the same
+  weights (for the MLP also the stateful ``m(x)``, and the hand-written
+  function taking lazyshape's nested-dict params: the pytree's own cost);
+  every call ends in ``block_until_ready()``;
+- numpy: ``m(x)`` vs hand-written NumPy (``x @ w.T + b`` ...; no hand-written
+  NumPy convolution, so no ResNet).
 
 Both contenders of a pair run the same number of calls per repeat, in
 interleaved rounds; the reported ratio is lazyshape / hand-written per round.
-A new backend is one more entry in `BACKENDS`.
 """
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ._report import Comparison
+from ._report import Comparison, RatioCell
 from ._timing import Contender, calibrate, measure_interleaved, ratio_stats
-from .models import FORWARD_MODELS, Plan, to_lazyshape, to_torch
+from .models import (
+    Plan,
+    jax_hand,
+    mlp,
+    mlp4096,
+    mlp_stack,
+    numpy_hand,
+    param_indices,
+    to_lazyshape,
+    to_torch,
+    torch_model,
+    transformer_stack,
+)
 
-__all__ = ["run", "BACKENDS", "TARGETS"]
-
-#: the batch every lazyshape model is materialized on
-MATERIALIZE_BATCH = 2
+__all__ = ["run", "BACKENDS", "TARGETS", "CASES"]
 
 #: lazyshape / hand-written targets, per backend
 TARGETS = {"torch": 1.02, "jax": 1.05, "numpy": 1.10}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model, the input shapes its forward is timed on (the first is the
+    one it is materialized on), and the backends that have a hand-written twin."""
+
+    name: str
+    plan: Plan | None  # None: ResNet-18 (model C)
+    shapes: tuple[tuple[int, ...], ...]
+    backends: tuple[str, ...] = ("torch", "jax", "numpy")
+    extra_jax_pairs: bool = False
+
+    def lazyshape(self) -> Any:
+        if self.plan is not None:
+            return to_lazyshape(self.plan)
+        from lazyshape import zoo
+
+        return zoo.resnet18()
+
+
+CASES: tuple[Case, ...] = (
+    Case("mlp", mlp(), ((2, 20), (256, 20)), extra_jax_pairs=True),
+    Case("A", mlp_stack(1000), ((8, 32),)),
+    Case("B", mlp4096(), ((1, 1024),)),
+    Case("C", None, ((1, 3, 64, 64),), ("torch", "jax")),
+    Case("D", transformer_stack(), ((1, 8, 768),)),
+)
 
 
 class Pair:
@@ -53,10 +95,6 @@ class Pair:
         self.ratio = ratio
 
 
-def _linear_indices(plan: Plan) -> list[int]:
-    return [i for i, (kind, *_) in enumerate(plan.steps) if kind == "linear"]
-
-
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"0": {"weight": w}}`` or ``{"0.weight": w}`` -> ``{"0.weight": w}``."""
     out: dict[str, Any] = {}
@@ -71,35 +109,39 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _weights(plan: Plan, params: Mapping[str, Any]) -> list[tuple[Any, Any]]:
     flat = _flatten(params)
-    return [(flat[f"{i}.weight"], flat[f"{i}.bias"]) for i in _linear_indices(plan)]
+    return [(flat[f"{i}.weight"], flat[f"{i}.bias"]) for i in param_indices(plan)]
 
 
 def _diff(a: Any, b: Any) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, np.float64))))
 
 
-def _input(plan: Plan, batch: int) -> np.ndarray[Any, Any]:
-    rng = np.random.default_rng(batch)
-    return rng.standard_normal((batch, plan.in_features)).astype(np.float32)
+def _input(shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
+    rng = np.random.default_rng(shape[0])
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _tag(case: Case, shape: tuple[int, ...]) -> str:
+    return f"{case.name} {shape}"
 
 
 # -- torch -----------------------------------------------------------------------
 
-def _torch_pairs(plan: Plan, batches: tuple[int, ...]) -> list[Pair]:
+def _torch_pairs(case: Case) -> list[Pair]:
     import torch
 
     import lazyshape as ls
 
     torch.manual_seed(0)
-    m = ls.build(to_lazyshape(plan), "torch")
-    m.materialize((MATERIALIZE_BATCH, plan.in_features))
-    hand = to_torch(plan)
+    m = ls.build(case.lazyshape(), "torch")
+    m.materialize(case.shapes[0])
+    hand = to_torch(case.plan) if case.plan is not None else torch_model("C")
     hand.load_state_dict(m.state_dict())
     m.eval()
     hand.eval()
     pairs = []
-    for batch in batches:
-        x = torch.from_numpy(_input(plan, batch))
+    for shape in case.shapes:
+        x = torch.from_numpy(_input(shape))
         with torch.no_grad():
             diff = _diff(m(x), hand(x))
 
@@ -109,7 +151,8 @@ def _torch_pairs(plan: Plan, batches: tuple[int, ...]) -> list[Pair]:
         def mine(x: Any = x) -> Any:
             return hand(x)
 
-        pairs.append(Pair(f"torch m(x), batch {batch}", ours, mine, TARGETS["torch"], diff))
+        pairs.append(Pair(f"torch m(x), {_tag(case, shape)}", ours, mine, TARGETS["torch"],
+                          diff))
     return pairs
 
 
@@ -126,40 +169,71 @@ def _torch_loop(fn: Callable[[], Any], n: int) -> Callable[[Any], None]:
 
 # -- jax -------------------------------------------------------------------------
 
-def _jax_pairs(plan: Plan, batches: tuple[int, ...]) -> list[Pair]:
+def jax_resnet18(params: Mapping[str, Any], x: Any) -> Any:
+    """ResNet-18 by hand in JAX (NCHW, torch's layouts), eval mode, on lazyshape's
+    canonical parameter names (torchvision's)."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    p = _flatten(params)
+
+    def conv(x: Any, name: str, stride: int, pad: int) -> Any:
+        return lax.conv_general_dilated(x, p[name + ".weight"], (stride, stride),
+                                        [(pad, pad), (pad, pad)],
+                                        dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+    def bn(x: Any, name: str) -> Any:
+        scale = p[name + ".weight"] * lax.rsqrt(p[name + ".running_var"] + 1e-5)
+        shift = p[name + ".bias"] - p[name + ".running_mean"] * scale
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+    relu = jax.nn.relu
+    x = relu(bn(conv(x, "conv1", 2, 3), "bn1"))
+    x = lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 3, 3), (1, 1, 2, 2),
+                          [(0, 0), (0, 0), (1, 1), (1, 1)])
+    for stage, stride in ((1, 1), (2, 2), (3, 2), (4, 2)):
+        for i in range(2):
+            b = f"layer{stage}.{i}"
+            s = stride if i == 0 else 1
+            h = relu(bn(conv(x, b + ".conv1", s, 1), b + ".bn1"))
+            h = bn(conv(h, b + ".conv2", 1, 1), b + ".bn2")
+            if b + ".downsample.0.weight" in p:
+                x = bn(conv(x, b + ".downsample.0", s, 0), b + ".downsample.1")
+            x = relu(h + x)
+    x = x.mean(axis=(2, 3))
+    return x @ p["fc.weight"].T + p["fc.bias"]
+
+
+def _jax_pairs(case: Case) -> list[Pair]:
     import jax
     import jax.numpy as jnp
 
     import lazyshape as ls
 
-    kinds = [kind for kind, *_ in plan.steps]
-
-    def hand_apply(weights: Any, x: Any) -> Any:
-        it = iter(weights)
-        for kind in kinds:
-            if kind == "linear":
-                w, b = next(it)
-                x = x @ w.T + b
-            else:
-                x = jnp.maximum(x, 0)
-        return x
-
-    x0 = jnp.asarray(_input(plan, MATERIALIZE_BATCH))
-    m = ls.build(to_lazyshape(plan), "jax")
+    x0 = jnp.asarray(_input(case.shapes[0]))
+    # portable init: the native one jits a draw of every parameter at once, and
+    # XLA's compile of that grows superlinearly (minutes for model A's 2000 params)
+    m = ls.build(case.lazyshape(), "jax", rng="portable", seed=0)
     params = m.init(jax.random.key(0), x0)
-    weights = _weights(plan, params)
     apply = jax.jit(m.apply)
-    hand = jax.jit(hand_apply)
-    names = [str(i) for i in _linear_indices(plan)]
-    hand_on_dict = jax.jit(
-        lambda p, x: hand_apply([(p[n]["weight"], p[n]["bias"]) for n in names], x))
-    m(x0)  # the stateful model initializes on first use
-    stateful = _weights(plan, _flatten(m.state_dict()))
+    if case.plan is not None:
+        weights: Any = _weights(case.plan, params)
+        hand_fn = jax_hand(case.plan)
+    else:
+        weights = params
+        hand_fn = jax_resnet18
+    hand = jax.jit(hand_fn)
+    hand_on_dict: Any = None
+    if case.extra_jax_pairs:
+        assert case.plan is not None
+        names = [str(i) for i in param_indices(case.plan)]
+        hand_on_dict = jax.jit(
+            lambda p, x: hand_fn([(p[n]["weight"], p[n]["bias"]) for n in names], x))
     pairs = []
-    for batch in batches:
-        x = jnp.asarray(_input(plan, batch))
+    for shape in case.shapes:
+        x = jnp.asarray(_input(shape))
         diff = _diff(apply(params, x), hand(weights, x))
-        sdiff = _diff(m(x), hand(stateful, x))
 
         def ours(x: Any = x) -> Any:
             return apply(params, x).block_until_ready()
@@ -167,47 +241,44 @@ def _jax_pairs(plan: Plan, batches: tuple[int, ...]) -> list[Pair]:
         def mine(x: Any = x) -> Any:
             return hand(weights, x).block_until_ready()
 
+        pairs.append(Pair(f"jax jit(m.apply), {_tag(case, shape)}", ours, mine, TARGETS["jax"],
+                          diff))
+        if not case.extra_jax_pairs:
+            continue
+        assert case.plan is not None
+        plan = case.plan
+        if not m.initialized:
+            m(x0)  # the stateful model initializes on first use
+        stateful = _weights(plan, _flatten(m.state_dict()))
+
         def stateful_call(x: Any = x) -> Any:
             return m(x).block_until_ready()
 
         def mine_on_dict(x: Any = x) -> Any:
             return hand_on_dict(params, x).block_until_ready()
 
-        pairs.append(Pair(f"jax jit(m.apply), batch {batch}", ours, mine, TARGETS["jax"], diff))
-        pairs.append(Pair(f"jax stateful m(x) vs hand jit, batch {batch}", stateful_call, mine,
-                          None, sdiff))
+        pairs.append(Pair(f"jax stateful m(x) vs hand jit, {_tag(case, shape)}", stateful_call,
+                          mine, None, _diff(m(x), hand(stateful, x))))
         # what the params pytree alone costs: the same hand-written function
         # taking lazyshape's nested dict instead of a list of (w, b)
-        pairs.append(Pair(f"jax params pytree alone, batch {batch}", mine_on_dict, mine, None,
-                          _diff(hand_on_dict(params, x), hand(weights, x)),
+        pairs.append(Pair(f"jax params pytree alone, {_tag(case, shape)}", mine_on_dict, mine,
+                          None, _diff(hand_on_dict(params, x), hand(weights, x)),
                           "hand on nested dict / hand on list"))
     return pairs
 
 
 # -- numpy -----------------------------------------------------------------------
 
-def _numpy_hand(plan: Plan, weights: list[tuple[Any, Any]]) -> Callable[[Any], Any]:
-    """Straight-line hand-written NumPy for the plans we time (what a user writes)."""
-    kinds = tuple(kind for kind, *_ in plan.steps)
-    if kinds == ("linear", "relu", "linear"):
-        (w0, b0), (w1, b1) = weights
-
-        def mlp(x: Any) -> Any:
-            return np.maximum(x @ w0.T + b0, 0) @ w1.T + b1
-
-        return mlp
-    raise NotImplementedError(f"no hand-written NumPy model for steps {kinds}")
-
-
-def _numpy_pairs(plan: Plan, batches: tuple[int, ...]) -> list[Pair]:
+def _numpy_pairs(case: Case) -> list[Pair]:
     import lazyshape as ls
 
-    m = ls.build(to_lazyshape(plan), "numpy", seed=0)
-    m.materialize((MATERIALIZE_BATCH, plan.in_features))
-    hand = _numpy_hand(plan, _weights(plan, m.params))
+    assert case.plan is not None
+    m = ls.build(case.lazyshape(), "numpy", seed=0)
+    m.materialize(case.shapes[0])
+    hand = numpy_hand(case.plan, _weights(case.plan, m.params))
     pairs = []
-    for batch in batches:
-        x = _input(plan, batch)
+    for shape in case.shapes:
+        x = _input(shape)
         diff = _diff(m(x), hand(x))
 
         def ours(x: Any = x) -> Any:
@@ -216,7 +287,8 @@ def _numpy_pairs(plan: Plan, batches: tuple[int, ...]) -> list[Pair]:
         def mine(x: Any = x) -> Any:
             return hand(x)
 
-        pairs.append(Pair(f"numpy m(x), batch {batch}", ours, mine, TARGETS["numpy"], diff))
+        pairs.append(Pair(f"numpy m(x), {_tag(case, shape)}", ours, mine, TARGETS["numpy"],
+                          diff))
     return pairs
 
 
@@ -229,7 +301,7 @@ def _plain_loop(fn: Callable[[], Any], n: int) -> Callable[[Any], None]:
 
 
 #: backend -> (pairs factory, timed-loop factory)
-BACKENDS: dict[str, tuple[Callable[[Plan, tuple[int, ...]], list[Pair]],
+BACKENDS: dict[str, tuple[Callable[[Case], list[Pair]],
                           Callable[[Callable[[], Any], int], Callable[[Any], None]]]] = {
     "torch": (_torch_pairs, _torch_loop),
     "jax": (_jax_pairs, _plain_loop),
@@ -241,18 +313,24 @@ def _us(ns: float) -> str:
     return f"{ns / 1000:.2f}"
 
 
-def run(quick: bool) -> tuple[dict[str, Any], list[Comparison]]:
-    """Time every pair of every installed backend; return the JSON section and
-    comparisons (SKIP for a backend that is not installed, ERROR if it fails)."""
+def run(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCell]]:
+    """Time every pair of every installed backend; return the JSON section,
+    comparisons (SKIP for a backend that is not installed, ERROR if it fails)
+    and the ratio cells."""
     import lazyshape as ls
 
-    reps, warmup, region_ns = (21, 1, 1e6) if quick else (151, 5, 3e6)
+    # (min repeats, max repeats, warm-up, region, seconds per pair)
+    lo, hi, warmup, region_ns, budget = (5, 21, 1, 1e6, 0.4) if quick else (11, 151, 3, 3e6, 3.0)
     installed = ls.backends()
     section: dict[str, Any] = {}
     comparisons: list[Comparison] = []
-    for plan, batches in FORWARD_MODELS:
-        for backend, (make_pairs, make_loop) in BACKENDS.items():
-            key = f"{backend} {plan.name}"
+    cells: list[RatioCell] = []
+    # --quick: issue 2's MLP and ResNet-18 on torch (jitting model A alone takes seconds)
+    cases = [c for c in CASES if c.name in ("mlp", "C")] if quick else CASES
+    for case in cases:
+        for backend in case.backends if not quick or case.name == "mlp" else ("torch",):
+            make_pairs, make_loop = BACKENDS[backend]
+            key = f"{backend} {case.name}"
             if backend not in installed:
                 why = f"backend {backend!r} not installed (ls.backends() = {installed})"
                 section[key] = {"skipped": why}
@@ -260,7 +338,7 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison]]:
                                               note=why, skipped=True))
                 continue
             try:
-                pairs = make_pairs(plan, batches)
+                pairs = make_pairs(case)
             except Exception as e:  # a backend being written may fail: report, go on
                 section[key] = {"error": traceback.format_exc()}
                 comparisons.append(Comparison(f"forward {key}: lazyshape / hand", "x",
@@ -269,6 +347,9 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison]]:
             entries = {}
             for pair in pairs:
                 n = calibrate(pair.hand, region_ns)
+                pair.hand()
+                per_call = _time_once(pair.hand, n)
+                reps = int(min(hi, max(lo, budget * 1e9 / (2 * max(per_call * n, 1.0)))))
                 ours = Contender("lazyshape", make_loop(pair.ours, n), None, reps, warmup, n)
                 hand = Contender("hand", make_loop(pair.hand, n), None, reps, warmup, n)
                 stats = measure_interleaved([ours, hand])
@@ -286,5 +367,18 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison]]:
                         f" max|diff| {pair.max_abs_diff:.1e}")
                 comparisons.append(Comparison(f"forward {pair.label}: {pair.ratio}", "x",
                                               ratio, pair.target, "<=", note))
-            section[key] = {"model": plan.description, "pairs": entries}
-    return section, comparisons
+                if pair.target is not None:
+                    shape = pair.label.split(", ", 1)[1]
+                    cells.append(RatioCell("forward", shape, f"{backend} hand", ratio))
+            section[key] = {"model": case.plan.description if case.plan else "ResNet-18",
+                            "pairs": entries}
+    return section, comparisons, cells
+
+
+def _time_once(fn: Callable[[], Any], n: int) -> float:
+    import time
+
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter_ns() - t0) / n

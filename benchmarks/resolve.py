@@ -1,233 +1,133 @@
-"""Resolution: how long it takes to learn every shape of a freshly defined model.
+"""Shape inference without allocation (issue 5, step 1; issue 3's symbolic
+resolution; issue 2's resolution figures).
 
-Contenders, each given a fresh model per repeat (built untimed by ``setup``):
-
-- ``lazyshape``: ``ls.infer(model, (8, in))``: the whole call, including
-  compiling the model's flat program (a fresh model has none cached);
-- ``lazyshape_symbolic``: ``ls.infer(model, ("B", in))``;
-- ``python_floor``: a bare Python loop doing the same bookkeeping: per layer
-  an output shape tuple and a dict of parameter shape tuples. No checks, no
-  records, no names: what any pure-Python shape pass must at least cost;
-- ``torch_lazy``: ``nn.Sequential`` of ``nn.LazyLinear`` and one forward of an
-  ``(8, in)`` batch under ``torch.no_grad()``: what torch does to learn shapes
-  (it allocates, initializes and computes);
-- ``torch_meta``: the same lazy model made under ``torch.device("meta")`` and
-  one forward of a meta input: no data, but every op dispatched.
-
-A new peer is one more `Contender` factory in `PEERS`.
+On every reference model (`benchmarks.models.REFERENCE`), each contender of
+`benchmarks.steps` ``resolve`` step gets a freshly defined model per repeat
+(defined untimed): lazyshape concrete and symbolic, PyTorch's ``Lazy*``
+modules on the meta device, ``jax.eval_shape`` of the flax ``init``, and
+Keras 3 building on a symbolic ``Input`` (JAX backend, inside a
+``StatelessScope``: shapes, no values; its own process). Model A also gets
+issue 2's bare-loop floor and torch's lazy dry run on the CPU.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
 from typing import Any
 
-from ._report import Comparison
-from ._timing import Contender, Stats, measure_interleaved, ratio_stats
-from .models import RESOLVE_MODELS, Plan, to_lazyshape, to_torch_lazy
+from ._report import Comparison, RatioCell
+from ._stepbench import StepResult, add_keras, keras_step, time_step
+from .models import REFERENCE
 
-__all__ = ["run", "PEERS", "BATCH"]
+__all__ = ["run", "PEERS"]
 
-#: the concrete batch size of the resolution benchmark
-BATCH = 8
-
-
-# -- lazyshape -----------------------------------------------------------------
-
-def _lazyshape(plan: Plan, reps: int, warmup: int) -> Contender:
-    import lazyshape as ls
-
-    shape = (BATCH, plan.in_features)
-    return Contender("lazyshape", lambda net: ls.infer(net, shape),
-                     lambda: to_lazyshape(plan), reps, warmup)
+#: the peers of the shape-only step (Keras is added from its own process)
+PEERS = ("torch_meta", "flax_eval_shape", "keras")
+#: models with issue 5's targets
+TARGET_MODELS = ("A", "B", "C", "D")
 
 
-def _lazyshape_symbolic(plan: Plan, reps: int, warmup: int) -> Contender:
-    import lazyshape as ls
-
-    shape = ("B", plan.in_features)
-    return Contender("lazyshape_symbolic", lambda net: ls.infer(net, shape),
-                     lambda: to_lazyshape(plan), reps, warmup)
-
-
-# -- the floor: a bare loop ----------------------------------------------------
-
-class _FloorLinear:
-    __slots__ = ("out_features",)
-
-    def __init__(self, out_features: int) -> None:
-        self.out_features = out_features
-
-
-class _FloorReLU:
-    __slots__ = ()
-
-
-def _floor_layers(plan: Plan) -> list[Any]:
-    table: dict[str, Callable[..., Any]] = {"linear": _FloorLinear, "relu": _FloorReLU}
-    return [table[kind](*args) for kind, *args in plan.steps]
-
-
-def floor_pass(layers: list[Any], shape: tuple[int, ...]) -> list[Any]:
-    """Per layer: the output shape tuple and ``{name: parameter shape tuple}``."""
-    records = []
-    for layer in layers:
-        if type(layer) is _FloorLinear:
-            out = layer.out_features
-            params = {"weight": (out, shape[-1]), "bias": (out,)}
-            shape = (*shape[:-1], out)
-        else:
-            params = {}
-        records.append((shape, params))
-    return records
-
-
-def _floor(plan: Plan, reps: int, warmup: int) -> Contender:
-    shape = (BATCH, plan.in_features)
-    return Contender("python_floor", lambda layers: floor_pass(layers, shape),
-                     lambda: _floor_layers(plan), reps, warmup)
-
-
-# -- torch -----------------------------------------------------------------------
-
-def _quiet_lazy(plan: Plan) -> Any:
-    with warnings.catch_warnings():  # "Lazy modules are a new feature ..."
-        warnings.simplefilter("ignore")
-        return to_torch_lazy(plan)
-
-
-def _torch_lazy(plan: Plan, reps: int, warmup: int) -> Contender:
-    import torch
-
-    def setup() -> Any:
-        return _quiet_lazy(plan), torch.randn(BATCH, plan.in_features)
-
-    def run(state: Any) -> Any:
-        net, x = state
-        with torch.no_grad():
-            return net(x)
-
-    return Contender("torch_lazy", run, setup, reps, warmup)
-
-
-def _torch_meta(plan: Plan, reps: int, warmup: int) -> Contender:
-    import torch
-
-    def setup() -> Any:
-        with torch.device("meta"):
-            return _quiet_lazy(plan), torch.empty(BATCH, plan.in_features)
-
-    def run(state: Any) -> Any:
-        net, x = state
-        with torch.no_grad():
-            return net(x)
-
-    return Contender("torch_meta", run, setup, reps, warmup)
-
-
-#: name -> (factory(plan, repeats, warmup), share of the full repeat count, needs)
-PEERS: dict[str, tuple[Callable[[Plan, int, int], Contender], float, str | None]] = {
-    "lazyshape": (_lazyshape, 1.0, None),
-    "lazyshape_symbolic": (_lazyshape_symbolic, 1.0, None),
-    "python_floor": (_floor, 1.0, None),
-    "torch_lazy": (_torch_lazy, 0.6, "torch"),
-    "torch_meta": (_torch_meta, 0.3, "torch"),
-}
-
-
-def _available(module: str | None) -> str | None:
-    """None when ``module`` imports, else the reason it doesn't."""
-    if module is None:
-        return None
-    try:
-        __import__(module)
-    except ImportError as e:
-        return f"{module} not importable: {e}"
-    return None
-
-
-def _output_shape(name: str, out: Any) -> list[Any]:
+def _describe(name: str, out: Any) -> Any:
     if name.startswith("lazyshape"):
         return [d if type(d) is int else str(d) for d in out.output.shape]
     if name == "python_floor":
         return list(out[-1][0])
-    return list(out.shape)
+    if name.startswith("torch"):
+        return f"{type(out).__name__} (meta)" if name == "torch_meta" else type(out).__name__
+    if name == "flax_eval_shape":
+        import jax
+
+        return int(sum(x.size for x in jax.tree_util.tree_leaves(out.get("params", out))))
+    return None
 
 
-def run(quick: bool) -> tuple[dict[str, Any], list[Comparison]]:
-    """Time every model of `RESOLVE_MODELS`; return the JSON section and comparisons."""
-    reps, warmup = (9, 1) if quick else (51, 2)
+def run(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCell]]:
+    keys = list(REFERENCE)
+    # --quick: Keras on model B only (its import alone takes seconds)
+    keras = keras_step("resolve", ["B"] if quick else [k for k in keys if k != "gpt2"], quick)
     section: dict[str, Any] = {}
     comparisons: list[Comparison] = []
-    for plan in RESOLVE_MODELS:
-        contenders: dict[str, Contender] = {}
-        missing: dict[str, str] = {}
-        for name, (factory, share, needs) in PEERS.items():
-            why = _available(needs)
-            if why is not None:
-                missing[name] = why
-                continue
-            contenders[name] = factory(plan, max(3, round(reps * share)), warmup)
-        shapes = {}
-        for name, c in contenders.items():  # one untimed run: check they agree
-            state = c.setup() if c.setup is not None else None
-            shapes[name] = _output_shape(name, c.run(state))
-        stats = measure_interleaved(list(contenders.values()))
-        per_layer = 1e-3 / plan.layers  # ns per model -> µs per layer
-        per_block = 1e-3 / plan.blocks
-        section[plan.name] = {
-            "model": {"description": plan.description, "layers": plan.layers,
-                      "blocks": plan.blocks, "batch": BATCH,
-                      "in_features": plan.in_features},
-            "output_shapes": shapes,
-            "skipped": missing,
-            "contenders": {
-                name: {
-                    "repeats": c.repeats, "warmup": c.warmup,
-                    "total_ms": stats[name].scaled(1e-6).to_dict(),
-                    "per_layer_us": stats[name].scaled(per_layer).to_dict(),
-                    "per_block_us": stats[name].scaled(per_block).to_dict(),
-                    "samples_ns": c.samples,
-                }
-                for name, c in contenders.items()
-            },
-        }
-        comparisons += _compare(plan, contenders, stats, missing)
-    return section, comparisons
+    cells: list[RatioCell] = []
+    for key in keys:
+        names = ["lazyshape", "lazyshape_symbolic", "torch_meta", "flax_eval_shape"]
+        if key == "A":
+            names += ["python_floor", "torch_lazy"]
+        res = time_step("resolve", key, names, quick, _describe)
+        if key in keras:
+            add_keras(res, "keras", keras[key])
+        layers = _layers(key)
+        section[key] = {"model": REFERENCE[key].description, "layers": layers,
+                        "input": REFERENCE[key].input_shape,
+                        "symbolic_input": REFERENCE[key].symbolic_shape, **res.to_dict()}
+        comparisons += _compare(res, layers)
+        cells += [RatioCell("resolve", key, p, res.ratio("lazyshape", p)) for p in PEERS
+                  if res.has(p)]
+    return section, comparisons, cells
 
 
-def _compare(plan: Plan, cs: dict[str, Contender], stats: dict[str, Stats],
-             missing: dict[str, str]) -> list[Comparison]:
-    tag = f"resolve {plan.name}"
-    per_layer, per_block = 1e-3 / plan.layers, 1e-3 / plan.blocks
+def _layers(key: str) -> int:
+    import lazyshape as ls
+
+    from .models import lazyshape_model
+
+    ref = REFERENCE[key]
+    return len(ls.infer(lazyshape_model(key), ls.TensorSpec(ref.input_shape,
+                                                            ref.input_dtype)).layers)
+
+
+def _compare(res: StepResult, layers: int) -> list[Comparison]:
+    key = res.key
+    tag = f"resolve {key}"
+    targets = key in TARGET_MODELS
     out: list[Comparison] = []
 
-    def per(name: str, what: str, target: float | None = None, note: str = "") -> None:
-        if name in missing:
-            out.append(Comparison(f"{tag}: {name} {what}", "µs", note=missing[name],
-                                  skipped=True))
-            return
-        k = per_layer if what == "per layer" else per_block
-        out.append(Comparison(f"{tag}: {name} {what}", "µs", stats[name].scaled(k), target,
-                              "<=", note))
+    def missing(metric: str, unit: str, *names: str) -> bool:
+        for n in names:
+            if not res.has(n):
+                out.append(Comparison(metric, unit, note=res.missing.get(n, "not measured"),
+                                      skipped=True))
+                return True
+        return False
 
-    def ratio(num: str, den: str, target: float | None, op: str, note: str = "") -> None:
-        metric = f"{tag}: {num} / {den}"
-        gone = missing.get(num) or missing.get(den)
-        if gone:
-            out.append(Comparison(metric, "x", note=gone, skipped=True))
-            return
-        out.append(Comparison(metric, "x", ratio_stats(cs[num], cs[den]), target, op, note))
-
-    per("lazyshape", "per layer", 3.0, f"(8, {plan.in_features}); {plan.layers} modules")
-    per("lazyshape", "per block", None, "Linear+ReLU pair")
-    per("lazyshape_symbolic", "per layer", None, f"('B', {plan.in_features})")
-    ratio("lazyshape_symbolic", "lazyshape", 4.0, "<=", "symbolic vs concrete")
-    per("python_floor", "per layer", None, "bare loop: shape tuple + param-shape dict")
-    ratio("lazyshape", "python_floor", None, "<=", "overhead over the bare loop")
-    per("torch_lazy", "per layer", None, "LazyLinear stack, one no_grad forward")
-    ratio("torch_lazy", "lazyshape", 20.0, ">=", "how many times faster lazyshape is")
-    per("torch_meta", "per layer", None, "LazyLinear stack on meta, one no_grad forward")
-    ratio("torch_meta", "lazyshape", 50.0, ">=", "how many times faster lazyshape is")
+    if not missing(f"{tag}: lazyshape total", "µs", "lazyshape"):
+        st = res.stats["lazyshape"]
+        out.append(Comparison(f"{tag}: lazyshape total", "µs", st.scaled(1e-3),
+                              note=f"{REFERENCE[key].input_shape}; {layers} layers"))
+        out.append(Comparison(f"{tag}: lazyshape per layer", "µs", st.scaled(1e-3 / layers),
+                              3.0 if targets else None, "<=", "concrete input"))
+    if not missing(f"{tag}: symbolic / concrete", "x", "lazyshape", "lazyshape_symbolic"):
+        out.append(Comparison(f"{tag}: lazyshape_symbolic / lazyshape", "x",
+                              res.ratio("lazyshape_symbolic", "lazyshape"),
+                              4.0 if targets else None, "<=",
+                              f"symbolic input {REFERENCE[key].symbolic_shape}"))
+    for peer in (*PEERS, "torch_lazy", "python_floor"):
+        if not res.has(peer):
+            if peer in PEERS:
+                missing(f"{tag}: {peer} / lazyshape", "x", peer)
+            continue
+        r = res.ratio(peer, "lazyshape")
+        if peer == "python_floor":
+            out.append(Comparison(f"{tag}: lazyshape / python_floor", "x",
+                                  res.ratio("lazyshape", "python_floor"),
+                                  note="overhead over a bare loop (issue 2)"))
+            continue
+        target, note = None, "how many times faster lazyshape is"
+        if peer == "torch_lazy":
+            target, note = 20.0, "LazyLinear stack on the CPU, one forward (issue 2)"
+        elif peer == "torch_meta" and key == "A":
+            target, note = 50.0, "issue 2: meta-device dry run"
+        note += "; " + res.external_notes[peer] if peer in res.external_notes else ""
+        out.append(Comparison(f"{tag}: {peer} / lazyshape", "x", r, target, ">=", note))
+    present = [p for p in PEERS if res.has(p)]
+    if targets and present:
+        fastest = min(present, key=lambda p: res.get(p).median)  # type: ignore[union-attr]
+        out.append(Comparison(f"{tag}: fastest peer / lazyshape", "x",
+                              res.ratio(fastest, "lazyshape"), 50.0, ">=",
+                              f"fastest peer: {fastest}"))
+    if REFERENCE[key].issue3:
+        for peer in ("flax_eval_shape", "torch_meta"):
+            if not missing(f"{tag}: {peer} / lazyshape_symbolic", "x", peer,
+                           "lazyshape_symbolic"):
+                out.append(Comparison(f"{tag}: {peer} / lazyshape_symbolic", "x",
+                                      res.ratio(peer, "lazyshape_symbolic"), 50.0, ">=",
+                                      "issue 3: symbolic resolution, no data"))
     return out

@@ -20,12 +20,14 @@ checks ``type(x) is int`` first.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import math
 import numbers
 from collections.abc import Iterable, Mapping
-from typing import Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
+
+if TYPE_CHECKING:  # `ast` is imported by `parse` only: it costs ~1 ms at import
+    import ast
 
 __all__ = [
     "Dim",
@@ -439,7 +441,13 @@ def _add(a: Dim, b: Dim) -> Dim:
             t[()] = v
         else:
             del t[()]
-        return _wrap(t)
+        out = _wrap(t)
+        known = a._bounds
+        if known is not None and type(out) is not int:
+            # exact, not an estimate: every bound `_refined_bounds` derives for
+            # `a + b` is the one it derives for `a`, shifted by the constant `b`
+            _set(out, "_bounds", (known[0] + b, known[1] + b))
+        return out
     assert isinstance(b, Expr)
     for m, c in b._terms.items():
         v = t.get(m, 0) + c
@@ -631,6 +639,13 @@ def _dim_bounds(d: Dim) -> _Bounds:
         return (d, d)
     assert isinstance(d, Expr)
     return _bounds(d)
+
+
+def bounds(d: Dim) -> tuple[float, float]:
+    """The interval ``(lo, hi)`` a dim is known to lie in (``±inf`` when unbounded;
+    cached on an expression). ``d + c`` lies in ``(lo + c, hi + c)``: a rule can
+    compare a dim plus a constant without building the sum."""
+    return _dim_bounds(d)
 
 
 # ---------------------------------------------------------------------------------
@@ -1119,22 +1134,23 @@ def format_shape(shape: tuple[Dim, ...]) -> str:
 # ---------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------
+# keyed by the name of the `ast` operator class (`ast` is imported on first parse)
 _BINOPS: Final = {
-    ast.Add: _add,
-    ast.Sub: _sub,
-    ast.Mult: _mul,
-    ast.FloorDiv: _floordiv,
-    ast.Mod: _mod,
+    "Add": _add,
+    "Sub": _sub,
+    "Mult": _mul,
+    "FloorDiv": _floordiv,
+    "Mod": _mod,
 }
 _OP_NAMES: Final = {
-    ast.Pow: "**",
-    ast.Div: "/ (use // for integer division)",
-    ast.MatMult: "@",
-    ast.LShift: "<<",
-    ast.RShift: ">>",
-    ast.BitAnd: "&",
-    ast.BitOr: "|",
-    ast.BitXor: "^",
+    "Pow": "**",
+    "Div": "/ (use // for integer division)",
+    "MatMult": "@",
+    "LShift": "<<",
+    "RShift": ">>",
+    "BitAnd": "&",
+    "BitOr": "|",
+    "BitXor": "^",
 }
 _ALLOWED: Final = "ints, names, + - * // %, unary -, parentheses, max(a, b), min(a, b)"
 
@@ -1146,6 +1162,8 @@ def parse(text: str) -> Dim:
     parentheses, ``max(a, b)`` and ``min(a, b)``; anything else raises
     ``ValueError``. ``parse(str(e)) == e`` for expressions over named symbols.
     """
+    import ast
+
     if not isinstance(text, str):
         raise TypeError(f"parse expects a str, got {type(text).__name__}")
     try:
@@ -1159,14 +1177,17 @@ def parse(text: str) -> Dim:
 
 
 def _from_ast(node: ast.expr, text: str) -> Dim:
+    import ast
+
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
     if isinstance(node, ast.Name):
         return Sym(node.id)
     if isinstance(node, ast.BinOp):
-        fn = _BINOPS.get(type(node.op))
+        op = type(node.op).__name__
+        fn = _BINOPS.get(op)
         if fn is None:
-            name = _OP_NAMES.get(type(node.op), type(node.op).__name__)
+            name = _OP_NAMES.get(op, op)
             raise ValueError(
                 f"unsupported operator {name} in dim expression {text!r}; allowed: {_ALLOWED}"
             )

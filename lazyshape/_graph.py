@@ -304,6 +304,7 @@ class Model(Module):
                 raise ValueError("Model inputs must come from ls.Input")
         self._calls = self._toposort()
         self._names = self._name_layers()
+        self._wiring, self._out_index = self._wire()
 
     def _toposort(self) -> list[_Call]:
         order: list[_Call] = []
@@ -362,6 +363,24 @@ class Model(Module):
             taken.add(cand)
         return names
 
+    def _wire(self) -> tuple[list[tuple[Layer, str, tuple[int, ...], int]], tuple[int, ...]]:
+        """The graph as local tensor numbers (inputs ``0..n-1``, then each call's
+        outputs in call order): ``[(layer, name, input numbers, n outputs)]`` and
+        the output numbers. `_trace` maps the numbers to slots with list indexing
+        (built once here, so tracing a fresh model costs no dict of tensor ids)."""
+        index: dict[int, int] = {}
+        for t in self._inputs:
+            index[id(t)] = len(index)
+        wiring: list[tuple[Layer, str, tuple[int, ...], int]] = []
+        for call in self._calls:
+            lay = call.layer
+            assert lay is not None
+            ins = tuple([index[id(t)] for t in call.inputs])
+            for t in call.outputs:
+                index[id(t)] = len(index)
+            wiring.append((lay, self._names[id(lay)], ins, len(call.outputs)))
+        return wiring, tuple([index[id(t)] for t in self._outputs])
+
     def _n_inputs(self, n: int) -> int:
         return len(self._inputs)
 
@@ -369,17 +388,23 @@ class Model(Module):
         return tuple(t.spec for t in self._inputs)
 
     def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
-        slot: dict[int, int] = {}
-        for t, s in zip(self._inputs, ins, strict=True):
-            slot[id(t)] = s
-        for call in self._calls:
-            lay = call.layer
-            assert lay is not None
-            in_slots = tuple(slot[id(t)] for t in call.inputs)
-            outs = b.add(lay, in_slots, prefix + self._names[id(lay)])
-            for t, s in zip(call.outputs, outs, strict=True):
-                slot[id(t)] = s
-        return tuple(slot[id(t)] for t in self._outputs)
+        if len(ins) != len(self._inputs):
+            raise ValueError(f"{self.kind} takes {len(self._inputs)} input(s), got {len(ins)}")
+        slots = list(ins)  # local tensor number -> slot
+        extend = slots.extend
+        add = b.add
+        for lay, name, idx, n_out in self._wiring:
+            if len(idx) == 1:
+                outs = add(lay, (slots[idx[0]],), prefix + name)
+            else:
+                outs = add(lay, tuple([slots[i] for i in idx]), prefix + name)
+            if len(outs) != n_out:
+                raise ValueError(
+                    f"{lay.kind} '{prefix + name}' returned {len(outs)} output(s) where the "
+                    f"model was defined with {n_out}"
+                )
+            extend(outs)
+        return tuple([slots[i] for i in self._out_index])
 
     @property
     def inputs(self) -> tuple[SymbolicTensor, ...]:

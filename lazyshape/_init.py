@@ -15,7 +15,6 @@ JAX backends get bit-identical initial weights for the same seed.
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -347,6 +346,8 @@ def portable_generator(seed: int, path: str) -> np.random.Generator:
     """The portable stream of one parameter: Philox keyed by ``(seed, path)``.
 
     Independent of construction order and of the backend."""
+    import hashlib  # on first use: loading OpenSSL's hashes costs ~3 ms at import
+
     digest = hashlib.blake2b(path.encode(), digest_size=8).digest()
     key = int.from_bytes(digest, "little")
     return np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), key]))

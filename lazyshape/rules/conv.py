@@ -11,10 +11,11 @@ goes on the high side).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
-from .._dims import Dim, eq, format_dim, format_shape, le, lt, prod
+from .._dims import Dim, bounds, eq, format_dim, format_shape, le, lt, prod
 from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
 from .._specs import ParamSpec, TensorSpec
@@ -298,20 +299,27 @@ def conv_output(
     _check_input(x, n, in_channels, groups)
     if padding_mode != "zeros":
         _check_padding_fits(x, pads, padding_mode)
-    spatial = []
+    spatial: list[Dim] = []
     for i, (d, k, s, p, dil) in enumerate(
         zip(x.shape[2:], kernel_size, stride, pads, dilation, strict=True), start=2
     ):
         extent = dil * (k - 1) + 1
-        padded = d + (p[0] + p[1])
-        if lt(padded, extent) is True:
-            raise ShapeError(
-                "the padded input at least as large as the dilated kernel in every spatial "
-                "dim (an output size >= 1)",
-                f"padded size {format_dim(padded)} < kernel extent {extent} in dim {i} of "
-                f"input shape {format_shape(x.shape)}",
-            )
-        spatial.append(conv_out_dim(d, k, s, p, dil))
+        room = p[0] + p[1] - extent  # padded size - kernel extent: an output needs >= 0
+        if type(d) is int:  # the concrete fast path: conv_out_dim's formula on ints
+            if d + room >= 0:
+                spatial.append((d + room) // s + 1)
+                continue
+        # `lt(d + pads, extent)` without building the sum: a dim plus a constant
+        # has the dim's bounds shifted by the constant
+        elif bounds(d)[1] + room >= 0:
+            spatial.append(conv_out_dim(d, k, s, p, dil))
+            continue
+        raise ShapeError(
+            "the padded input at least as large as the dilated kernel in every spatial "
+            "dim (an output size >= 1)",
+            f"padded size {format_dim(d + (p[0] + p[1]))} < kernel extent {extent} in dim "
+            f"{i} of input shape {format_shape(x.shape)}",
+        )
     return TensorSpec._make((x.shape[0], out_channels, *spatial), x.dtype)
 
 
@@ -364,7 +372,14 @@ def conv_params(
     ``(out_channels,)``: PyTorch's ``_ConvNd.reset_parameters`` (kaiming_uniform
     with ``a=sqrt(5)``; bias ``U(±1/sqrt(fan_in))``, ``fan_in = in/groups * prod(k)``)."""
     c = x.shape[1] if in_channels is None else in_channels
-    per_group = c // groups
+    return dict(_conv_params(out_channels, c // groups, tuple(kernel_size), bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _conv_params(
+    out_channels: int, per_group: Dim, kernel_size: tuple[int, ...], bias: bool
+) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
     params = {
         "weight": ParamSpec._make((out_channels, per_group, *kernel_size), None, CONV_WEIGHT_INIT)
     }

@@ -16,6 +16,8 @@ statistics the same checks apply in training only: the forward makes them
 
 from __future__ import annotations
 
+import functools
+
 from .._dims import Dim, eq, format_dim, format_shape, prod, resolve
 from .._errors import ShapeError
 from .._init import ones, zeros
@@ -299,6 +301,14 @@ def norm_params(
     """BatchNorm / InstanceNorm: ``weight`` (C,) ones and ``bias`` (C,) zeros when
     ``affine``; buffers ``running_mean`` (C,) zeros, ``running_var`` (C,) ones and
     ``num_batches_tracked`` () int64 when tracking. torch's names and order."""
+    return dict(_norm_params(channels, affine, bias, track_running_stats))
+
+
+@functools.lru_cache(maxsize=512)
+def _norm_params(
+    channels: Dim, affine: bool, bias: bool, track_running_stats: bool
+) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
     params: dict[str, ParamSpec] = {}
     if affine:
         params["weight"] = ParamSpec._make((channels,), None, ones())
@@ -317,6 +327,11 @@ def layer_norm_params(
     """LayerNorm: ``weight`` ones and ``bias`` zeros of the normalized shape."""
     if not elementwise_affine:
         return {}
+    return dict(_layer_norm_params(tuple(normalized), bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _layer_norm_params(normalized: Shape, bias: bool) -> dict[str, ParamSpec]:
     params = {"weight": ParamSpec._make(tuple(normalized), None, ones())}
     if bias:
         params["bias"] = ParamSpec._make(tuple(normalized), None, zeros())
