@@ -254,6 +254,22 @@ def _merge_declared(declared: TensorSpec, given: TensorSpec, i: int,
     return TensorSpec._make(tuple(out), given.dtype)
 
 
+def _input_spec(x: Any, dtype: str, i: int) -> TensorSpec:
+    """`as_spec`, with a bad dim in a shape tuple (negative, not an int or a
+    symbol name) reported as a `ShapeError` naming the input."""
+    try:
+        return as_spec(x, dtype)
+    except (ValueError, TypeError) as e:
+        if not isinstance(x, (tuple, list)):
+            raise
+        raise ShapeError(
+            "an input shape of non-negative ints, symbol names or None",
+            f"shape {tuple(x)!r} ({e})",
+            kind="Input",
+            path=f"input{i}",
+        ) from e
+
+
 def _input_dtype(program: Program, slot: int) -> str:
     """What a bare shape tuple for input ``slot`` means: the ``input_dtype`` of
     the first layer reading it (float32 for most; int64 for an `Embedding`)."""
@@ -273,7 +289,7 @@ def _inputs(program: Program, inputs: tuple[Any, ...], model: Layer) -> tuple[Te
         raise ShapeError(
             f"{program.n_inputs} input(s)", f"{len(inputs)}", kind=model.kind, path=""
         )
-    specs = tuple(as_spec(x, _input_dtype(program, i)) for i, x in enumerate(inputs))
+    specs = tuple(_input_spec(x, _input_dtype(program, i), i) for i, x in enumerate(inputs))
     if declared is None:
         return specs
     env: dict[str, Dim] = {}

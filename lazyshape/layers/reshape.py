@@ -50,7 +50,10 @@ class Flatten(Layer):
         n = len(shape)
         s = self.start_dim % n
         e = self.end_dim % n
-        return ops.reshape(x, (*shape[:s], -1, *shape[e + 1 :]))
+        size = 1  # the product, not -1: a 0 dim makes -1 ambiguous
+        for d in shape[s : e + 1]:
+            size *= int(d)
+        return ops.reshape(x, (*shape[:s], size, *shape[e + 1 :]))
 
 
 class Unflatten(Layer):

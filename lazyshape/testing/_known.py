@@ -40,10 +40,6 @@ def _mixed_int_float(layer: Layer, specs: Specs) -> bool:
     return len(kinds) == 2
 
 
-def _zero_size(layer: Layer, specs: Specs) -> bool:
-    return any(int(d) == 0 for s in specs for d in s.shape if type(d) is int)
-
-
 def _scalar(layer: Layer, specs: Specs) -> bool:
     return any(s.ndim == 0 for s in specs)
 
@@ -106,13 +102,6 @@ KNOWN_ISSUES: list[KnownIssue] = [
         "merging an int and a float input: the rule promotes as NumPy does "
         "(int32 + float32 -> float64), torch and JAX give float32",
         _mixed_int_float,
-    ),
-    KnownIssue(
-        "flatten-zero-size",
-        frozenset({"Flatten"}),
-        "Flatten of an input with a 0 dim: the NumPy and JAX forwards reshape with -1, "
-        "which cannot be inferred for 0 elements (ValueError / ZeroDivisionError)",
-        _zero_size,
     ),
     KnownIssue(
         "flatten-0d",
