@@ -17,28 +17,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazyshape.rules.pool import adaptive_avg_matrix, avg_pool_divisor, pool_out_dim
+from lazyshape.rules.pool import adaptive_avg_matrix, avg_pool_divisor, window_padding
 
 __all__ = ["max_pool", "avg_pool", "adaptive_avg_pool", "embedding"]
-
-
-def _pads(
-    x: Any,
-    kernel_size: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    dilation: tuple[int, ...],
-    ceil_mode: bool,
-) -> tuple[list[tuple[int, int]], list[int]]:
-    """Padding of every dim (the right side also as far as ceil mode's last
-    window reaches) and the output spatial sizes."""
-    pads = [(0, 0), (0, 0)]
-    outs = []
-    for d, k, s, p, dl in zip(x.shape[2:], kernel_size, stride, padding, dilation, strict=True):
-        o = int(pool_out_dim(d, k, s, p, dl, ceil_mode))
-        pads.append((p, p + max(0, (o - 1) * s + dl * (k - 1) + 1 - (d + 2 * p))))
-        outs.append(o)
-    return pads, outs
 
 
 def _reduce(
@@ -51,7 +32,9 @@ def _reduce(
     dilation: tuple[int, ...],
     ceil_mode: bool,
 ) -> Any:
-    pads, _ = _pads(x, kernel_size, stride, padding, dilation, ceil_mode)
+    pads, _ = window_padding(
+        tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode
+    )
     return jax.lax.reduce_window(
         x,
         np.array(init, dtype=x.dtype),  # a concrete identity: JAX's differentiable max/sum
@@ -73,7 +56,9 @@ def _dilated_max(
 ) -> Any:
     """Max pooling with dilation as a max over one strided slice per kernel
     offset: JAX has no gradient for a dilated max ``reduce_window``."""
-    pads, outs = _pads(x, kernel_size, stride, padding, dilation, ceil_mode)
+    pads, outs = window_padding(
+        tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode
+    )
     xp = jnp.pad(x, pads, constant_values=np.array(-np.inf, x.dtype))
     out = None
     for offset in itertools.product(*(range(k) for k in kernel_size)):

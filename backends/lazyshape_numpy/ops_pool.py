@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from lazyshape.rules.pool import adaptive_avg_matrix, avg_pool_divisor, pool_out_dim
+from lazyshape.rules.pool import adaptive_avg_matrix, avg_pool_divisor, window_padding
 
 __all__ = ["max_pool", "avg_pool", "adaptive_avg_pool", "embedding"]
 
@@ -31,15 +31,10 @@ def _windows(
     ``fill`` (on the right also as far as ceil mode's last window reaches), and
     the output spatial sizes."""
     n = len(kernel_size)
-    spatial = x.shape[2:]
-    outs = [
-        int(pool_out_dim(d, k, s, p, dl, ceil_mode))
-        for d, k, s, p, dl in zip(spatial, kernel_size, stride, padding, dilation, strict=True)
-    ]
+    pads, outs = window_padding(
+        tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode
+    )
     effs = [dl * (k - 1) + 1 for k, dl in zip(kernel_size, dilation, strict=True)]
-    pads = [(0, 0), (0, 0)]
-    for d, o, s, p, e in zip(spatial, outs, stride, padding, effs, strict=True):
-        pads.append((p, p + max(0, (o - 1) * s + e - (d + 2 * p))))
     xp = np.pad(x, pads, constant_values=fill)
     win = sliding_window_view(xp, effs, axis=tuple(range(2, 2 + n)))
     index = (

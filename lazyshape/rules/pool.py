@@ -16,6 +16,7 @@ from .._specs import TensorSpec
 from ._common import check_floating, check_input_rank
 
 __all__ = [
+    "window_padding",
     "LAYOUTS",
     "normalize_pool_args",
     "normalize_output_size",
@@ -185,6 +186,26 @@ def adaptive_windows(d: int, out: int) -> list[tuple[int, int]]:
 
 
 # -- window helpers for the backends' ops (static, from concrete sizes) ------------
+
+
+def window_padding(
+    spatial: tuple[int, ...],
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    ceil_mode: bool,
+) -> tuple[list[tuple[int, int]], list[int]]:
+    """For concrete spatial sizes (backends): the ``(lo, hi)`` padding of every
+    dim of an ``(N, C, *spatial)`` input (the right side also as far as ceil
+    mode's last window reaches) and the output spatial sizes."""
+    pads = [(0, 0), (0, 0)]
+    outs = []
+    for d, k, s, p, dl in zip(spatial, kernel_size, stride, padding, dilation, strict=True):
+        o = int(pool_out_dim(d, k, s, p, dl, ceil_mode))
+        pads.append((p, p + max(0, (o - 1) * s + dl * (k - 1) + 1 - (d + 2 * p))))
+        outs.append(o)
+    return pads, outs
 
 
 def avg_pool_divisor(
