@@ -81,7 +81,7 @@ _anon_counter = itertools.count(1)
 class _Atom:
     """A factor of a monomial: a symbol, or an opaque floordiv/mod/max/min."""
 
-    __slots__ = ("op", "name", "lhs", "rhs", "key", "_hash", "_bounds")
+    __slots__ = ("op", "name", "lhs", "rhs", "_key", "_hash", "_bounds")
 
     def __init__(self, op: str, name: str = "", lhs: Dim = 0, rhs: Dim = 0) -> None:
         self.op = op
@@ -89,10 +89,21 @@ class _Atom:
         self.lhs = lhs
         self.rhs = rhs
         self._bounds: _Bounds | None = None
-        # The key orders atoms inside monomials and terms when printing; it is the
-        # atom's text with anonymous symbols spelled by their unique internal name.
-        self.key = name if op == _SYM else _atom_text(self, internal=True)
-        self._hash = hash(self.key)
+        if op == _SYM:
+            self._key: str | None = name
+            self._hash = hash(name)
+        else:  # the text key is rendered only when something is ordered or printed
+            self._key = None
+            self._hash = hash((op, lhs, rhs))
+
+    @property
+    def key(self) -> str:
+        """Orders atoms inside monomials and terms when printing: the atom's text,
+        with anonymous symbols spelled by their unique internal name."""
+        k = self._key
+        if k is None:
+            k = self._key = _atom_text(self, internal=True)
+        return k
 
     def __hash__(self) -> int:
         return self._hash
@@ -591,9 +602,12 @@ def _refined_bounds(d: Dim, depth: int) -> _Bounds:
         return (d, d)
     assert isinstance(d, Expr)
     lo, hi = _interval_bounds(d)
-    if depth == 0:
+    terms = d._terms
+    if depth == 0 or len(terms) - (() in terms) < 2:
+        # With one opaque term and a constant (``(H - 1)//4 + 1``) there is nothing
+        # to relate: the rewrites below reproduce the atom's own interval.
         return lo, hi
-    for mono, c in d._terms.items():
+    for mono, c in terms.items():
         if len(mono) != 1 or mono[0][1] != 1 or mono[0][0].op == _SYM:
             continue
         atom = mono[0][0]
