@@ -312,7 +312,10 @@ def conv_output(
         # `lt(d + pads, extent)` without building the sum: a dim plus a constant
         # has the dim's bounds shifted by the constant
         elif bounds(d)[1] + room >= 0:
-            spatial.append(conv_out_dim(d, k, s, p, dil))
+            if s == 1:  # no division: `d + room + 1` (just `d` for a "same" conv)
+                spatial.append(d if room == -1 else d + (room + 1))
+            else:
+                spatial.append(conv_out_dim(d, k, s, p, dil))
             continue
         raise ShapeError(
             "the padded input at least as large as the dilated kernel in every spatial "
