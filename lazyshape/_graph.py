@@ -9,13 +9,15 @@ propagation pass and every backend's forward walk this one flat list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from ._layer import Layer, SymbolicTensor, _Call, format_hparam
 from ._specs import ParamSpec, TensorSpec
 
-__all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "program_of"]
+__all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "program_of",
+           "first_reader", "has_params"]
 
 
 class PNode:
@@ -69,6 +71,12 @@ def _has_params(tp: type[Layer]) -> bool:
     return known
 
 
+def has_params(layer: Layer) -> bool:
+    """False when the layer keeps the base class's empty parameter rule."""
+    known = _HAS_PARAMS.get(type(layer))
+    return _has_params(type(layer)) if known is None else known
+
+
 class Program:
     """A model compiled to a flat, topologically ordered list of nodes."""
 
@@ -90,11 +98,28 @@ class Program:
         self.declared = declared
 
 
+class Tracer(Protocol):
+    """What a container's ``_trace`` walks its children with: the program
+    compiler (`_Builder`, values are slot numbers) or the propagation pass
+    (`lazyshape._propagate._Pass`, values are specs)."""
+
+    def add(self, layer: Layer, ins: tuple[Any, ...], path: str) -> tuple[Any, ...]:
+        """Add a call of ``layer`` on values ``ins`` at ``path``; its output values."""
+        ...
+
+    def unique_path(self, path: str) -> str:
+        """``path``, or ``path@k`` for its ``k``-th reuse."""
+        ...
+
+
 class _Builder:
+    __slots__ = ("nodes", "n_slots", "owners", "paths")
+
     def __init__(self) -> None:
         self.nodes: list[PNode] = []
         self.n_slots = 0
-        self.owners: dict[int, tuple[Layer, str]] = {}
+        #: id(layer) -> the path of its first call (where its parameters live)
+        self.owners: dict[int, str] = {}
         self.paths: dict[str, int] = {}
 
     def slots(self, n: int) -> tuple[int, ...]:
@@ -115,19 +140,41 @@ class _Builder:
             path = self.unique_path(path)
         else:
             paths[path] = 1
-        key = id(layer)
-        owner = self.owners.get(key)
-        if owner is None:
-            self.owners[key] = (layer, path)
-            param_path, shared = path, False
-        else:
-            param_path, shared = owner[1], True
+        # the model holds every layer while it compiles, so ids are not reused
+        param_path = self.owners.setdefault(id(layer), path)
         n = layer.num_outputs
         start = self.n_slots
         self.n_slots = start + n
         outs = (start,) if n == 1 else tuple(range(start, start + n))
-        self.nodes.append(PNode(layer, path, param_path, ins, outs, shared))
+        self.nodes.append(PNode(layer, path, param_path, ins, outs, param_path is not path))
         return outs
+
+
+#: ``(layer, name, input number or -1, getter of input numbers, n outputs,
+#: input numbers)``
+_Wire = tuple[Layer, str, int, "Callable[[list[int]], tuple[int, ...]]", int, tuple[int, ...]]
+
+
+def _getter(idx: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """``get(xs) == tuple(xs[i] for i in idx)``, as one C call."""
+    if len(idx) >= 2:
+        return operator.itemgetter(*idx)
+    if idx:
+        i = idx[0]
+        return lambda xs: (xs[i],)
+    return lambda xs: ()
+
+
+def first_reader(model: Layer, i: int) -> Layer | None:
+    """The primitive layer that first reads input ``i`` of ``model`` (in program
+    order), found from the structure without compiling; None when that is not
+    plain (an input passed through a container untouched, or never read)."""
+    while isinstance(model, Module):
+        found = model._first_reader(i)
+        if found is None:
+            return None
+        model, i = found
+    return model
 
 
 def program_of(model: Layer, n_inputs: int = 1) -> Program:
@@ -171,8 +218,12 @@ class Module(Layer):
     def _declared(self) -> tuple[TensorSpec, ...] | None:
         return None
 
-    def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
+    def _trace(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
         raise NotImplementedError
+
+    def _first_reader(self, i: int) -> tuple[Layer, int] | None:
+        """The child that first reads input ``i``, and which of its inputs that is."""
+        return None
 
     @property
     def num_outputs(self) -> int:  # type: ignore[override]
@@ -245,11 +296,16 @@ class Sequential(Module):
             return Sequential({k: self._children[k] for k in self._order[key]})
         return self._children[self._order[key]]
 
-    def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
+    def _trace(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
         add = b.add
         for key, child in self._children.items():
             ins = add(child, ins, prefix + key)
         return ins
+
+    def _first_reader(self, i: int) -> tuple[Layer, int] | None:
+        for child in self._children.values():
+            return child, i  # the first child takes every input
+        return None
 
     def default_name(self) -> str:
         return "sequential"
@@ -363,48 +419,54 @@ class Model(Module):
             taken.add(cand)
         return names
 
-    def _wire(self) -> tuple[list[tuple[Layer, str, tuple[int, ...], int]], tuple[int, ...]]:
+    def _wire(self) -> tuple[list[_Wire], Callable[[list[Any]], tuple[Any, ...]]]:
         """The graph as local tensor numbers (inputs ``0..n-1``, then each call's
-        outputs in call order): ``[(layer, name, input numbers, n outputs)]`` and
-        the output numbers. `_trace` maps the numbers to slots with list indexing
-        (built once here, so tracing a fresh model costs no dict of tensor ids)."""
+        outputs in call order): ``[(layer, name, input number or -1, getter of the
+        input numbers, n outputs, input numbers)]`` and a getter of the output numbers. `_trace`
+        maps the numbers to slots by indexing a list (built once here, so tracing
+        a fresh model costs no dict of tensor ids)."""
         index: dict[int, int] = {}
         for t in self._inputs:
             index[id(t)] = len(index)
-        wiring: list[tuple[Layer, str, tuple[int, ...], int]] = []
+        wiring: list[_Wire] = []
         for call in self._calls:
             lay = call.layer
             assert lay is not None
-            ins = tuple([index[id(t)] for t in call.inputs])
+            ins = [index[id(t)] for t in call.inputs]
             for t in call.outputs:
                 index[id(t)] = len(index)
-            wiring.append((lay, self._names[id(lay)], ins, len(call.outputs)))
-        return wiring, tuple([index[id(t)] for t in self._outputs])
+            wiring.append((lay, self._names[id(lay)], ins[0] if len(ins) == 1 else -1,
+                           _getter(ins), len(call.outputs), tuple(ins)))
+        return wiring, _getter([index[id(t)] for t in self._outputs])
 
     def _n_inputs(self, n: int) -> int:
         return len(self._inputs)
 
+    def _first_reader(self, i: int) -> tuple[Layer, int] | None:
+        for lay, _, _, _, _, idx in self._wiring:
+            if i in idx:
+                return lay, idx.index(i)
+        return None
+
     def _declared(self) -> tuple[TensorSpec, ...]:
         return tuple(t.spec for t in self._inputs)
 
-    def _trace(self, b: _Builder, ins: tuple[int, ...], prefix: str) -> tuple[int, ...]:
+    def _trace(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
         if len(ins) != len(self._inputs):
             raise ValueError(f"{self.kind} takes {len(self._inputs)} input(s), got {len(ins)}")
         slots = list(ins)  # local tensor number -> slot
         extend = slots.extend
         add = b.add
-        for lay, name, idx, n_out in self._wiring:
-            if len(idx) == 1:
-                outs = add(lay, (slots[idx[0]],), prefix + name)
-            else:
-                outs = add(lay, tuple([slots[i] for i in idx]), prefix + name)
+        for lay, name, i0, get, n_out, _ in self._wiring:
+            outs = add(lay, (slots[i0],) if i0 >= 0 else get(slots), prefix + name)
             if len(outs) != n_out:
                 raise ValueError(
                     f"{lay.kind} '{prefix + name}' returned {len(outs)} output(s) where the "
                     f"model was defined with {n_out}"
                 )
             extend(outs)
-        return tuple([slots[i] for i in self._out_index])
+        outputs: tuple[Any, ...] = self._out_index(slots)
+        return outputs
 
     @property
     def inputs(self) -> tuple[SymbolicTensor, ...]:

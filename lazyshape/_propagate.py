@@ -1,9 +1,12 @@
 """The propagation pass: `infer` resolves every tensor and parameter spec of a
 model from input specs, touching no backend and allocating nothing.
 
-One pass over the flat program, linear in the number of nodes. When every dim
-is an int the rules do plain integer arithmetic; symbolic dims flow through the
-same code as expressions.
+One pass over the model's structure, linear in the number of layer calls: the
+containers trace their children as they do when compiling the flat program
+(`_graph.Program`, which the backends run), but each primitive layer's rules
+run where the program would get a node, so inferring shapes never builds the
+program. When every dim is an int the rules do plain integer arithmetic;
+symbolic dims flow through the same code as expressions.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from ._dims import (
     prod,
 )
 from ._errors import ShapeError
-from ._graph import Module, PNode, Program, program_of
+from ._graph import _HAS_PARAMS, Module, first_reader, has_params, program_of
 from ._layer import Layer, check_outputs, rule_error
 from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
 from .rules._common import ASSUMPTIONS
@@ -32,9 +35,10 @@ __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 _CACHE_SIZE = 64
 _NO_PARAMS: dict[str, ParamSpec] = {}  # shared, never mutated
 
-#: what the pass records per node: (node, input spec(s), output spec(s), local
-#: params); a single input / output is kept bare (see `_record_specs`)
-_Raw = tuple[PNode, Any, Any, dict[str, ParamSpec]]
+#: what the pass records per node: (layer, path, param path, input specs, output
+#: specs, local params)
+_Raw = tuple[Layer, str, str, tuple[TensorSpec, ...], tuple[TensorSpec, ...],
+             dict[str, ParamSpec]]
 
 
 class LayerRecord:
@@ -45,18 +49,20 @@ class LayerRecord:
 
     def __init__(
         self,
-        node: PNode,
+        layer: Layer,
+        path: str,
+        param_path: str,
         inputs: tuple[TensorSpec, ...],
         outputs: tuple[TensorSpec, ...],
         params: dict[str, ParamSpec],
     ) -> None:  # built lazily from the pass's raw tuples (see Inference.layers)
-        self.path = node.path
-        self.kind = node.layer.kind
-        self.layer = node.layer
+        self.path = path
+        self.kind = layer.kind
+        self.layer = layer
         self.inputs = inputs
         self.outputs = outputs
         self.params = params
-        self.param_path = node.param_path
+        self.param_path = param_path
 
     @property
     def num_params(self) -> Dim:
@@ -111,10 +117,9 @@ class Inference:
         if self._layers is None:
             fill = self._with_dtype
             self._layers = tuple(
-                LayerRecord(
-                    node, *_record_specs(node, x, out), {k: fill(p) for k, p in local.items()}
-                )
-                for node, x, out, local in self._raw
+                LayerRecord(layer, path, param_path, ins, outs,
+                            {k: fill(p) for k, p in local.items()})
+                for layer, path, param_path, ins, outs, local in self._raw
             )
         return self._layers
 
@@ -270,26 +275,36 @@ def _input_spec(x: Any, dtype: str, i: int) -> TensorSpec:
         ) from e
 
 
-def _input_dtype(program: Program, slot: int) -> str:
-    """What a bare shape tuple for input ``slot`` means: the ``input_dtype`` of
-    the first layer reading it (float32 for most; int64 for an `Embedding`)."""
-    for node in program.nodes:
-        if slot in node.ins:
-            return node.layer.input_dtype
-    return "float32"
+def _input_dtype(model: Layer, i: int) -> str:
+    """What a bare shape tuple for input ``i`` means: the ``input_dtype`` of the
+    first layer reading it (float32 for most; int64 for an `Embedding`)."""
+    reader = first_reader(model, i)
+    if reader is None:  # not plain from the structure: ask the compiled program
+        program = program_of(model, i + 1)
+        reader = next((n.layer for n in program.nodes if i in n.ins), None)
+    return "float32" if reader is None else reader.input_dtype
 
 
-def _inputs(program: Program, inputs: tuple[Any, ...], model: Layer) -> tuple[TensorSpec, ...]:
-    declared = program.declared
+def _n_inputs(model: Layer, inputs: tuple[Any, ...]) -> tuple[int, tuple[TensorSpec, ...] | None]:
+    """How many inputs ``model`` takes with these, and its declared input specs."""
+    declared = model._declared() if isinstance(model, Module) else None
+    return (len(inputs) if declared is None else len(declared)), declared
+
+
+def _inputs(model: Layer, inputs: tuple[Any, ...]) -> tuple[TensorSpec, ...]:
+    n, declared = _n_inputs(model, inputs)
     if not inputs:
         if declared is None:
             raise TypeError(f"infer({model.kind}) needs input shapes, specs or arrays")
         return declared
-    if len(inputs) != program.n_inputs:
-        raise ShapeError(
-            f"{program.n_inputs} input(s)", f"{len(inputs)}", kind=model.kind, path=""
-        )
-    specs = tuple(_input_spec(x, _input_dtype(program, i), i) for i, x in enumerate(inputs))
+    if len(inputs) != n:
+        raise ShapeError(f"{n} input(s)", f"{len(inputs)}", kind=model.kind, path="")
+    if len(inputs) == 1:
+        x = inputs[0]
+        dtype = "float32" if type(x) is TensorSpec else _input_dtype(model, 0)
+        specs: tuple[TensorSpec, ...] = (_input_spec(x, dtype, 0),)
+    else:
+        specs = tuple([_input_spec(x, _input_dtype(model, i), i) for i, x in enumerate(inputs)])
     if declared is None:
         return specs
     env: dict[str, Dim] = {}
@@ -307,7 +322,7 @@ def _check_batch_independence(
             batch |= free_symbols(s.shape[batch_dim])
     if not batch:
         return
-    for node, x, _, local in raw:
+    for layer, path, _, ins, _, local in raw:
         for name, p in local.items():
             for d in p.shape:
                 if type(d) is not int:
@@ -316,84 +331,105 @@ def _check_batch_independence(
                 continue  # all-int shape: the common case, no symbol to look at
             if not p.symbols & batch:
                 continue
-            in_specs = (x,) if node.in0 >= 0 else x
             raise ShapeError(
                 "parameter shapes that do not depend on the batch dim",
                 f"`{name}` of shape {format_shape(p.shape)} from input shapes "
-                + ", ".join(format_shape(s.shape) for s in in_specs),
-                kind=node.layer.kind,
-                path=node.path,
+                + ", ".join(format_shape(s.shape) for s in ins),
+                kind=layer.kind,
+                path=path,
             )
 
 
-def _propagate(
-    program: Program, specs: tuple[TensorSpec, ...], dtype: str
-) -> tuple[tuple[TensorSpec, ...], list[_Raw], dict[str, ParamSpec], list[Any]]:
-    # The hot loop: plain tuples, no per-node objects beyond what rules return.
-    # A single-input, single-output node (most of them) skips tuple building:
-    # its raw record holds the bare specs, normalized lazily by `Inference.layers`.
-    vals: list[Any] = [None] * program.n_slots
-    vals[: len(specs)] = specs
-    raw: list[_Raw] = []
-    append = raw.append
-    params: dict[str, ParamSpec] = {}
-    assumptions: list[Any] = []
-    log = ASSUMPTIONS
-    log.clear()
-    spec_type = TensorSpec
-    no_params = _NO_PARAMS
-    for node in program.nodes:
-        layer = node.layer
-        in0 = node.in0
-        try:
-            if in0 >= 0:
-                x = vals[in0]
-                out = layer.output_spec(x)
-                local = layer.param_specs(x) if node.has_params else no_params
-            else:
-                x = tuple([vals[i] for i in node.ins])
-                out = layer.output_spec(*x)
-                local = layer.param_specs(*x) if node.has_params else no_params
-        except Exception as e:  # every failure of a rule names the layer
-            ins = (x,) if in0 >= 0 else x
-            raise rule_error(layer, ins, node.path, e) from e
-        if type(out) is spec_type and node.out0 >= 0:
-            vals[node.out0] = out
+class _Pass:
+    """The propagation pass, run as the model's structure is walked.
+
+    It has the interface of the program compiler (`_graph._Builder`: ``add``
+    and ``unique_path``), so containers trace through it with their own
+    ``_trace``: where the compiler hands out value slots, the pass hands out
+    the specs themselves and runs each primitive layer's rules as it is
+    reached. Shape inference therefore builds no program; paths, shared-layer
+    ownership and parameter names come out exactly as the compiled program's.
+    """
+
+    __slots__ = ("paths", "owners", "raw", "params", "assumptions")
+
+    def __init__(self) -> None:
+        self.paths: dict[str, int] = {}
+        self.owners: dict[int, str] = {}
+        self.raw: list[_Raw] = []
+        self.params: dict[str, ParamSpec] = {}
+        self.assumptions: list[tuple[str, Dim, Dim]] = []
+
+    def unique_path(self, path: str) -> str:
+        count = self.paths.get(path)
+        self.paths[path] = 1 if count is None else count + 1
+        return path if count is None else f"{path}@{count}"
+
+    def add(
+        self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
+    ) -> tuple[TensorSpec, ...]:
+        """Run ``layer`` (a container: trace it) on ``ins``; its output specs."""
+        if isinstance(layer, Module):
+            return layer._trace(self, ins, self.unique_path(path) + ".")
+        paths = self.paths
+        if path in paths:
+            path = self.unique_path(path)
         else:
-            out = check_outputs(layer, out, node.path)
-            for slot, o in zip(node.outs, out, strict=True):
-                vals[slot] = o
+            paths[path] = 1
+        param_path = self.owners.setdefault(id(layer), path)
+        with_params = _HAS_PARAMS.get(type(layer))
+        if with_params is None:
+            with_params = has_params(layer)
+        try:
+            if len(ins) == 1:
+                x = ins[0]
+                out = layer.output_spec(x)
+                local = layer.param_specs(x) if with_params else _NO_PARAMS
+            else:
+                out = layer.output_spec(*ins)
+                local = layer.param_specs(*ins) if with_params else _NO_PARAMS
+        except Exception as e:  # every failure of a rule names the layer
+            raise rule_error(layer, ins, path, e) from e
+        if type(out) is TensorSpec and layer.num_outputs == 1:
+            outs: tuple[TensorSpec, ...] = (out,)
+        else:
+            outs = check_outputs(layer, out, path)
+        log = ASSUMPTIONS
         if log:
-            assumptions.extend((node.path, a, b) for a, b in log)
+            self.assumptions.extend((path, a, b) for a, b in log)
             log.clear()
         if local:
             # dtype=None (the model's dtype) is filled in lazily by Inference
-            prefix = node.prefix
-            for k, spec in local.items():
-                if node.shared:
-                    _check_shared(node, prefix + k, params.get(prefix + k), spec)
-                else:
+            params = self.params
+            prefix = param_path + "." if param_path else ""
+            if param_path is path:
+                for k, spec in local.items():
                     params[prefix + k] = spec
-        append((node, x, out, local))
-    return tuple(vals[i] for i in program.outputs), raw, params, assumptions
+            else:  # a later call of a shared layer
+                for k, spec in local.items():
+                    _check_shared(layer, path, param_path, prefix + k, params.get(prefix + k),
+                                  spec)
+        self.raw.append((layer, path, param_path, ins, outs, local))
+        return outs
+
+    def run(self, model: Layer, specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
+        """The model's output specs (a single layer's parameters get no prefix)."""
+        ASSUMPTIONS.clear()
+        if isinstance(model, Module):
+            return model._trace(self, specs, "")
+        return self.add(model, specs, model.name or "")
 
 
-def _record_specs(node: PNode, x: Any, out: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """The (inputs, outputs) spec tuples of a raw record."""
-    ins = (x,) if node.in0 >= 0 else x
-    outs = (out,) if type(out) is TensorSpec else out
-    return ins, outs
-
-
-def _check_shared(node: PNode, name: str, first: ParamSpec | None, spec: ParamSpec) -> None:
+def _check_shared(layer: Layer, path: str, param_path: str, name: str,
+                  first: ParamSpec | None, spec: ParamSpec) -> None:
     if first is None or first.shape != spec.shape or first.dtype != spec.dtype:
         was = "no such parameter" if first is None else format_shape(first.shape)
         raise ShapeError(
             f"the same parameter shapes at every call of a shared layer "
-            f"(first called at '{node.param_path}')",
+            f"(first called at '{param_path}')",
             f"`{name}` {format_shape(spec.shape)} here, {was} at the first call",
-            kind=node.layer.kind,
-            path=node.path,
+            kind=layer.kind,
+            path=path,
         )
 
 
@@ -415,18 +451,18 @@ def infer(
     Raises `ShapeError` naming the layer path for any shape problem.
     """
     dtype = normalize_dtype(dtype)
-    program = program_of(model, len(inputs) or 1)
-    specs = _inputs(program, inputs, model)
+    specs = _inputs(model, inputs)
     cache = model._infer_cache if isinstance(model, Module) else None
     key = (specs, dtype, batch_dim)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    outputs, raw, params, assumptions = _propagate(program, specs, dtype)
+    run = _Pass()
+    outputs = run.run(model, specs)
     if batch_dim is not None:
-        _check_batch_independence(specs, raw, batch_dim)
-    result = Inference(model, specs, outputs, raw, params, tuple(assumptions), dtype)
+        _check_batch_independence(specs, run.raw, batch_dim)
+    result = Inference(model, specs, outputs, run.raw, run.params, tuple(run.assumptions), dtype)
     if cache is not None:
         if len(cache) >= _CACHE_SIZE:
             cache.pop(next(iter(cache)))

@@ -197,7 +197,7 @@ def _check_input(x: TensorSpec, n: int, in_channels: int | None, groups: int) ->
     """A floating ``(N, C, *spatial)`` input with ``C`` input channels (checked
     against ``in_channels``, divisible by ``groups``) and non-empty spatial dims;
     returns ``C``."""
-    if x.ndim != n + 2:
+    if len(x.shape) != n + 2:
         check_input_rank(x, n + 2, _LAYOUTS[n])
     if x.dtype not in FLOATING:
         check_floating(x)

@@ -90,10 +90,11 @@ def normalize_output_size(output_size: Any, n: int, kind: str) -> tuple[int | No
 def check_pool_input(x: TensorSpec, n: int, empty_channels: bool = False) -> None:
     """A batched floating-point ``(N, C, *spatial)`` input whose spatial dims (and
     channels, unless ``empty_channels``) are non-empty; only the batch may be 0."""
-    check_input_rank(x, n + 2, LAYOUTS[n])
+    if len(x.shape) != n + 2:
+        check_input_rank(x, n + 2, LAYOUTS[n])
     check_floating(x)
     first = 2 if empty_channels else 1
-    if any(type(d) is int and d == 0 for d in x.shape[first:]):
+    if 0 in x.shape[first:]:  # a symbolic dim is never equal to an int
         which = "spatial" if empty_channels else "channel and spatial"
         raise ShapeError(
             f"non-empty {which} dims (only the batch dim may be 0)",
@@ -135,6 +136,12 @@ def pool_output(
     n = len(kernel_size)
     check_pool_input(x, n)
     spatial = x.shape[2:]
+    out = tuple(
+        pool_out_dim(d, k, s, p, dl, ceil_mode)
+        for d, k, s, p, dl in zip(spatial, kernel_size, stride, padding, dilation, strict=True)
+    )
+    if not input_at_least_kernel and all(type(o) is int and o >= 1 for o in out):
+        return TensorSpec._make((*x.shape[:2], *out), x.dtype)  # concrete and valid
     hparams: dict[str, Any] = {
         "kernel_size": kernel_size, "stride": stride, "padding": padding,
     }
@@ -152,10 +159,6 @@ def pool_output(
             ),
             **hparams,
         )
-    out = tuple(
-        pool_out_dim(d, k, s, p, dl, ceil_mode)
-        for d, k, s, p, dl in zip(spatial, kernel_size, stride, padding, dilation, strict=True)
-    )
     # undecidable (symbolic) sizes are assumed large enough
     check(
         all(resolve(ge(o, 1), default=True) for o in out),
