@@ -104,42 +104,31 @@ class Tracer(Protocol):
     (`lazyshape._propagate._Pass`, values are specs)."""
 
     def add(self, layer: Layer, ins: tuple[Any, ...], path: str) -> tuple[Any, ...]:
-        """Add a call of ``layer`` on values ``ins`` at ``path``; its output values."""
-        ...
+        """Add a call of ``layer`` on values ``ins`` at ``path``; its output values.
 
-    def unique_path(self, path: str) -> str:
-        """``path``, or ``path@k`` for its ``k``-th reuse."""
+        Paths are unique by construction: a container's child names are unique
+        and free of ``.`` and ``@``, and a functional model names the ``k``-th
+        call of a layer ``name@k``."""
         ...
 
 
 class _Builder:
-    __slots__ = ("nodes", "n_slots", "owners", "paths")
+    __slots__ = ("nodes", "n_slots", "owners")
 
     def __init__(self) -> None:
         self.nodes: list[PNode] = []
         self.n_slots = 0
         #: id(layer) -> the path of its first call (where its parameters live)
         self.owners: dict[int, str] = {}
-        self.paths: dict[str, int] = {}
 
     def slots(self, n: int) -> tuple[int, ...]:
         start = self.n_slots
         self.n_slots += n
         return tuple(range(start, start + n))
 
-    def unique_path(self, path: str) -> str:
-        count = self.paths.get(path)
-        self.paths[path] = 1 if count is None else count + 1
-        return path if count is None else f"{path}@{count}"
-
     def add(self, layer: Layer, ins: tuple[int, ...], path: str) -> tuple[int, ...]:
         if isinstance(layer, Module):
-            return layer._trace(self, ins, self.unique_path(path) + ".")
-        paths = self.paths
-        if path in paths:
-            path = self.unique_path(path)
-        else:
-            paths[path] = 1
+            return layer._trace(self, ins, path + ".")
         # the model holds every layer while it compiles, so ids are not reused
         param_path = self.owners.setdefault(id(layer), path)
         n = layer.num_outputs
@@ -398,6 +387,11 @@ class Model(Module):
             lay = call.layer
             assert lay is not None
             if lay.name:
+                if "." in lay.name or "@" in lay.name:
+                    raise ValueError(
+                        f"a layer name in a Model has no '.' or '@' (they separate paths), "
+                        f"got {lay.name!r}"
+                    )
                 if lay.name in taken and id(lay) not in names:
                     raise ValueError(f"two different layers are named {lay.name!r}")
                 names[id(lay)] = lay.name
@@ -429,14 +423,19 @@ class Model(Module):
         for t in self._inputs:
             index[id(t)] = len(index)
         wiring: list[_Wire] = []
+        calls: dict[int, int] = {}  # id(layer) -> calls so far: the k-th is `name@k`
         for call in self._calls:
             lay = call.layer
             assert lay is not None
             ins = [index[id(t)] for t in call.inputs]
             for t in call.outputs:
                 index[id(t)] = len(index)
-            wiring.append((lay, self._names[id(lay)], ins[0] if len(ins) == 1 else -1,
-                           _getter(ins), len(call.outputs), tuple(ins)))
+            k = calls.get(id(lay), 0)
+            calls[id(lay)] = k + 1
+            name = self._names[id(lay)]
+            wiring.append((lay, name if k == 0 else f"{name}@{k}",
+                           ins[0] if len(ins) == 1 else -1, _getter(ins), len(call.outputs),
+                           tuple(ins)))
         return wiring, _getter([index[id(t)] for t in self._outputs])
 
     def _n_inputs(self, n: int) -> int:

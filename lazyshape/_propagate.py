@@ -343,39 +343,28 @@ def _check_batch_independence(
 class _Pass:
     """The propagation pass, run as the model's structure is walked.
 
-    It has the interface of the program compiler (`_graph._Builder`: ``add``
-    and ``unique_path``), so containers trace through it with their own
-    ``_trace``: where the compiler hands out value slots, the pass hands out
-    the specs themselves and runs each primitive layer's rules as it is
-    reached. Shape inference therefore builds no program; paths, shared-layer
-    ownership and parameter names come out exactly as the compiled program's.
+    It has the interface of the program compiler (`_graph._Builder.add`), so
+    containers trace through it with their own ``_trace``: where the compiler
+    hands out value slots, the pass hands out the specs themselves and runs
+    each primitive layer's rules as it is reached. Shape inference therefore
+    builds no program; paths, shared-layer ownership and parameter names come
+    out exactly as the compiled program's (`tests/test_graph.py` checks it).
     """
 
-    __slots__ = ("paths", "owners", "raw", "params", "assumptions")
+    __slots__ = ("owners", "raw", "params", "assumptions")
 
     def __init__(self) -> None:
-        self.paths: dict[str, int] = {}
         self.owners: dict[int, str] = {}
         self.raw: list[_Raw] = []
         self.params: dict[str, ParamSpec] = {}
         self.assumptions: list[tuple[str, Dim, Dim]] = []
-
-    def unique_path(self, path: str) -> str:
-        count = self.paths.get(path)
-        self.paths[path] = 1 if count is None else count + 1
-        return path if count is None else f"{path}@{count}"
 
     def add(
         self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
     ) -> tuple[TensorSpec, ...]:
         """Run ``layer`` (a container: trace it) on ``ins``; its output specs."""
         if isinstance(layer, Module):
-            return layer._trace(self, ins, self.unique_path(path) + ".")
-        paths = self.paths
-        if path in paths:
-            path = self.unique_path(path)
-        else:
-            paths[path] = 1
+            return layer._trace(self, ins, path + ".")
         param_path = self.owners.setdefault(id(layer), path)
         with_params = _HAS_PARAMS.get(type(layer))
         if with_params is None:
