@@ -486,3 +486,320 @@ def test_dropout_is_active_in_training_only():
     assert (m(x) == 0).any()
     m.eval()
     assert torch.equal(m(x), x)
+
+
+# -- fast materialization: no placeholders unless looked at; stamped modules ----------
+
+
+def count_placeholders(monkeypatch):
+    """Patch `Pending.__init__` to count the placeholders made; return the counter."""
+    from lazyshape_torch.model import Pending
+
+    made = []
+    init = Pending.__init__
+
+    def counting(self, *args, **kw):
+        made.append(1)
+        init(self, *args, **kw)
+
+    monkeypatch.setattr(Pending, "__init__", counting)
+    return made
+
+
+def test_materializing_unlooked_at_model_makes_no_placeholders(monkeypatch):
+    made = count_placeholders(monkeypatch)
+    torch.manual_seed(5)
+    m = ls.build(mlp(), "torch").eval()
+    m.materialize((2, 20))
+    assert made == []
+    assert [type(c) for c in m] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert not any(c.training for c in m)  # eval() before materialization reaches them
+    torch.manual_seed(5)
+    assert_same_state(m, torch_mlp())
+    y = ls.build(mlp(), "torch", seed=0)(torch.zeros(3, 20))  # the first forward too
+    assert y.shape == (3, 10) and made == []
+
+
+@pytest.mark.parametrize(
+    "look",
+    [
+        lambda m: m[0],
+        lambda m: len(m),
+        lambda m: repr(m),
+        lambda m: list(m.children()),
+        lambda m: m.state_dict(),
+        lambda m: dict(m.named_parameters()),
+        lambda m: dir(m),
+        lambda m: setattr(m, "extra", nn.Identity()),
+    ],
+    ids=["index", "len", "repr", "children", "state_dict", "named_parameters", "dir",
+         "set_child"],
+)
+def test_first_look_installs_the_placeholders(monkeypatch, look):
+    made = count_placeholders(monkeypatch)
+    torch.manual_seed(6)
+    m = ls.build(mlp(), "torch")
+    look(m)
+    assert len(made) == 3
+    assert type(m.state_dict()["0.weight"]) is UninitializedParameter
+    assert repr(m[2].partial_shapes) == "{'weight': (10, 256), 'bias': (10,)}"
+    m(torch.zeros(2, 20))
+    assert [type(m[i]) for i in range(3)] == [nn.Linear, nn.ReLU, nn.Linear]
+    torch.manual_seed(6)
+    h = torch_mlp()
+    for k, v in h.state_dict().items():
+        assert torch.equal(m.state_dict()[k], v), k
+    assert len(made) == 3
+
+
+def test_child_set_before_materialization_stays():
+    m = ls.build(mlp(), "torch")
+    m.extra = nn.Linear(2, 2)
+    assert list(m.state_dict())[:4] == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    m.materialize((2, 20))
+    assert type(m.extra) is nn.Linear and "extra.weight" in m.state_dict()
+    assert type(m[0]) is nn.Linear
+
+
+def test_deepcopy_of_an_unmaterialized_model_materializes_on_its_own():
+    import copy
+
+    m = ls.build(mlp(), "torch")
+    c = copy.deepcopy(m)
+    c.materialize((2, 20))
+    assert type(c[0]) is nn.Linear and c[0].in_features == 20
+    assert not m.initialized and type(m[0]).__name__ == "Pending"
+
+
+def test_failed_materialization_leaves_no_half_built_tree(monkeypatch):
+    from lazyshape_torch import native
+
+    def broken(layer, specs, **kw):
+        raise RuntimeError("factory failed")
+
+    m = ls.build(mlp(), "torch")
+    monkeypatch.setitem(native.NATIVE, ls.ReLU, broken)
+    with pytest.raises(RuntimeError, match="factory failed"):
+        m.materialize((2, 20))
+    assert not m.initialized
+    assert [type(c).__name__ for c in m] == ["Pending", "Pending", "Pending"]
+    monkeypatch.undo()
+    m.materialize((2, 20))
+    assert [type(c) for c in m] == [nn.Linear, nn.ReLU, nn.Linear]
+
+
+def test_a_node_name_torch_refuses_raises_at_build():
+    x = ls.Input(("B", 4))
+    net = ls.Model(x, ls.Linear(3, name="forward")(x))
+    with pytest.raises(ValueError, match=r"the node 'forward' can't be a child of a torch module"):
+        ls.build(net, "torch")
+    nested = ls.Sequential(ls.Sequential(ls.Linear(3, name="training")))
+    with pytest.raises(ValueError, match=r"the node '0\.training' can't be a child"):
+        ls.build(nested, "torch")
+
+
+@pytest.mark.parametrize(
+    ("in_features", "out_features", "bias", "dtype"),
+    [
+        (20, 256, True, "float32"),
+        (3, 7, False, "float32"),
+        (1000, 5, True, "float64"),
+        (512, 1024, True, "float32"),
+        (48, 24, True, "float16"),
+        (5, 6, True, "bfloat16"),
+    ],
+)
+def test_linear_equals_the_constructed_nn_linear(in_features, out_features, bias, dtype):
+    torch.manual_seed(11)
+    m = ls.build(ls.Sequential(ls.Linear(out_features, bias=bias)), "torch", dtype=dtype)
+    m.materialize((2, in_features))
+    after = torch.get_rng_state()
+    torch.manual_seed(11)
+    h = nn.Linear(in_features, out_features, bias=bias, dtype=getattr(torch, dtype))
+    assert torch.equal(torch.get_rng_state(), after)  # the same draws, in the same order
+    assert_same_state(m[0], h)
+    assert type(m[0]) is nn.Linear and repr(m[0]) == repr(h)
+    assert list(vars(m[0])) == list(vars(h))
+    assert [type(v) for v in vars(m[0]).values()] == [type(v) for v in vars(h).values()]
+    assert all(type(p) is nn.Parameter and p.requires_grad for p in m[0].parameters())
+
+
+def test_linear_bounds_equal_torchs_for_every_fan_in():
+    models = [ls.build(ls.Linear(2), "torch") for _ in range(300)]
+    torch.manual_seed(2)
+    for fan_in, m in enumerate(models, start=1):
+        m.materialize((1, fan_in))
+    torch.manual_seed(2)
+    for fan_in, m in enumerate(models, start=1):
+        h = nn.Linear(fan_in, 2)
+        assert torch.equal(m.weight, h.weight) and torch.equal(m.bias, h.bias), fan_in
+
+
+def test_native_modules_are_independent_objects():
+    m = ls.build(ls.Sequential(ls.Linear(4), ls.ReLU(), ls.Linear(4), ls.ReLU()), "torch")
+    m.materialize((2, 3))
+    seen = []
+    m[1].register_forward_hook(lambda mod, args, out: seen.append(mod))
+    m(torch.zeros(2, 3))
+    assert seen == [m[1]]
+    assert m[3]._forward_hooks == {} and m[2]._forward_hooks == {}
+    assert m[1]._forward_hooks is not m[3]._forward_hooks
+    assert m[0]._parameters is not m[2]._parameters
+    assert m[0].weight.data_ptr() != m[2].weight.data_ptr()
+
+
+@pytest.mark.parametrize(
+    ("layer", "module"),
+    [
+        (lambda: ls.GELU("tanh"), lambda: nn.GELU(approximate="tanh")),
+        (lambda: ls.LeakyReLU(0.2), lambda: nn.LeakyReLU(0.2)),
+        (lambda: ls.Softmax(0), lambda: nn.Softmax(0)),
+        (lambda: ls.Dropout(0.3), lambda: nn.Dropout(0.3)),
+        (lambda: ls.Flatten(0, 1), lambda: nn.Flatten(0, 1)),
+        (lambda: ls.Unflatten(1, (3, 4)), lambda: nn.Unflatten(1, (3, 4))),
+        (ls.SiLU, nn.SiLU),
+    ],
+)
+def test_stateless_modules_equal_constructed_ones(layer, module):
+    for _ in range(2):  # the first is constructed, the second stamped from it
+        m = ls.build(ls.Sequential(layer()), "torch")
+        m.materialize((2, 12, 1))
+        h = module()
+        assert type(m[0]) is type(h) and repr(m[0]) == repr(h)
+        assert vars(m[0]).keys() == vars(h).keys()
+        for k, v in vars(h).items():
+            assert type(vars(m[0])[k]) is type(v), k
+            if not isinstance(v, (dict, set)):
+                assert vars(m[0])[k] == v, k
+
+
+def test_global_registration_hooks_see_every_parameter_and_module():
+    from torch.nn.modules.module import (
+        register_module_module_registration_hook,
+        register_module_parameter_registration_hook,
+    )
+
+    params, modules = [], []
+    h1 = register_module_parameter_registration_hook(lambda mod, name, p: params.append(name))
+    h2 = register_module_module_registration_hook(lambda mod, name, sub: modules.append(name))
+    try:
+        torch.manual_seed(3)
+        m = ls.build(mlp(), "torch").materialize((2, 20))
+    finally:
+        h1.remove()
+        h2.remove()
+    assert params == ["weight", "bias", "weight", "bias"]
+    assert modules == ["0", "1", "2"]
+    torch.manual_seed(3)
+    assert_same_state(m, torch_mlp())
+
+
+def count_stamped(monkeypatch):
+    """Patch the stamping of ``nn.Linear`` to count its calls; return the counter."""
+    from lazyshape_torch import native
+
+    stamped = []
+    stamp = native._stamp_linear
+
+    def counting(*args):
+        stamped.append(args[:2])
+        return stamp(*args)
+
+    monkeypatch.setattr(native, "_stamp_linear", counting)
+    return stamped
+
+
+def test_linear_is_constructed_for_real_when_the_stamp_does_not_match_torch(monkeypatch):
+    from lazyshape_torch import native
+
+    assert native._linear_matches_torch()  # on this torch, the fast path is taken
+    stamped = count_stamped(monkeypatch)
+    ls.build(mlp(), "torch").materialize((2, 20))
+    assert stamped == [(20, 256), (256, 10)]
+    stamped.clear()
+    monkeypatch.setattr(native, "_FAST_LINEAR", [False])
+    torch.manual_seed(4)
+    m = ls.build(mlp(), "torch").materialize((2, 20))
+    assert stamped == []
+    torch.manual_seed(4)
+    assert_same_state(m, torch_mlp())
+    assert type(m[0]) is nn.Linear
+
+    def cannot_tell():
+        raise RuntimeError("no comparison possible here")
+
+    monkeypatch.setattr(native, "_FAST_LINEAR", [])  # a check that can't run: asked again later
+    monkeypatch.setattr(native, "_compare_with_nn_linear", cannot_tell)
+    torch.manual_seed(4)
+    m = ls.build(mlp(), "torch").materialize((2, 20))
+    assert native._FAST_LINEAR == [] and stamped == []
+    torch.manual_seed(4)
+    assert_same_state(m, torch_mlp())
+
+
+def test_patched_torch_init_is_followed(monkeypatch):
+    # as Hugging Face's no_init_weights does: torch.nn.init made a no-op
+    stamped = count_stamped(monkeypatch)
+    monkeypatch.setattr(nn.init, "kaiming_uniform_", lambda t, *args, **kw: t)
+    torch.manual_seed(8)
+    m = ls.build(mlp(), "torch").materialize((2, 20))
+    after = torch.get_rng_state()
+    torch.manual_seed(8)
+    h = torch_mlp()
+    assert stamped == []
+    assert torch.equal(torch.get_rng_state(), after)  # only the biases were drawn
+    assert torch.equal(m[0].bias, h[0].bias) and torch.equal(m[2].bias, h[2].bias)
+
+
+def test_patched_register_parameter_sees_every_parameter(monkeypatch):
+    # as accelerate's init_empty_weights does: register_parameter wrapped
+    seen = []
+    register = nn.Module.register_parameter
+
+    def recording(self, name, param):
+        seen.append((type(self).__name__, name))
+        register(self, name, param)
+
+    monkeypatch.setattr(nn.Module, "register_parameter", recording)
+    ls.build(mlp(), "torch").materialize((2, 20))
+    assert seen == [("Linear", "weight"), ("Linear", "bias")] * 2
+
+
+def test_patched_module_init_sees_every_module(monkeypatch):
+    made = []
+    init = nn.Module.__init__
+
+    def recording(self, *args, **kw):
+        made.append(type(self).__name__)
+        init(self, *args, **kw)
+
+    ls.build(mlp(), "torch").materialize((2, 20))  # (the prototypes exist)
+    monkeypatch.setattr(nn.Module, "__init__", recording)
+    ls.build(mlp(), "torch").materialize((2, 20))
+    assert made.count("Linear") == 2 and made.count("ReLU") == 1
+
+
+def test_node_specs_equal_the_runtimes_node_params():
+    from lazyshape_torch.model import _node_specs
+
+    from lazyshape._runtime import BuildConfig, Runtime
+    from lazyshape.zoo import gpt2
+
+    fc = ls.Linear(6, name="fc")
+    x = ls.Input(("B", 6))
+    shared = ls.Model(x, fc(ls.ReLU()(fc(x))))
+    cases = [
+        (gpt2(vocab_size=11, max_len=8, num_layers=2, embed_dim=8, num_heads=2, mlp_dim=16),
+         ((2, 4), "int64")),
+        (shared, ((2, 6), "float32")),
+        (ls.Linear(3), ((2, 5), "float32")),
+        (ls.Sequential(ls.Sequential(ls.Linear(4), ls.ReLU()), ls.Linear(2)), ((2, 3), "float32")),
+    ]
+    for net, (shape, dtype) in cases:
+        rt = Runtime(net, BuildConfig())
+        inf, _ = rt.resolve([ls.TensorSpec(shape, dtype)])
+        assert _node_specs(rt.program, inf.params) == rt.node_params(inf.params)
+        if net is cases[0][0]:  # dotted local names: `out_proj.weight` of node `h.0.attn`
+            assert "h.0.attn.out_proj.weight" in inf.params
+        assert sum(len(g) for g in {id(g): g for g in _node_specs(rt.program, inf.params)}
+                   .values()) == len(inf.params)

@@ -17,11 +17,17 @@ from lazyshape._init import Constant, Initializer, Normal, Orthogonal, TruncNorm
 __all__ = ["make_rng", "sample", "from_numpy", "torch_dtype"]
 
 
+_DTYPES: dict[str, torch.dtype] = {}
+
+
 def torch_dtype(dtype: str) -> torch.dtype:
     """The torch dtype of a canonical dtype name (``"float32"`` -> ``torch.float32``)."""
-    out = getattr(torch, dtype, None)
-    if not isinstance(out, torch.dtype):
-        raise TypeError(f"torch has no dtype {dtype!r}")
+    out = _DTYPES.get(dtype)
+    if out is None:
+        out = getattr(torch, dtype, None)
+        if not isinstance(out, torch.dtype):
+            raise TypeError(f"torch has no dtype {dtype!r}")
+        _DTYPES[dtype] = out
     return out
 
 

@@ -9,6 +9,13 @@ first forward (or `materialize`, or `load_state_dict`) each node becomes its
 native torch module (``nn.Linear(20, 256)``), or a `LayerModule` for layers
 with no native module.
 
+The placeholders are made on demand: a model of many layers that is
+materialized before anyone looks at its children never builds them (they cost
+more than the native modules). Until then the model has no ``_modules``
+entry in its ``__dict__``; the first access to it (``m[0]``, ``repr``,
+``state_dict()``, ``children()``, assigning a child, ...) goes through
+``__getattr__``, which installs them.
+
 Resolution, the shape-change policy, placeholders' partial shapes, checkpoint
 checks and portable values all come from the core's `Runtime`.
 """
@@ -161,6 +168,16 @@ class _Container(nn.Module):
         return iter(self._modules.values())  # type: ignore[arg-type]
 
 
+_CONTAINER_ATTRS: list[frozenset[str]] = []
+
+
+def _container_attrs() -> frozenset[str]:
+    """The instance attributes of a `_Container` (names its children can't take)."""
+    if not _CONTAINER_ATTRS:
+        _CONTAINER_ATTRS.append(frozenset(_Container("Module").__dict__))
+    return _CONTAINER_ATTRS[0]
+
+
 def _child(module: nn.Module, key: int | str | slice) -> Any:
     if isinstance(key, str):
         return module._modules[key]
@@ -179,6 +196,45 @@ def _module_kinds(layer: Layer, prefix: str = "") -> dict[str, str]:
             if isinstance(child, Module):
                 out[path] = child.kind
                 out.update(_module_kinds(child, path))
+    return out
+
+
+#: TorchModel's own attributes: setting one doesn't install the placeholders
+_INTERNAL = frozenset({
+    "_ls_model", "_config", "_rt", "_dtype", "_device", "_inference", "_ready1", "_ready",
+    "_rng_state", "_kinds_cache", "_program", "_owner", "_node_mods", "_root", "_is_chain",
+    "_chain", "_steps", "training",
+})
+
+
+def _node_specs(program: Any, specs: Mapping[str, ParamSpec]) -> list[dict[str, ParamSpec]]:
+    """For each node of ``program``, ``{local name: spec}`` of its parameters
+    (the calls of a shared layer get the same dict), as `Runtime.node_params`,
+    without building the inference's per-layer records: a canonical name
+    belongs to the node whose prefix (``"encoder.fc."``) it starts with
+    (a local name may be dotted: ``attn.out_proj.weight`` is node ``attn``'s)."""
+    groups: dict[str, dict[str, ParamSpec]] = {}
+    out: list[dict[str, ParamSpec]] = []
+    for node in program.nodes:
+        group = groups.get(node.prefix)
+        if group is None:
+            group = groups[node.prefix] = {}
+        out.append(group)
+    for name, spec in specs.items():
+        cut = name.rfind(".") + 1  # the common case: a plain local name
+        group = groups.get(name[:cut])
+        if group is not None:
+            group[name[cut:]] = spec
+            continue
+        head = name
+        while True:
+            head, dot, _ = head.rpartition(".")
+            group = groups.get(head + dot)
+            if group is not None:
+                group[name[len(head) + len(dot):]] = spec
+                break
+            if not dot:
+                break  # no node owns it (Runtime.node_params drops it too)
     return out
 
 
@@ -206,42 +262,109 @@ class TorchModel(nn.Module):
         self._ready1: dict[Any, Any] = {}
         self._ready: set[Any] = set()
         self._rng_state: Any = None
-        self._kinds = _module_kinds(model)
+        self._kinds_cache: dict[str, str] | None = None
         program = rt.program
         self._program = program
         owner: dict[str, int] = {}
-        self._owner: list[int] = []
-        for i, node in enumerate(program.nodes):
-            self._owner.append(owner.setdefault(node.param_path, i))
-        self._node_mods: list[nn.Module] = []
+        self._owner: list[int] = [
+            owner.setdefault(node.param_path, i) for i, node in enumerate(program.nodes)
+        ]
+        self._node_mods: list[Any] = [None] * len(program.nodes)
         self._root: nn.Module | None = None
         self._is_chain = _is_chain(program)
         self._chain: tuple[nn.Module, ...] | None = None
-        self._steps: tuple[tuple[nn.Module, tuple[int, ...], tuple[int, ...]], ...] = ()
-        self._install_placeholders()
+        self._steps: tuple[tuple[nn.Module, tuple[int, ...], tuple[int, ...]], ...] | None = None
+        nodes = program.nodes
+        self._check_child_names()
+        if len(nodes) == 1 and not nodes[0].path:
+            # a single layer built alone: its placeholders are the model's own
+            # parameters (one node: cheap), made now
+            self._install_placeholders()
+        else:
+            del self.__dict__["_modules"]  # installed on first access: see __getattr__
 
     # -- module tree ----------------------------------------------------------
 
-    def _install_placeholders(self) -> None:
-        rt = self._rt
-        inf = rt.partial()
-        records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
-        specs = rt.node_params(inf.params) if inf is not None else None
-        self._node_mods = []
-        for i, node in enumerate(self._program.nodes):
-            if node.shared:
-                self._node_mods.append(self._node_mods[self._owner[i]])
+    def __getattr__(self, name: str) -> Any:
+        d = self.__dict__
+        if "_modules" not in d and "_rt" in d:  # the first look at the module tree
+            try:
+                self._install_placeholders()
+            except AttributeError as e:  # not "no such attribute": a failure
+                raise RuntimeError(f"installing the placeholders failed: {e!r}") from e
+            if name == "_modules":
+                return d["_modules"]
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        d = self.__dict__
+        if name not in _INTERNAL and "_modules" not in d and "_rt" in d:
+            self._install_placeholders()  # a child, parameter or buffer set by a user
+        super().__setattr__(name, value)
+
+    def _check_child_names(self) -> None:
+        """Raise now (not when the tree is built) for a node whose path can't be a
+        torch child name (an attribute of the module: ``forward``, ``training``)."""
+        for node in self._program.nodes:
+            path = node.path
+            if node.shared or path.isdecimal() or not path:
                 continue
-            rec = records.get(node.path)
-            hp = node.layer.describe(*rec.inputs) if rec is not None else node.layer.hparams()
-            local = specs[i] if specs is not None else {}
-            mod = Pending(node.layer, local, hp, node.path, self._device, self._dtype)
-            self._node_mods.append(mod)
-            self._install(node.path, mod)
+            for k, seg in enumerate(path.split(".")):
+                if seg.isdecimal():
+                    continue
+                if k == 0:
+                    taken = seg in self.__dict__ or hasattr(TorchModel, seg)
+                else:
+                    taken = seg in _container_attrs() or hasattr(_Container, seg)
+                if taken or not seg:
+                    e = KeyError(
+                        f"attribute '{seg}' already exists" if seg
+                        else 'module name can\'t be empty string ""'
+                    )
+                    raise ValueError(
+                        f"the node '{path}' can't be a child of a torch module ({e}); "
+                        "give the layer another name="
+                    )
+
+    @property
+    def _kinds(self) -> dict[str, str]:
+        """``{path prefix: kind}`` of the nested lazyshape modules."""
+        if self._kinds_cache is None:
+            self._kinds_cache = _module_kinds(self._ls_model)
+        return self._kinds_cache
+
+    def _install_placeholders(self) -> None:
+        """Install a `Pending` placeholder per node (the model is not materialized)."""
+        d = self.__dict__
+        lazy = "_modules" not in d
+        if lazy:
+            d["_modules"] = {}
+        try:
+            rt = self._rt
+            inf = rt.partial()
+            records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
+            specs = _node_specs(self._program, inf.params) if inf is not None else None
+            mods: list[Any] = []
+            for i, node in enumerate(self._program.nodes):
+                if node.shared:
+                    mods.append(mods[self._owner[i]])
+                    continue
+                rec = records.get(node.path)
+                hp = node.layer.describe(*rec.inputs) if rec is not None else node.layer.hparams()
+                local = specs[i] if specs is not None else {}
+                mod = Pending(node.layer, local, hp, node.path, self._device, self._dtype)
+                mods.append(mod)
+                self._install(node.path, mod)
+        except BaseException:
+            if lazy:  # no half-built tree: the next look tries again
+                del d["_modules"]
+            raise
+        d["_node_mods"] = mods
         self._refresh()
 
     def _install(self, path: str, mod: nn.Module) -> None:
-        mod.train(self.training)  # a module created after .eval() is in eval mode too
+        if mod.training is not self.training:
+            mod.train(self.training)  # a module created after .eval() is in eval mode too
         if not path:  # a single layer built alone: its parameters are the model's
             object.__setattr__(self, "_root", mod)  # not a child: no prefix in state_dict
             self._parameters.clear()
@@ -250,6 +373,10 @@ class TorchModel(nn.Module):
             self._buffers.update(mod._buffers)
             self._modules.clear()  # submodules of dotted local names (out_proj.weight)
             self._modules.update(mod._modules)
+            return
+        if path.isdecimal() and not native.global_registration_hooks():
+            # a Sequential's index: never an attribute name: what add_module does
+            self.__dict__["_modules"][path] = mod
             return
         *parents, leaf = path.split(".")
         parent: nn.Module = self
@@ -273,12 +400,11 @@ class TorchModel(nn.Module):
                 ) from e
 
     def _refresh(self) -> None:
-        mods = [self._node_mods[o] for o in self._owner]
-        self._node_mods = mods
-        self._steps = tuple(
-            (m, node.ins, node.outs) for m, node in zip(mods, self._program.nodes, strict=True)
-        )
-        self._chain = tuple(mods) if self._is_chain else None
+        d = self.__dict__
+        mods = [d["_node_mods"][o] for o in self._owner]
+        d["_node_mods"] = mods
+        d["_steps"] = None  # built by the first _run (a chain's forward never needs them)
+        d["_chain"] = tuple(mods) if self._is_chain else None
         self._ready1.clear()
         self._ready.clear()
 
@@ -320,40 +446,69 @@ class TorchModel(nn.Module):
         if specs is None:
             assert inf is not None
             specs = inf.params
-        records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
-        node_specs = rt.node_params(specs)
-        wanted = set(todo)
+        d = self.__dict__
+        if "_modules" not in d:  # no placeholders were installed: build the tree directly
+            d["_modules"] = {}
+            try:
+                self._allocate(inf, todo, mode, specs)
+            except BaseException:  # back to no tree (the placeholders on the next look)
+                del d["_modules"]
+                d["_node_mods"] = [None] * len(self._program.nodes)
+                raise
+            return
+        program = self._program
+        node_specs = _node_specs(program, specs)
         first = not rt.initialized
-        with self._draws(mode):
-            for i, node in enumerate(self._program.nodes):
+        wanted = set() if first else set(todo)  # (the first time: every parameter)
+        mods = self._node_mods
+        records: dict[str, Any] | None = None  # built only for a LayerModule's hparams
+        device = self._device
+        modules = d["_modules"]
+        training = self.training
+        direct = not native.global_registration_hooks()
+        torch_dtype = init.torch_dtype
+        native_module = native.native_module
+        no_keep: dict[str, torch.Tensor] = {}
+        with self._draws(mode), native.stamping():
+            for i, node in enumerate(program.nodes):
                 if node.shared:
                     continue
                 local = node_specs[i]
-                names = {k: node.param_name(k) for k in local}
-                current = self._node_mods[i]
-                if (
-                    not first
-                    and not isinstance(current, Pending)
-                    and not any(n in wanted for n in names.values())
-                ):
-                    continue
-                keep = {
-                    k: getattr(*_owner(current, k))
-                    for k, n in names.items()
-                    if n not in wanted and not isinstance(current, Pending)
-                }
-                rec = records.get(node.path)
-                hp = node.layer.describe(*rec.inputs) if rec is not None else None
-                mod = self._make(node.layer, node.path, local, names, mode, keep, hp)
-                self._node_mods[i] = mod
-                self._install(node.path, mod)
+                current = mods[i]
+                keep = no_keep
+                if not first and current is not None and not isinstance(current, Pending):
+                    names = [(k, node.param_name(k)) for k in local]
+                    if not any(n in wanted for _, n in names):
+                        continue
+                    # parameters whose spec didn't change keep their values
+                    keep = {k: getattr(*_owner(current, k)) for k, n in names if n not in wanted}
+                layer = node.layer
+                dtype = self._dtype
+                for spec in local.values():
+                    if spec.dtype:
+                        dtype = spec.dtype
+                        break
+                mod = native_module(layer, local, dtype=torch_dtype(dtype), device=device)
+                if mod is None:
+                    if records is None:
+                        records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
+                    rec = records.get(node.path)
+                    hp = layer.describe(*rec.inputs) if rec is not None else None
+                    mod = self._layer_module(node, local, mode, keep, hp)
+                else:
+                    for k, t in keep.items():
+                        setattr(*_owner(mod, k), t)
+                mods[i] = mod
+                path = node.path
+                if direct and mod.training is training and path.isdecimal():
+                    modules[path] = mod  # a Sequential's index: what _install does
+                else:
+                    self._install(path, mod)
             if mode == "portable":
                 fill = [n for n in specs if n in wanted or first]
                 owners = {
                     node.param_name(k): (mod, k)
-                    for node, mod, local in zip(
-                        self._program.nodes, self._node_mods, node_specs, strict=True
-                    )
+                    for node, mod, local in zip(program.nodes, mods, node_specs, strict=True)
                     if not node.shared
                     for k in local
                 }
@@ -364,22 +519,16 @@ class TorchModel(nn.Module):
         rt.commit(specs)
         self._refresh()
 
-    def _make(
+    def _layer_module(
         self,
-        layer: Layer,
-        path: str,
+        node: Any,
         local: Mapping[str, ParamSpec],
-        names: Mapping[str, str],
         mode: str,
         keep: Mapping[str, torch.Tensor],
         hparams: Mapping[str, Any] | None,
     ) -> nn.Module:
-        dtype = next((s.dtype for s in local.values() if s.dtype), None) or self._dtype
-        mod = native.native_module(layer, local, dtype=init.torch_dtype(dtype), device=self._device)
-        if mod is not None:
-            for k, t in keep.items():  # parameters whose spec didn't change keep their values
-                setattr(*_owner(mod, k), t)
-            return mod
+        """A `LayerModule` for a layer with no native module: its parameters
+        drawn with ``torch.nn.init`` (``mode="native"``) or left empty."""
         tensors: dict[str, torch.Tensor] = {}
         for k, spec in local.items():
             if k in keep:
@@ -389,11 +538,13 @@ class TorchModel(nn.Module):
             dt = spec.dtype or self._dtype
             if mode == "native":
                 with self._device or contextlib.nullcontext():
-                    tensors[k] = init.sample(spec.init.primitive(shape), shape, dt, None, names[k])
+                    tensors[k] = init.sample(
+                        spec.init.primitive(shape), shape, dt, None, node.param_name(k)
+                    )
             else:
                 tensors[k] = torch.empty(shape, dtype=init.torch_dtype(dt), device=self._device)
         trainable = {k: s.trainable for k, s in local.items()}
-        return native.LayerModule(layer, tensors, trainable, hparams, path)
+        return native.LayerModule(node.layer, tensors, trainable, hparams, node.path)
 
     @contextlib.contextmanager
     def _draws(self, mode: str) -> Iterator[None]:
@@ -461,7 +612,13 @@ class TorchModel(nn.Module):
         """Walk the program's slots (any graph), calling each node's module."""
         vals: list[Any] = [None] * self._program.n_slots
         vals[: len(xs)] = xs
-        for mod, ins, outs in self._steps:
+        steps = self._steps
+        if steps is None:
+            steps = self._steps = tuple(
+                (m, node.ins, node.outs)
+                for m, node in zip(self._node_mods, self._program.nodes, strict=True)
+            )
+        for mod, ins, outs in steps:
             out = mod(*[vals[j] for j in ins])
             if len(outs) == 1:
                 vals[outs[0]] = out
@@ -515,6 +672,12 @@ class TorchModel(nn.Module):
         _save_lazy(self, destination, prefix, keep_vars)
 
     def train(self, mode: bool = True) -> TorchModel:
+        if "_modules" not in self.__dict__:
+            # no module tree yet: the modules made later take self.training
+            if not isinstance(mode, bool):
+                raise ValueError("training mode is expected to be boolean")
+            self.training = mode
+            return self
         super().train(mode)
         if self._root is not None:
             self._root.train(mode)
