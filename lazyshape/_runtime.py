@@ -10,6 +10,7 @@ Backends supply allocation and arrays; nothing here imports a framework.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,10 @@ from ._layer import Context, Layer
 from ._propagate import Inference, infer
 from ._specs import ParamSpec, TensorSpec, normalize_dtype
 
-__all__ = ["BuildConfig", "Runtime", "Placeholder", "run_program", "RNG_MODES"]
+__all__ = [
+    "BuildConfig", "Runtime", "Placeholder", "run_program", "RNG_MODES", "Step", "Binder",
+    "bind_program", "chain_steps", "run_steps", "passthrough",
+]
 
 RNG_MODES = ("native", "portable")
 SHAPE_CHANGE = ("error", "reinit")
@@ -354,23 +358,117 @@ def run_program(
     vals[: len(xs)] = xs
     context = ctx or Context()
     for i, (node, params) in enumerate(zip(program.nodes, node_params, strict=True)):
-        ins = node.ins
-        args = [vals[j] for j in ins]
         layer = node.layer
+        # single-input / single-output nodes (most of them) skip the tuple work
+        i0 = node.in0
         if layer.needs_context:
             context.path = node.path
             context.prefix = node.prefix
             if on_node is not None:
                 on_node(i, context)
+            args = [vals[i0]] if i0 >= 0 else [vals[j] for j in node.ins]
             out = layer.forward(params, *args, ctx=context)  # type: ignore[call-arg]
+        elif i0 >= 0:
+            out = layer.forward(params, vals[i0])
         else:
-            out = layer.forward(params, *args)
-        if len(node.outs) == 1:
-            vals[node.outs[0]] = out
+            out = layer.forward(params, *[vals[j] for j in node.ins])
+        if node.out0 >= 0:
+            vals[node.out0] = out
         else:
             for slot, o in zip(node.outs, out, strict=True):
                 vals[slot] = o
-    return tuple(vals[i] for i in program.outputs)
+    outputs = program.outputs
+    if len(outputs) == 1:
+        return (vals[outputs[0]],)
+    return tuple([vals[i] for i in outputs])
+
+
+#: a node bound to its parameters: ``step(*inputs) -> output(s)``
+Step = Callable[..., Any]
+#: a backend's own forward of one layer type: ``(layer, params, ctx) -> step``, or
+#: None to keep the layer's ``forward`` (see `bind_program`)
+Binder = Callable[[Layer, Mapping[str, Any], Context], "Step | None"]
+
+
+def passthrough(x: Any) -> Any:
+    """The step of a node that returns its input (``Identity``, ``Dropout`` in
+    evaluation): `chain_steps` leaves it out."""
+    return x
+
+
+def bind_program(
+    program: Program,
+    node_params: Sequence[Mapping[str, Any]],
+    ctx: Context,
+    binders: Mapping[type, Binder] | None = None,
+) -> list[Step]:
+    """One callable per node with its parameters (and ``ctx``) bound, so a
+    forward is one call per node: ``step(*inputs) -> output(s)``.
+
+    A layer whose exact type has a binder in ``binders`` gets the backend's own
+    step (ops resolved once, at materialization: no per-call dispatch) when the
+    binder returns one; it must compute exactly what the layer's ``forward``
+    does on that backend. Any other layer (custom ones included) runs its
+    ``forward``, written with ``ls.ops``. Bind again after the parameters change."""
+    steps: list[Step] = []
+    for node, params in zip(program.nodes, node_params, strict=True):
+        layer = node.layer
+        binder = binders.get(type(layer)) if binders else None
+        step = binder(layer, params, ctx) if binder is not None else None
+        if step is None:
+            if layer.needs_context:
+                step = _context_step(layer, params, ctx, node.path, node.prefix)
+            else:
+                step = functools.partial(layer.forward, params)
+        steps.append(step)
+    return steps
+
+
+def _context_step(layer: Layer, params: Mapping[str, Any], ctx: Context, path: str,
+                  prefix: str) -> Step:
+    forward = layer.forward
+
+    def step(*args: Any) -> Any:
+        ctx.path = path
+        ctx.prefix = prefix
+        return forward(params, *args, ctx=ctx)  # type: ignore[call-arg]
+
+    return step
+
+
+def chain_steps(program: Program, steps: Sequence[Step]) -> list[Step] | None:
+    """The steps of a straight chain (one input; each node takes the previous
+    node's single output; the last one's is the model's), without the
+    pass-through ones, so a forward is ``for step in chain: x = step(x)``;
+    None for any other program (run it with `run_steps`)."""
+    slot = 0
+    chain: list[Step] = []
+    for node, step in zip(program.nodes, steps, strict=True):
+        if node.in0 != slot or node.out0 < 0:
+            return None
+        slot = node.out0
+        if step is not passthrough:
+            chain.append(step)
+    if program.n_inputs != 1 or tuple(program.outputs) != (slot,):
+        return None
+    return chain
+
+
+def run_steps(program: Program, steps: Sequence[Step], xs: Sequence[Any]) -> tuple[Any, ...]:
+    """`run_program` with bound steps (`bind_program`): the flat outputs."""
+    if len(xs) != program.n_inputs:
+        raise ShapeError(f"{program.n_inputs} input(s)", f"{len(xs)}", kind="Model")
+    vals: list[Any] = [None] * program.n_slots
+    vals[: len(xs)] = xs
+    for node, step in zip(program.nodes, steps, strict=True):
+        i0 = node.in0
+        out = step(vals[i0]) if i0 >= 0 else step(*[vals[j] for j in node.ins])
+        if node.out0 >= 0:
+            vals[node.out0] = out
+        else:
+            for slot, o in zip(node.outs, out, strict=True):
+                vals[slot] = o
+    return tuple([vals[i] for i in program.outputs])
 
 
 def pack_outputs(program: Program, outs: tuple[Any, ...]) -> Any:

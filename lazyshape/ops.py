@@ -17,6 +17,11 @@ from ._backends import backend_for
 
 _NAMESPACES: dict[type, Any] = {}
 _BACKEND_OPS: dict[type, Any] = {}
+# The hot path of every op below is one dict lookup on the array's type:
+# ``(_nn_of(type(x)) or nn(x)).relu(x)`` (a bound ``dict.get``, so no Python call
+# frame); `nn` / `namespace` fill the caches on a type's first use.
+_nn_of = _BACKEND_OPS.get
+_ns_of = _NAMESPACES.get
 
 
 def namespace(x: Any) -> Any:
@@ -46,37 +51,39 @@ def nn(x: Any) -> Any:
 
 def matmul(x1: Any, x2: Any) -> Any:
     """Matrix product, ``(..., n, k) @ (..., k, m) -> (..., n, m)``."""
-    return namespace(x1).matmul(x1, x2)
+    return (_ns_of(type(x1)) or namespace(x1)).matmul(x1, x2)
 
 
 def permute_dims(x: Any, axes: tuple[int, ...]) -> Any:
     """Reorder the dims of ``x``."""
-    return namespace(x).permute_dims(x, axes)
+    return (_ns_of(type(x)) or namespace(x)).permute_dims(x, axes)
 
 
 def reshape(x: Any, shape: tuple[int, ...]) -> Any:
     """``x`` with a new shape of the same size (one ``-1`` allowed)."""
-    return namespace(x).reshape(x, tuple(shape))
+    return (_ns_of(type(x)) or namespace(x)).reshape(x, tuple(shape))
 
 
 def concat(arrays: Sequence[Any], axis: int = 0) -> Any:
     """Join arrays along ``axis``."""
-    return namespace(arrays[0]).concat(list(arrays), axis=axis)
+    first = arrays[0]
+    return (_ns_of(type(first)) or namespace(first)).concat(list(arrays), axis=axis)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """Stack arrays along a new ``axis``."""
-    return namespace(arrays[0]).stack(list(arrays), axis=axis)
+    first = arrays[0]
+    return (_ns_of(type(first)) or namespace(first)).stack(list(arrays), axis=axis)
 
 
 def where(condition: Any, x1: Any, x2: Any) -> Any:
     """Elementwise ``x1 if condition else x2``."""
-    return namespace(condition).where(condition, x1, x2)
+    return (_ns_of(type(condition)) or namespace(condition)).where(condition, x1, x2)
 
 
 def _unary(name: str) -> Callable[[Any], Any]:
     def op(x: Any) -> Any:
-        return getattr(namespace(x), name)(x)
+        return getattr(_ns_of(type(x)) or namespace(x), name)(x)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Elementwise ``{name}`` (array API)."
@@ -85,7 +92,8 @@ def _unary(name: str) -> Callable[[Any], Any]:
 
 def _binary(name: str) -> Callable[[Any, Any], Any]:
     def op(x1: Any, x2: Any) -> Any:
-        return getattr(namespace(x1 if hasattr(x1, "shape") else x2), name)(x1, x2)
+        x = x1 if hasattr(x1, "shape") else x2
+        return getattr(_ns_of(type(x)) or namespace(x), name)(x1, x2)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Elementwise ``{name}`` with broadcasting (array API)."
@@ -107,22 +115,22 @@ divide = _binary("divide")
 
 def sum(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:  # noqa: A001
     """Sum over ``axis``."""
-    return namespace(x).sum(x, axis=axis, keepdims=keepdims)
+    return (_ns_of(type(x)) or namespace(x)).sum(x, axis=axis, keepdims=keepdims)
 
 
 def mean(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:
     """Mean over ``axis``."""
-    return namespace(x).mean(x, axis=axis, keepdims=keepdims)
+    return (_ns_of(type(x)) or namespace(x)).mean(x, axis=axis, keepdims=keepdims)
 
 
 def max(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Any:  # noqa: A001
     """Maximum over ``axis``."""
-    return namespace(x).max(x, axis=axis, keepdims=keepdims)
+    return (_ns_of(type(x)) or namespace(x)).max(x, axis=axis, keepdims=keepdims)
 
 
 def astype(x: Any, dtype: str) -> Any:
     """``x`` converted to the dtype named ``dtype`` (``"float32"``)."""
-    ns = namespace(x)
+    ns = _ns_of(type(x)) or namespace(x)
     return ns.astype(x, getattr(ns, dtype))
 
 
@@ -131,49 +139,49 @@ def astype(x: Any, dtype: str) -> Any:
 
 def relu(x: Any) -> Any:
     """``max(x, 0)``."""
-    return nn(x).relu(x)
+    return (_nn_of(type(x)) or nn(x)).relu(x)
 
 
 def gelu(x: Any, approximate: str = "none") -> Any:
     """GELU, exact (erf) or ``approximate="tanh"``, as ``torch.nn.GELU``."""
-    return nn(x).gelu(x, approximate)
+    return (_nn_of(type(x)) or nn(x)).gelu(x, approximate)
 
 
 def sigmoid(x: Any) -> Any:
     """``1 / (1 + exp(-x))``."""
-    return nn(x).sigmoid(x)
+    return (_nn_of(type(x)) or nn(x)).sigmoid(x)
 
 
 def silu(x: Any) -> Any:
     """``x * sigmoid(x)``."""
-    return nn(x).silu(x)
+    return (_nn_of(type(x)) or nn(x)).silu(x)
 
 
 def leaky_relu(x: Any, negative_slope: float = 0.01) -> Any:
     """``x if x >= 0 else negative_slope * x``."""
-    return nn(x).leaky_relu(x, negative_slope)
+    return (_nn_of(type(x)) or nn(x)).leaky_relu(x, negative_slope)
 
 
 def softmax(x: Any, axis: int = -1) -> Any:
     """Softmax over ``axis`` (numerically stable)."""
-    return nn(x).softmax(x, axis)
+    return (_nn_of(type(x)) or nn(x)).softmax(x, axis)
 
 
 def dropout(x: Any, p: float, rng: Any) -> Any:
     """Zero each element with probability ``p``, scale the rest by ``1/(1-p)``;
     ``rng`` is the backend's source of randomness (from the forward's context)."""
-    return nn(x).dropout(x, p, rng)
+    return (_nn_of(type(x)) or nn(x)).dropout(x, p, rng)
 
 
 def linear(x: Any, weight: Any, bias: Any | None = None) -> Any:
     """``x @ weight.T + bias``, weight of shape ``(out, in)``."""
-    return nn(x).linear(x, weight, bias)
+    return (_nn_of(type(x)) or nn(x)).linear(x, weight, bias)
 
 
 def pad(x: Any, pads: tuple[tuple[int, int], ...], mode: str = "constant") -> Any:
     """Pad the trailing ``len(pads)`` dims by ``(lo, hi)`` each; ``mode`` is
     ``"constant"`` (zeros), ``"reflect"``, ``"replicate"`` or ``"circular"``."""
-    return nn(x).pad(x, pads, mode)
+    return (_nn_of(type(x)) or nn(x)).pad(x, pads, mode)
 
 
 def conv(
@@ -187,7 +195,7 @@ def conv(
 ) -> Any:
     """N-d convolution: input ``(N, C, *d)``, weight ``(out, C/groups, *k)``,
     explicit zero padding ``(lo, hi)`` per spatial dim -> ``(N, out, *d_out)``."""
-    return nn(x).conv(x, weight, bias, stride, padding, dilation, groups)
+    return (_nn_of(type(x)) or nn(x)).conv(x, weight, bias, stride, padding, dilation, groups)
 
 
 def conv_transpose(
@@ -202,7 +210,7 @@ def conv_transpose(
 ) -> Any:
     """N-d transposed convolution: input ``(N, C, *d)``, weight ``(C, out/groups, *k)``
     -> ``(N, out, (d - 1)*s - 2p + dil*(k - 1) + output_padding + 1)``."""
-    return nn(x).conv_transpose(
+    return (_nn_of(type(x)) or nn(x)).conv_transpose(
         x, weight, bias, stride, padding, output_padding, dilation, groups
     )
 
@@ -216,7 +224,7 @@ def max_pool(
     ceil_mode: bool = False,
 ) -> Any:
     """Max over windows of the trailing ``len(kernel_size)`` dims."""
-    return nn(x).max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
+    return (_nn_of(type(x)) or nn(x)).max_pool(x, kernel_size, stride, padding, dilation, ceil_mode)
 
 
 def avg_pool(
@@ -229,19 +237,19 @@ def avg_pool(
     divisor_override: int | None = None,
 ) -> Any:
     """Mean over windows of the trailing ``len(kernel_size)`` dims (torch's divisor)."""
-    return nn(x).avg_pool(
+    return (_nn_of(type(x)) or nn(x)).avg_pool(
         x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
     )
 
 
 def adaptive_avg_pool(x: Any, output_size: tuple[int, ...]) -> Any:
     """Average pooling to a fixed ``output_size`` of the trailing dims (torch's bins)."""
-    return nn(x).adaptive_avg_pool(x, output_size)
+    return (_nn_of(type(x)) or nn(x)).adaptive_avg_pool(x, output_size)
 
 
 def embedding(ids: Any, weight: Any, padding_idx: int | None = None) -> Any:
     """Rows of ``weight (num, dim)`` for integer ``ids (*)`` -> ``(*, dim)``."""
-    return nn(weight).embedding(ids, weight, padding_idx)
+    return (_nn_of(type(weight)) or nn(weight)).embedding(ids, weight, padding_idx)
 
 
 def scaled_dot_product_attention(
@@ -255,7 +263,7 @@ def scaled_dot_product_attention(
 ) -> Any:
     """``softmax(q @ k^T / sqrt(D)) @ v`` for ``q (B, H, T, D)``, ``k, v (B, H, S, D)``;
     ``key_padding_mask (B, S)`` is True where a key is ignored."""
-    return nn(q).scaled_dot_product_attention(
+    return (_nn_of(type(q)) or nn(q)).scaled_dot_product_attention(
         q, k, v, key_padding_mask, causal, dropout_p, rng
     )
 
@@ -272,7 +280,7 @@ def lstm(
 ) -> Any:
     """One LSTM layer, one direction, over ``x (T, B, F)`` (gates i, f, g, o):
     ``(out (T, B, H), h_n (B, H), c_n (B, H))``."""
-    return nn(x).lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
+    return (_nn_of(type(x)) or nn(x)).lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse)
 
 
 def gru(
@@ -286,23 +294,31 @@ def gru(
 ) -> Any:
     """One GRU layer, one direction, over ``x (T, B, F)`` (gates r, z, n):
     ``(out (T, B, H), h_n (B, H))``."""
-    return nn(x).gru(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
+    return (_nn_of(type(x)) or nn(x)).gru(x, h0, w_ih, w_hh, b_ih, b_hh, reverse)
 
 
 def __getattr__(name: str) -> Callable[..., Any]:
     """Any other operation, dispatched on its first array argument: the owning
-    backend's NN op of that name if it has one, else the array-API function."""
+    backend's NN op of that name if it has one, else the array-API function.
+    Made once per name (then a plain attribute of this module), and resolved
+    once per array type."""
     if name.startswith("__"):
         raise AttributeError(name)
+    resolved: dict[type, Callable[..., Any]] = {}
 
     def op(*args: Any, **kwargs: Any) -> Any:
         first = next((a for a in args if hasattr(a, "shape")), None)
         if first is None:
             raise TypeError(f"ls.ops.{name} needs an array argument")
-        fn = getattr(nn(first), name, None)
+        fn = resolved.get(type(first))
         if fn is None:
-            fn = getattr(namespace(first), name)
+            fn = getattr(nn(first), name, None)
+            if fn is None:
+                fn = getattr(namespace(first), name)
+            resolved[type(first)] = fn
         return fn(*args, **kwargs)
 
     op.__name__ = op.__qualname__ = name
+    if not name.startswith("_"):
+        globals()[name] = op
     return op

@@ -208,6 +208,7 @@ def test_ops_dispatch_on_numpy_arrays():
     np.testing.assert_allclose(ls.ops.softmax(x).sum(), 1.0, rtol=1e-6)
     assert ls.ops.matmul(x, ls.ops.permute_dims(x, (1, 0))).shape == (1, 1)
     assert ls.ops.tensordot(x, x.T, axes=1).shape == (1, 1)  # any array-API name
+    assert ls.ops.tensordot is ls.ops.tensordot  # made once, then a plain attribute
     with pytest.raises(TypeError, match="no installed lazyshape backend handles arrays of type builtins.list"):
         ls.ops.relu([1.0])
 
@@ -229,3 +230,76 @@ def test_specs_copy_and_pickle_by_value():
     model = ls.build(ls.Sequential(ls.Linear(2)), "numpy").materialize((1, 3))
     clone = copy.deepcopy(model)
     np.testing.assert_array_equal(clone.state_dict()["0.weight"], model.state_dict()["0.weight"])
+
+
+# -- the NumPy forward: steps bound at materialization ---------------------------
+
+
+@pytest.mark.parametrize("case", sorted(LAYER_CASES))
+def test_numpy_bound_steps_equal_each_layers_forward(case):
+    """The NumPy model binds built-in layers to its own ops at materialization;
+    the outputs are bit-identical to running every layer's ``forward`` (through
+    ``ls.ops``) over the same params."""
+    from lazyshape._layer import Context
+    from lazyshape._runtime import pack_outputs, run_program
+
+    make, shapes = LAYER_CASES[case]
+    xs = _inputs(shapes, seed=3)
+    m = ls.build(make(), "numpy", seed=5)
+    y = m(*xs)
+    rt = m._rt
+    ref = run_program(rt.program, rt.node_params(m.params), xs, Context(training=False))
+    np.testing.assert_array_equal(y, pack_outputs(rt.program, ref))
+    np.testing.assert_array_equal(m(*xs), y)  # the second call takes the hot path
+
+
+def test_numpy_forward_resolves_ops_once_and_custom_layers_still_dispatch(monkeypatch):
+    x = _inputs([(3, 5)])[0]
+    builtin = ls.build(ls.Sequential(ls.Linear(8), ls.ReLU(), ls.Tanh(), ls.Linear(2)), "numpy",
+                       seed=0)
+    custom = ls.build(ls.Sequential(CustomLinear(4), ls.ReLU()), "numpy", seed=0)
+    expected, expected_custom = builtin(x), custom(x)
+    calls = []
+
+    def fail(*args, **kwargs):
+        raise AssertionError("ls.ops called on the NumPy hot path")
+
+    matmul = ls.ops.matmul
+
+    def counting_matmul(*args):
+        calls.append("matmul")
+        return matmul(*args)
+
+    for name in ("linear", "relu", "tanh"):
+        monkeypatch.setattr(ls.ops, name, fail)
+    monkeypatch.setattr(ls.ops, "matmul", counting_matmul)
+    np.testing.assert_array_equal(builtin(x), expected)
+    np.testing.assert_array_equal(custom(x), expected_custom)  # its forward, via ls.ops
+    assert calls == ["matmul"]
+
+
+def test_numpy_subclass_of_a_builtin_layer_runs_its_own_forward():
+    class Doubled(ls.Linear):
+        def forward(self, params, x):
+            return 2 * super().forward(params, x)
+
+    x = _inputs([(3, 5)])[0]
+    plain = ls.build(ls.Sequential(ls.Linear(4)), "numpy", seed=1)
+    doubled = ls.build(ls.Sequential(Doubled(4)), "numpy", seed=1)
+    np.testing.assert_array_equal(doubled(x), 2 * plain(x))
+
+
+def test_numpy_bound_steps_follow_new_params_and_input_counts():
+    x = _inputs([(2, 5)])[0]
+    m = ls.build(ls.Sequential(ls.Linear(3), ls.ReLU()), "numpy", seed=0)
+    before = m(x)
+    state = {k: v + 1.0 for k, v in m.state_dict().items()}
+    m.load_state_dict(state)  # rebinds: the steps hold the new arrays
+    np.testing.assert_array_equal(m(x), np.maximum(x @ state["0.weight"].T + state["0.bias"], 0))
+    assert not np.array_equal(m(x), before)
+    # a bare Add recompiles its program for each input count it is called with
+    add = ls.build(ls.Add(), "numpy")
+    a, b, c = _inputs([(2, 3)] * 3)
+    np.testing.assert_array_equal(add(a, b), a + b)
+    np.testing.assert_array_equal(add(a, b, c), a + b + c)
+    np.testing.assert_array_equal(add(a, b), a + b)

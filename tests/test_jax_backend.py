@@ -320,6 +320,105 @@ def test_portable_rng_matches_the_numpy_backend() -> None:
     np.testing.assert_array_equal(params["2"]["weight"], ref.state_dict()["2.weight"])
 
 
+def _draw_as_defined(prim: Any, shape: tuple[int, ...], dtype: Any, key: Any, name: str) -> Any:
+    """A native parameter's value as the JAX backend defines it, written out
+    independently: ``fold_in(key, crc32(path))``, one n-d draw in float32,
+    rounded once to the parameter's dtype."""
+    import zlib
+
+    from lazyshape._init import Constant, Normal, Orthogonal, TruncNormal, Uniform
+
+    if isinstance(prim, Constant):
+        return jnp.full(shape, prim.val, dtype)
+    k = jax.random.fold_in(key, np.uint32(zlib.crc32(name.encode())))
+    if isinstance(prim, Uniform):
+        out = jax.random.uniform(k, shape, jnp.float32, prim.a, prim.b)
+    elif isinstance(prim, Normal):
+        out = prim.mean + prim.std * jax.random.normal(k, shape, jnp.float32)
+    elif isinstance(prim, TruncNormal):
+        lo, hi = (prim.a - prim.mean) / prim.std, (prim.b - prim.mean) / prim.std
+        out = prim.mean + prim.std * jax.random.truncated_normal(k, lo, hi, shape, jnp.float32)
+    else:
+        assert isinstance(prim, Orthogonal)
+        rows, cols = shape[0], math.prod(shape[1:])
+        flat = jax.random.normal(k, (rows, cols), jnp.float32)
+        flat = flat.T if rows < cols else flat
+        q, r = jnp.linalg.qr(flat)
+        q = q * jnp.sign(jnp.diag(r))
+        out = (prim.gain * (q.T if rows < cols else q)).reshape(shape)
+    return out.astype(dtype)
+
+
+class Thirds(ls.Layer):
+    """A constant that no float format holds exactly (rounded once, on the host)."""
+
+    def output_spec(self, x: ls.TensorSpec) -> ls.TensorSpec:
+        return x
+
+    def param_specs(self, x: ls.TensorSpec) -> dict[str, ls.ParamSpec]:
+        return {"third": ls.ParamSpec((x.shape[-1],), init=ls.init.constant(1 / 3))}
+
+    def forward(self, params: Any, x: Any) -> Any:
+        return x
+
+
+@pytest.mark.parametrize(("dtype", "first"), [("float32", Inits), ("bfloat16", Thirds)])
+def test_native_values_are_each_parameters_own_draw(dtype: str, first: Any) -> None:
+    """Parameters drawn together (repeated shapes share a compiled sampler) get
+    exactly the value each gets alone from its path's key, for every primitive."""
+    from lazyshape_jax.model import flatten_params
+
+    m = ls.build(ls.Sequential(first(), ls.Linear(8), ls.Linear(8), ls.Linear(8)), "jax",
+                 dtype=dtype)
+    flat = flatten_params(m.init(KEY, (1, 8)))
+    inf = m._rt.resolve_pure(((1, 8),))
+    plan = list(m._rt.primitives(inf.params, list(inf.params)))
+    assert list(flat) == [name for name, *_ in plan]
+    expected = jax.jit(lambda key: {  # all at once, as the backend drew them before
+        name: _draw_as_defined(prim, shape, jnp.dtype(dtype), key, name)
+        for name, shape, _, prim in plan
+    })(KEY)
+    for name, value in flat.items():
+        assert value.dtype == jnp.dtype(dtype), name
+        np.testing.assert_array_equal(np.asarray(value, np.float32),
+                                      np.asarray(expected[name], np.float32), err_msg=name)
+
+
+def test_native_init_under_jit_and_vmap() -> None:
+    m = ls.build(ls.Sequential(ls.Linear(4), ls.LayerNorm(), ls.Linear(4)), "jax")
+    params = m.init(KEY, (1, 4))
+    jax.tree.map(np.testing.assert_array_equal, jax.jit(lambda k: m.init(k, (1, 4)))(KEY), params)
+    keys = jax.random.split(KEY, 2)
+    batched = jax.vmap(lambda k: m.init(k, (1, 4)))(keys)  # an ensemble's params
+    for i in range(2):
+        jax.tree.map(lambda b, p, i=i: np.testing.assert_array_equal(b[i], p),
+                     batched, m.init(keys[i], (1, 4)))
+
+
+def test_materializing_more_layers_of_known_kinds_compiles_nothing() -> None:
+    """A parameter of a (primitive, shape, dtype) already drawn reuses its
+    compiled sampler: materializing 40 layers after 2 of the same kinds compiles
+    no program, so the time grows linearly with the parameter count."""
+    compiles: list[str] = []
+
+    def listen(event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    def stack(n: int) -> ls.Sequential:
+        return ls.Sequential(*[ls.Linear(11) for _ in range(n)])
+
+    ls.build(stack(2), "jax", seed=0).materialize((2, 13))
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        m = ls.build(stack(40), "jax", seed=1).materialize((2, 13))
+        jax.block_until_ready(m.params)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert len(m.state_dict()) == 80
+    assert compiles == []
+
+
 # -- every layer: output shape equals ls.infer -----------------------------------
 
 LAYERS = [

@@ -9,7 +9,6 @@ tracing, before XLA computes anything.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -221,10 +220,9 @@ class JaxModel:
                 n: init.from_numpy(v, inf.params[n].dtype or config.dtype, config.device)
                 for n, v in self._rt.portable_values(inf.params, names)
             }
-        plan = tuple(self._rt.primitives(inf.params, names))
-        if not plan:
+        values = init.sample_all(tuple(self._rt.primitives(inf.params, names)), key)
+        if not values:
             return {}
-        values: dict[str, Any] = _drawer(plan)(key)
         if config.device is not None:
             values = jax.device_put(values, init.as_device(config.device))
         return values
@@ -258,18 +256,6 @@ class JaxModel:
 
     def __repr__(self) -> str:
         return render_model(self.model, self._inference)
-
-
-@functools.lru_cache(maxsize=64)
-def _drawer(plan: tuple[tuple[str, tuple[int, ...], str, Any], ...]) -> Any:
-    """One compiled function drawing every parameter of ``plan`` from a base key."""
-
-    def draw(key: Any) -> dict[str, Any]:
-        return {
-            name: init.sample(prim, shape, dtype, key, name) for name, shape, dtype, prim in plan
-        }
-
-    return jax.jit(draw)
 
 
 def _host_or_jax(value: Any) -> Any:

@@ -11,9 +11,21 @@ import numpy as np
 from lazyshape._checkpoint import to_numpy
 from lazyshape._layer import Context, Layer
 from lazyshape._propagate import Inference
-from lazyshape._runtime import BuildConfig, Runtime, pack_outputs, render_model, run_program
+from lazyshape._runtime import (
+    Binder,
+    BuildConfig,
+    Runtime,
+    Step,
+    bind_program,
+    chain_steps,
+    pack_outputs,
+    passthrough,
+    render_model,
+    run_steps,
+)
+from lazyshape.layers import activation, linear
 
-from . import init
+from . import init, ops
 
 __all__ = ["NumpyModel"]
 
@@ -33,7 +45,14 @@ class NumpyModel:
         self._node_params: list[dict[str, Any]] = []
         self._inference: Inference | None = None
         self._ready: set[Any] = set()
-        self._chain: list[tuple[Any, Any]] | None = None
+        #: each node bound to its params (`bind_program`), and the same steps as a
+        #: straight chain when the program is one (the hot path of ``m(x)``)
+        self._steps: list[Step] = []
+        self._chain: list[Step] | None = None
+        self._bound: Any = None  # the program the steps were bound for
+        #: the last single input's shape and dtype object, known to be in ``_ready``
+        self._shape: Any = None
+        self._dtype: Any = None
         self._ctx = Context(training=False, rng=self._rng)  # inference only
 
     @property
@@ -50,6 +69,9 @@ class NumpyModel:
         inf, todo = self._rt.resolve(xs)
         if todo or not self._rt.initialized:
             self._allocate(inf, todo)
+        elif self._bound is not self._rt.program:  # recompiled for another input count
+            self._node_params = self._rt.node_params(self.params)
+            self._bind()
         self._inference = inf
         return inf
 
@@ -70,25 +92,14 @@ class NumpyModel:
         self._rt.commit(specs)
         self._node_params = self._rt.node_params(values)
         self._ready.clear()
-        self._chain = self._compile_chain()
+        self._shape = self._dtype = None
+        self._bind()
 
-    def _compile_chain(self) -> list[tuple[Any, Any]] | None:
-        """For a straight chain of single-input, single-output nodes, the
-        ``(forward, params)`` steps, so a call is one loop with no slot table."""
-        program = self._rt.program
-        slot = 0
-        steps = []
-        for node, params in zip(program.nodes, self._node_params, strict=True):
-            if node.ins != (slot,) or len(node.outs) != 1:
-                return None
-            slot = node.outs[0]
-            fwd = node.layer.forward
-            if node.layer.needs_context:
-                fwd = functools.partial(fwd, ctx=self._ctx)
-            steps.append((fwd, params))
-        if program.n_inputs != 1 or tuple(program.outputs) != (slot,):
-            return None
-        return steps
+    def _bind(self) -> None:
+        program = self._bound = self._rt.program
+        self._steps = bind_program(program, self._node_params, self._ctx, BINDERS)
+        chain = chain_steps(program, self._steps)
+        self._chain = None if chain is None else _fuse(chain)
 
     def materialize(self, *inputs: Any) -> NumpyModel:
         """Resolve from shapes, specs or arrays and allocate, computing nothing."""
@@ -102,21 +113,24 @@ class NumpyModel:
             x = xs[0]
             if type(x) is not np.ndarray:
                 x = np.asarray(x)
-            if (x.shape, x.dtype) not in self._ready:  # checked against the params?
-                self._prepare((x,))
-                self._ready.add((x.shape, x.dtype))
-                chain = self._chain
+            if x.shape != self._shape or x.dtype is not self._dtype:  # not the last signature
+                key = (x.shape, x.dtype)
+                if key not in self._ready:  # checked against the params?
+                    self._prepare((x,))
+                    self._ready.add(key)
+                    chain = self._chain
+                self._shape, self._dtype = key
             if chain is not None:
-                for fwd, params in chain:
-                    x = fwd(params, x)
+                for step in chain:
+                    x = step(x)
                 return x
             xs = (x,)
         arrays = tuple([x if type(x) is np.ndarray else np.asarray(x) for x in xs])
-        key = tuple([(a.shape, a.dtype) for a in arrays])
-        if key not in self._ready:
+        sig = tuple([(a.shape, a.dtype) for a in arrays])
+        if sig not in self._ready or len(arrays) != self._rt.program.n_inputs:
             self._prepare(arrays)
-            self._ready.add(key)
-        outs = run_program(self._rt.program, self._node_params, arrays, self._ctx)
+            self._ready.add(sig)
+        outs = run_steps(self._rt.program, self._steps, arrays)
         return pack_outputs(self._rt.program, outs)
 
     def state_dict(self) -> dict[str, Any]:
@@ -138,3 +152,86 @@ class NumpyModel:
 
     def __repr__(self) -> str:
         return render_model(self.model, self._inference)
+
+
+# -- NumPy's own steps for built-in layers (see `bind_program`) ----------------------
+# Each computes exactly what the layer's ``forward`` computes on NumPy arrays, with
+# the op resolved once here instead of dispatched through ``ls.ops`` on every call
+# (and a Linear's weight transposed once). Exact types only: a subclass, or a
+# layer of another type, runs its own ``forward``. Hyperparameters are read when
+# the model binds (at materialization), as the torch backend's native modules do.
+
+
+def _affine(w_t: Any, b: Any, x: Any) -> Any:
+    return x @ w_t + b
+
+
+def _matmul(w_t: Any, x: Any) -> Any:
+    return x @ w_t
+
+
+def _affine_relu(w_t: Any, b: Any, x: Any) -> Any:
+    return np.maximum(x @ w_t + b, 0)  # ops.relu(_affine(w_t, b, x)), one call fewer
+
+
+def _linear(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    w_t = params["weight"].T
+    b = params.get("bias")
+    if b is None:
+        return functools.partial(_matmul, w_t)
+    return functools.partial(_affine, w_t, b)
+
+
+def _relu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return ops.relu
+
+
+def _gelu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return functools.partial(ops.gelu, approximate=layer.approximate)
+
+
+def _leaky_relu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return functools.partial(ops.leaky_relu, negative_slope=layer.negative_slope)
+
+
+def _softmax(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return functools.partial(ops.softmax, axis=layer.dim)
+
+
+def _identity(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return passthrough
+
+
+def _dropout(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step | None:
+    return passthrough if not ctx.training else None
+
+
+def _fuse(chain: list[Step]) -> list[Step]:
+    """A chain with each ``Linear`` step followed by a ``ReLU`` step made one
+    step (the same operations, one Python call fewer)."""
+    out: list[Step] = []
+    for step in chain:
+        prev = out[-1] if out else None
+        if step is ops.relu and isinstance(prev, functools.partial) and prev.func is _affine:
+            out[-1] = functools.partial(_affine_relu, *prev.args)
+        else:
+            out.append(step)
+    return out
+
+
+def _fixed(fn: Step) -> Binder:
+    return lambda layer, params, ctx: fn
+
+
+BINDERS: dict[type, Binder] = {
+    linear.Linear: _linear,
+    activation.ReLU: _relu,
+    activation.GELU: _gelu,
+    activation.Tanh: _fixed(np.tanh),
+    activation.Sigmoid: _fixed(ops.sigmoid),
+    activation.SiLU: _fixed(ops.silu),
+    activation.LeakyReLU: _leaky_relu,
+    activation.Softmax: _softmax,
+    activation.Identity: _identity,
+    activation.Dropout: _dropout,
+}
