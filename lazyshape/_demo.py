@@ -26,6 +26,7 @@ from ._specs import ParamSpec, TensorSpec
 from ._summary import summary
 from .layers.activation import ReLU
 from .layers.linear import Linear
+from .rules._common import check_floating
 
 __all__ = ["CustomLinear", "seed_model", "run_demo"]
 
@@ -40,6 +41,7 @@ class CustomLinear(Layer):
         self.out_features = out_features
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        check_floating(x)  # the output keeps the input's dtype: int @ float would not
         return TensorSpec((*x.shape[:-1], self.out_features), x.dtype)
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]

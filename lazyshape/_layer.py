@@ -21,8 +21,12 @@ from typing import Any, ClassVar
 from ._dims import SymbolicComparisonError, format_shape
 from ._errors import ShapeError
 from ._specs import ParamSpec, TensorSpec
+from .rules._common import FLOATING
 
-__all__ = ["Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam"]
+__all__ = [
+    "Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam", "check_param_dtype",
+    "shape_input_dtype",
+]
 
 
 class Context:
@@ -79,7 +83,8 @@ class Layer:
     #: rank of the input the layer expects (used for partial shapes before any input)
     expected_ndim: ClassVar[int | None] = None
     #: the dtype a bare shape tuple given to `infer` means for this layer's input
-    #: (``"int64"`` for token ids of an `Embedding`)
+    #: (``"int64"`` for token ids of an `Embedding`); a floating one stands for
+    #: the model's dtype (`shape_input_dtype`)
     input_dtype: ClassVar[str] = "float32"
     #: how many outputs ``output_spec`` returns
     num_outputs: ClassVar[int] = 1
@@ -204,11 +209,58 @@ def check_outputs(layer: Layer, out: Any, path: str) -> tuple[TensorSpec, ...]:
     return outs
 
 
+def shape_input_dtype(layer: Layer, dtype: str) -> str:
+    """The dtype a bare shape tuple for ``layer``'s input means in a model of
+    dtype ``dtype``: the model's dtype when the layer takes floating input (a
+    float64 model takes float64 inputs), else ``layer.input_dtype`` (int64 ids
+    for an `Embedding`)."""
+    declared = layer.input_dtype
+    if declared in FLOATING and dtype in FLOATING:
+        return dtype
+    return declared
+
+
+def check_param_dtype(
+    layer: Layer,
+    x: TensorSpec | tuple[TensorSpec, ...],
+    params: Mapping[str, ParamSpec],
+    dtype: str,
+    path: str,
+) -> None:
+    """A layer computes in its parameters' dtype: when any of its ``params``
+    is left to the model's ``dtype`` (``ParamSpec.dtype`` None, as every
+    built-in layer's are), each floating-point input (``x``: one spec or a
+    tuple of them) must have that dtype. Raises `ShapeError` at the layer
+    otherwise, as torch's kernels would (NumPy would promote, JAX demote).
+
+    Integer and bool inputs are left to the layer's rule (an `Embedding`
+    takes int ids; a `Linear` rejects them itself). Parameters that name their
+    own dtype are the layer author's business.
+
+    Called by the propagation pass for every node with parameters, after its
+    rules ran, and only when the inputs may disagree with ``dtype``."""
+    ins = (x,) if isinstance(x, TensorSpec) else x
+    for i, s in enumerate(ins):
+        got = s.dtype
+        if got == dtype or got not in FLOATING:
+            continue
+        if all(p.dtype is not None for p in params.values()):
+            return
+        which = "input" if len(ins) == 1 else f"input {i}"
+        raise ShapeError(
+            f"floating-point inputs of the parameters' dtype {dtype}",
+            f"{which} dtype {got} (cast it, or build the model with dtype={got!r})",
+            kind=layer.kind,
+            path=path,
+        )
+
+
 def resolve_node(
     layer: Layer, specs: tuple[TensorSpec, ...], path: str
 ) -> tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]:
     """Run a layer's shape and parameter rules; every failure becomes a
-    `ShapeError` naming the layer's path and kind."""
+    `ShapeError` naming the layer's path and kind. (A functional model being
+    defined has no dtype yet: `check_param_dtype` runs when it is inferred.)"""
     try:
         out = layer.output_spec(*specs)
         params = layer.param_specs(*specs)

@@ -26,9 +26,9 @@ from ._dims import (
 )
 from ._errors import ShapeError
 from ._graph import _HAS_PARAMS, Module, first_reader, has_params, program_of
-from ._layer import Layer, check_outputs, rule_error
+from ._layer import Layer, check_outputs, check_param_dtype, rule_error, shape_input_dtype
 from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
-from .rules._common import ASSUMPTIONS
+from .rules._common import ASSUMPTIONS, MODEL_DTYPE
 
 __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 
@@ -275,14 +275,15 @@ def _input_spec(x: Any, dtype: str, i: int) -> TensorSpec:
         ) from e
 
 
-def _input_dtype(model: Layer, i: int) -> str:
+def _input_dtype(model: Layer, i: int, dtype: str) -> str:
     """What a bare shape tuple for input ``i`` means: the ``input_dtype`` of the
-    first layer reading it (float32 for most; int64 for an `Embedding`)."""
+    first layer reading it, a floating one meaning the model's ``dtype`` (int64
+    for an `Embedding`; `shape_input_dtype`)."""
     reader = first_reader(model, i)
     if reader is None:  # not plain from the structure: ask the compiled program
         program = program_of(model, i + 1)
         reader = next((n.layer for n in program.nodes if i in n.ins), None)
-    return "float32" if reader is None else reader.input_dtype
+    return dtype if reader is None else shape_input_dtype(reader, dtype)
 
 
 def _n_inputs(model: Layer, inputs: tuple[Any, ...]) -> tuple[int, tuple[TensorSpec, ...] | None]:
@@ -291,7 +292,7 @@ def _n_inputs(model: Layer, inputs: tuple[Any, ...]) -> tuple[int, tuple[TensorS
     return (len(inputs) if declared is None else len(declared)), declared
 
 
-def _inputs(model: Layer, inputs: tuple[Any, ...]) -> tuple[TensorSpec, ...]:
+def _inputs(model: Layer, inputs: tuple[Any, ...], dtype: str) -> tuple[TensorSpec, ...]:
     n, declared = _n_inputs(model, inputs)
     if not inputs:
         if declared is None:
@@ -301,10 +302,12 @@ def _inputs(model: Layer, inputs: tuple[Any, ...]) -> tuple[TensorSpec, ...]:
         raise ShapeError(f"{n} input(s)", f"{len(inputs)}", kind=model.kind, path="")
     if len(inputs) == 1:
         x = inputs[0]
-        dtype = "float32" if type(x) is TensorSpec else _input_dtype(model, 0)
-        specs: tuple[TensorSpec, ...] = (_input_spec(x, dtype, 0),)
+        bare = dtype if type(x) is TensorSpec else _input_dtype(model, 0, dtype)
+        specs: tuple[TensorSpec, ...] = (_input_spec(x, bare, 0),)
     else:
-        specs = tuple([_input_spec(x, _input_dtype(model, i), i) for i, x in enumerate(inputs)])
+        specs = tuple([
+            _input_spec(x, _input_dtype(model, i, dtype), i) for i, x in enumerate(inputs)
+        ])
     if declared is None:
         return specs
     env: dict[str, Dim] = {}
@@ -351,9 +354,11 @@ class _Pass:
     out exactly as the compiled program's (`tests/test_graph.py` checks it).
     """
 
-    __slots__ = ("owners", "raw", "params", "assumptions")
+    __slots__ = ("owners", "raw", "params", "assumptions", "dtype")
 
-    def __init__(self) -> None:
+    def __init__(self, dtype: str) -> None:
+        #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
+        self.dtype = dtype
         self.owners: dict[int, str] = {}
         self.raw: list[_Raw] = []
         self.params: dict[str, ParamSpec] = {}
@@ -388,6 +393,9 @@ class _Pass:
             self.assumptions.extend((path, a, b) for a, b in log)
             log.clear()
         if local:
+            dtype = self.dtype  # floating inputs must have the parameters' dtype
+            if ins[0].dtype != dtype or len(ins) > 1:
+                check_param_dtype(layer, ins, local, dtype, path)
             # dtype=None (the model's dtype) is filled in lazily by Inference
             params = self.params
             prefix = param_path + "." if param_path else ""
@@ -440,15 +448,21 @@ def infer(
     Raises `ShapeError` naming the layer path for any shape problem.
     """
     dtype = normalize_dtype(dtype)
-    specs = _inputs(model, inputs)
+    specs = _inputs(model, inputs, dtype)
     cache = model._infer_cache if isinstance(model, Module) else None
     key = (specs, dtype, batch_dim)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    run = _Pass()
-    outputs = run.run(model, specs)
+    run = _Pass(dtype)
+    box = MODEL_DTYPE  # for rules whose output has the parameters' dtype (Embedding)
+    prev = box[0]
+    box[0] = dtype
+    try:
+        outputs = run.run(model, specs)
+    finally:
+        box[0] = prev
     if batch_dim is not None:
         _check_batch_independence(specs, run.raw, batch_dim)
     result = Inference(model, specs, outputs, run.raw, run.params, tuple(run.assumptions), dtype)

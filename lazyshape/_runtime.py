@@ -21,7 +21,7 @@ from ._dims import Dim, Sym, bind, eq, format_shape, free_symbols, unknown
 from ._errors import ShapeError
 from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
-from ._layer import Context, Layer
+from ._layer import Context, Layer, shape_input_dtype
 from ._propagate import Inference, infer
 from ._specs import ParamSpec, TensorSpec, normalize_dtype
 
@@ -194,7 +194,7 @@ class Runtime:
                     first = self.program.nodes[0].layer
                     ndim = first.expected_ndim or 2
                     shape = (Sym("B"), *(unknown() for _ in range(ndim - 1)))
-                    spec = TensorSpec._make(shape, first.input_dtype)
+                    spec = TensorSpec._make(shape, shape_input_dtype(first, self.config.dtype))
                     self._partial = infer(
                         self.model, *([spec] * self.program.n_inputs), dtype=self.config.dtype
                     )

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from .. import ops
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
-from ..rules._common import positive_int
+from ..rules._common import model_dtype, positive_int
 from ..rules.embedding import embedding_output, embedding_params, normalize_padding_idx
 
 __all__ = ["Embedding"]
@@ -27,8 +27,9 @@ class Embedding(Layer):
     (initializers fill whole arrays); zero it yourself if you rely on it.
 
     A bare shape tuple given to ``ls.infer`` for a model that starts with an
-    Embedding means int64 ids (``input_dtype``). The inferred output dtype is
-    float32 (the rule can't see the model's dtype).
+    Embedding means int64 ids (``input_dtype``). The output has the weight's
+    dtype, the model's (float32 unless built or inferred with another
+    ``dtype``).
     """
 
     hparam_names = ("num_embeddings", "embedding_dim", "padding_idx")
@@ -56,7 +57,7 @@ class Embedding(Layer):
         return hp
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
-        return embedding_output(x, self.embedding_dim)
+        return embedding_output(x, self.embedding_dim, model_dtype())
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
         return embedding_params(self.num_embeddings, self.embedding_dim)

@@ -16,6 +16,8 @@ __all__ = [
     "FLOATING",
     "positive_int",
     "check_input_rank",
+    "MODEL_DTYPE",
+    "model_dtype",
 ]
 
 FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -23,6 +25,18 @@ FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
 #: equalities the rules assumed but could not prove, drained by the propagation
 #: pass after each node (``(a, b)`` pairs of symbolic dims).
 ASSUMPTIONS: list[tuple[Dim, Dim]] = []
+
+#: ``[dtype]``: the dtype of the parameters that layers leave to the model
+#: (``ParamSpec.dtype`` None), set by the propagation pass around its run and
+#: float32 otherwise (a functional model being defined). Rules read it with
+#: `model_dtype`.
+MODEL_DTYPE: list[str] = ["float32"]
+
+
+def model_dtype() -> str:
+    """The model's dtype, for a rule whose output has its parameters' dtype
+    (an `Embedding`'s): the ``dtype`` of the `infer` or `build` running."""
+    return MODEL_DTYPE[0]
 
 
 def check_rank(x: TensorSpec, min_ndim: int, layout: str, exact: bool = False) -> None:

@@ -2,27 +2,81 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterable
 
 from .._dims import Dim, format_shape
 from .._errors import ShapeError
 from .._specs import TensorSpec
 from ._common import normalize_axis, unify
 
-__all__ = ["broadcast_output", "concat_output", "result_dtype"]
+__all__ = ["broadcast_output", "concat_output", "promote_dtypes", "result_dtype"]
+
+# -- dtype promotion (PyTorch's and JAX's lattice, which agree) --------------------
+
+#: category of each dtype: bool < integer < floating < complex
+_CATEGORY = {
+    "bool": 0,
+    "uint8": 1, "int8": 1, "int16": 1, "int32": 1, "int64": 1,
+    "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2,
+    "complex64": 3, "complex128": 3,
+}
+_BITS = {
+    "bool": 8, "uint8": 8, "int8": 8, "int16": 16, "int32": 32, "int64": 64,
+    "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,
+    "complex64": 32, "complex128": 64,  # bits of the real part
+}
+_INT = {8: "int8", 16: "int16", 32: "int32", 64: "int64"}
+_FLOAT = {16: "float16", 32: "float32", 64: "float64"}
+_COMPLEX = {32: "complex64", 64: "complex128"}
+
+
+def _promote_pair(a: str, b: str) -> str:
+    """The join of two dtypes: the higher category wins whatever its width
+    (``int64, float16 -> float16``), except that a complex takes the precision
+    of a float (``complex64, float64 -> complex128``); within a category the
+    wider wins, ``uint8`` with ``int8`` gives ``int16``, ``float16`` with
+    ``bfloat16`` gives ``float32``."""
+    if a == b:
+        return a
+    ca, cb = _CATEGORY[a], _CATEGORY[b]
+    if ca != cb:
+        (lo, c_lo), (hi, c_hi) = sorted(((a, ca), (b, cb)), key=lambda t: t[1])
+        if c_hi == 3 and c_lo == 2:
+            return _COMPLEX[max(_BITS[hi], 32 if lo == "bfloat16" else _BITS[lo])]
+        return hi
+    bits = max(_BITS[a], _BITS[b])
+    if ca == 1:
+        if "uint8" in (a, b):  # the signed one must hold 0..255
+            bits = max(bits, 16)
+        return _INT[bits]
+    if ca == 2:
+        if bits == 16:  # float16 and bfloat16: neither holds the other
+            return "float32"
+        return _FLOAT[bits]
+    return _COMPLEX[bits]
+
+
+def promote_dtypes(dtypes: Iterable[str]) -> str:
+    """The dtype an elementwise op or a concatenation of arrays of ``dtypes``
+    computes in, by category (bool < integer < floating < complex): ``int32,
+    float32 -> float32``, ``float16, float32 -> float32``, ``int32, int64 ->
+    int64``, ``bool, int8 -> int8``. This is PyTorch's and JAX's promotion of
+    arrays (NumPy's differs: ``int32, float32 -> float64``)."""
+    it = iter(dtypes)
+    out = next(it)
+    for d in it:
+        if d != out:
+            out = _promote_pair(out, d)
+    return out
 
 
 def result_dtype(specs: tuple[TensorSpec, ...]) -> str:
-    """The promoted dtype of several inputs (NumPy's promotion rules)."""
+    """The promoted dtype of several inputs (`promote_dtypes`)."""
     first = specs[0].dtype
-    if all(s.dtype == first for s in specs):
-        return first
-    if any(s.dtype == "bfloat16" for s in specs):
-        raise ShapeError(
-            "inputs of one dtype when bfloat16 is involved",
-            "dtypes " + ", ".join(s.dtype for s in specs),
-        )
-    return str(np.result_type(*(s.dtype for s in specs)))
+    for s in specs:
+        if s.dtype != first:
+            return promote_dtypes(s.dtype for s in specs)
+    return first
 
 
 def broadcast_output(*specs: TensorSpec) -> TensorSpec:
