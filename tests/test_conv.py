@@ -9,6 +9,9 @@ the hand-written torch module; materialized torch modules are torch's own."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import warnings
 from typing import Any
 
@@ -138,6 +141,14 @@ ERROR_CASES = [
      r"Conv1d at '0': padding_mode='circular' needs padding at most the input dim; got padding \(4, 4\) for dim 2 of input shape \(1, 2, 3\)"),
     ("transpose_output", lambda: ConvTranspose1d(4, 1, padding=1), [(1, 2, 2)],
      r"ConvTranspose1d at '0': an output size >= 1 in every spatial dim: \(d - 1\)\*stride - 2\*padding \+ dilation\*\(kernel_size - 1\) \+ output_padding \+ 1; got 0 for dim 2 of input shape \(1, 2, 2\)"),
+    # torch's oneDNN kernels return (2, 1, 0, 4); its shape check raises (test_harness.py)
+    ("transpose_output_zero", lambda: ConvTranspose2d(1, 1, padding=(1, 0)), [(2, 1, 2, 3)],
+     r"ConvTranspose2d at '0': an output size >= 1 in every spatial dim: .*; got 0 for dim 2 of input shape \(2, 1, 2, 3\)"),
+    ("transpose_output_negative", lambda: ConvTranspose1d(4, 1, padding=2), [(2, 2, 2)],
+     r"ConvTranspose1d at '0': an output size >= 1 in every spatial dim: .*; got -2 for dim 2 of input shape \(2, 2, 2\)"),
+    # (2 - 3)//2 + 1 = 0: torch raises "Kernel size can't be greater than actual input size"
+    ("kernel_too_large_strided", lambda: Conv1d(4, 3, stride=2), [(2, 1, 2)],
+     r"Conv1d at '0': the padded input at least as large as the dilated kernel in every spatial dim \(an output size >= 1\); got padded size 2 < kernel extent 3 in dim 2 of input shape \(2, 1, 2\)"),
     ("transpose_in_channels", lambda: ConvTranspose2d(4, 3, in_channels=2), [(1, 3, 4, 4)],
      r"ConvTranspose2d at '0': expected 2 input channels \(in_channels\) in dim 1; got input shape \(1, 3, 4, 4\)"),
     ("transpose_groups", lambda: ConvTranspose1d(4, 3, groups=2), [(1, 3, 5)],
@@ -468,6 +479,77 @@ def test_conv_transpose_op_agrees_on_every_backend(c):
                       (c["out_c"],), seed=c["seed"])
     _agree("conv_transpose", c["jax"], [x, w, b if c["bias"] else None], c["stride"], c["padding"],
            c["output_padding"], c["dilation"], c["groups"])
+
+
+#: transposed convolutions (kernel, stride, padding, output_padding, dilation, input
+#: spatial size, in_channels) that made jaxlib 0.10's XLA:CPU abort the process
+#: when the JAX op used the convolution's lhs (base) dilation
+XLA_ABORT_CASES = [
+    ((3, 2), (1, 2), (1, 1), (0, 0), (1, 1), (2, 3), 1),
+    ((2, 3), (2, 3), (1, 2), (0, 1), (1, 2), (3, 1), 1),
+    ((2, 2), (2, 2), (1, 1), (0, 1), (1, 1), (3, 1), 2),
+    ((2, 3, 2), (2, 1, 2), (1, 1, 1), (0, 0, 0), (1, 1, 1), (3, 2, 3), 1),
+    ((3, 2, 2), (1, 2, 2), (1, 1, 1), (0, 0, 0), (1, 1, 1), (2, 3, 3), 1),
+    ((3, 3, 2), (1, 1, 2), (1, 1, 1), (0, 0, 0), (1, 1, 1), (2, 2, 3), 1),
+]
+
+_XLA_ABORT_CHECK = """
+import json, sys
+import jax, jax.numpy as jnp, numpy as np, torch
+import lazyshape_jax.ops as J
+import torch.nn.functional as F
+
+FT = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+rng = np.random.default_rng(0)
+for k, s, p, op, d, size, c in json.loads(sys.argv[1]):
+    k, s, p, op, d = map(tuple, (k, s, p, op, d))
+    x = rng.standard_normal((2, c, *size)).astype(np.float32)
+    w = rng.standard_normal((c, 2, *k)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    xt, wt = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    want = FT[len(k)](xt, wt, torch.from_numpy(b), s, p, op, 1, d)
+    want.square().sum().backward()
+
+    def f(x, w):
+        return J.conv_transpose(x, w, jnp.asarray(b), s, p, op, d, 1)
+
+    got = jax.jit(f)(x, w)
+    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-5, atol=1e-5)
+    gx, gw = jax.jit(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), (0, 1)))(x, w)
+    np.testing.assert_allclose(gx, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(gw, wt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    per_sample = jax.jit(jax.vmap(lambda x: f(x[None], w)[0]))(x)
+    np.testing.assert_allclose(per_sample, got, rtol=1e-5, atol=1e-5)
+print("checked", len(json.loads(sys.argv[1])))
+"""
+
+
+#: decoder-like shapes (a strided input well over the kernel): the fast
+#: base-dilated convolution, which XLA compiles fine there
+FAST_PATH_CASES = [
+    ((4, 4), (2, 2), (1, 1), (0, 0), (1, 1), (8, 8), 3),
+    ((3,), (2,), (1,), (1,), (1,), (16,), 2),
+    ((4, 4, 4), (2, 2, 2), (1, 1, 1), (0, 0, 0), (1, 1, 1), (5, 5, 5), 2),
+]
+
+
+def test_jax_conv_transpose_takes_the_safe_path_exactly_for_small_strided_inputs():
+    from lazyshape_jax.ops_conv import _may_abort
+
+    for k, s, _, _, d, size, _ in XLA_ABORT_CASES:
+        assert _may_abort(size, k, s, d)
+    for k, s, _, _, d, size, _ in FAST_PATH_CASES:
+        assert not _may_abort(size, k, s, d)
+    assert not _may_abort((2, 2), (3, 3), (1, 1), (1, 1))  # stride 1: no base dilation
+
+
+def test_jax_conv_transpose_where_xla_aborted_agrees_with_torch():
+    # in a subprocess: a regression aborts the interpreter
+    cases = XLA_ABORT_CASES + FAST_PATH_CASES
+    proc = subprocess.run([sys.executable, "-c", _XLA_ABORT_CHECK, json.dumps(cases)],
+                          capture_output=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr.decode()[-600:]
+    assert proc.stdout.decode().split() == ["checked", str(len(cases))]
 
 
 @given(st.sampled_from(["constant", "reflect", "replicate", "circular"]), op_cases())

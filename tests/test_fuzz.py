@@ -1,6 +1,6 @@
 """Robustness: random models (Sequentials, nested blocks, DAGs with merges,
 one or two inputs and outputs) on random inputs, valid and invalid (a dim
-added or dropped, sizes 0, 1, changed or 2**40, other dtypes): nothing but a
+added or dropped, sizes 0, 1, changed, 2**40 or -1, other dtypes): nothing but a
 `ShapeError` naming a real node escapes `ls.infer`, ``build`` +
 ``materialize`` or a forward on any backend, the stages agree on validity,
 and valid inputs give the inferred output shapes.
@@ -63,6 +63,8 @@ CASES = [
     (_two_branches, [ls.TensorSpec((2, 5)), ls.TensorSpec((2, 3))], "add"),  # mismatched merge
     (_two_branches, [ls.TensorSpec((2, 5)), ls.TensorSpec((3, 4))], "input1"),  # B differs
     (_two_branches, [ls.TensorSpec((2, 5))], ""),                       # arity
+    (_conv_net, [(2, 3, -1, 8)], "input0"),                             # negative size
+    (_two_branches, [ls.TensorSpec((2, 5)), (2, -1)], "input1"),
 ]
 
 
@@ -73,6 +75,25 @@ def test_shape_errors_name_the_node(make, inputs, path):
         assert err is None
     else:
         assert err is not None and err.path == path, err
+
+
+@given(st.data())
+def test_perturbed_inputs_draw_negative_sizes_by_default(data):
+    specs = (ls.TensorSpec((2, 3)), ls.TensorSpec((4,)))
+    drawn = data.draw(perturbed_inputs(specs, huge=False), label="inputs")
+    negative = [x for x in drawn if not isinstance(x, ls.TensorSpec)]
+    # a -1 makes the input a shape tuple (a spec cannot hold it)
+    assert all(isinstance(x, tuple) and -1 in x for x in negative)
+    opt_out = data.draw(perturbed_inputs(specs, negative=False), label="no negatives")
+    assert all(isinstance(x, ls.TensorSpec) for x in opt_out)
+
+
+def test_perturbed_inputs_reach_a_negative_size():
+    from hypothesis import find
+
+    drawn = find(perturbed_inputs((ls.TensorSpec((2, 3)),)),
+                 lambda xs: not isinstance(xs[0], ls.TensorSpec))
+    assert -1 in drawn[0]
 
 
 def test_a_non_shape_error_is_reported():

@@ -34,6 +34,12 @@ SEQUENTIAL_TABLE = [
      (ls.ShapeError, r"Flatten at '0': `start_dim` not after `end_dim`; got `start_dim` \(=2\), `end_dim` \(=1\)")),
     (lambda: ls.Sequential(ls.Flatten(3)), (2, 3),
      (ls.ShapeError, r"Flatten at '0': `start_dim` in \[-2, 1\] for an input with 2 dims; got `start_dim` \(=3\)")),
+    (lambda: ls.Sequential(ls.Flatten(0)), (), (1,)),  # a scalar counts as 1-d (torch.flatten)
+    (lambda: ls.Sequential(ls.Flatten(-1, 0)), (), (1,)),
+    (lambda: ls.Sequential(ls.Flatten()), (),
+     (ls.ShapeError, r"Flatten at '0': `start_dim` and `end_dim` in \[-1, 0\] for a 0-d input \(flattened as a 1-d one, as torch.flatten\); got `start_dim` \(=1\), `end_dim` \(=-1\) for input shape \(\)")),
+    (lambda: ls.Sequential(ls.Flatten(0, -2)), (),
+     (ls.ShapeError, r"Flatten at '0': `start_dim` and `end_dim` in \[-1, 0\] for a 0-d input .*; got `start_dim` \(=0\), `end_dim` \(=-2\)")),
     (lambda: ls.Sequential(ls.Unflatten(1, (3, -1))), (2, 12), (2, 3, 4)),
     (lambda: ls.Sequential(ls.Unflatten(1, (3, 4))), ("B", 12), (B, 3, 4)),
     (lambda: ls.Sequential(ls.Unflatten(1, (5, -1))), (2, 12),
@@ -47,6 +53,10 @@ SEQUENTIAL_TABLE = [
      (ls.ShapeError, r"Reshape at '0': a target shape whose known sizes divide")),
     (lambda: ls.Sequential(ls.Softmax(2)), (2, 3),
      (ls.ShapeError, r"Softmax at '0': `dim` in \[-2, 1\] for an input with 2 dims; got `dim` \(=2\)")),
+    (lambda: ls.Sequential(ls.Softmax(0)), (), ()),  # a scalar counts as 1-d (torch)
+    (lambda: ls.Sequential(ls.Softmax(-1)), (), ()),
+    (lambda: ls.Sequential(ls.Softmax(1)), (),
+     (ls.ShapeError, r"Softmax at '0': `dim` in \[-1, 0\] for a 0-d input \(a scalar counts as 1-d, as in torch\); got `dim` \(=1\) for input shape \(\)")),
     (lambda: ls.Sequential(ls.ReLU(), ls.GELU(), ls.Tanh(), ls.Sigmoid(), ls.SiLU(),
                            ls.LeakyReLU(0.2), ls.Softmax(), ls.Dropout(0.1), ls.Identity()),
      ("B", "T", 7), (B, T, 7)),
@@ -269,7 +279,8 @@ def test_wrong_number_of_inputs():
 def test_inputs_from_arrays_and_specs():
     np = pytest.importorskip("numpy")
     assert ls.infer(mlp(), np.zeros((3, 20), np.float32)).output.shape == (3, 10)
-    assert ls.infer(mlp(), ls.TensorSpec((3, 20), "float64")).output.dtype == "float64"
+    f64 = ls.TensorSpec((3, 20), "float64")
+    assert ls.infer(mlp(), f64, dtype="float64").output.dtype == "float64"
     with pytest.raises(TypeError, match="an input is a shape tuple, a TensorSpec or an array; got str"):
         ls.infer(mlp(), "B,20")
 

@@ -37,7 +37,10 @@ def leaky_relu(x: Any, negative_slope: float) -> Any:
 
 
 def softmax(x: Any, axis: int) -> Any:
-    """Softmax over ``axis`` (max-subtracted)."""
+    """Softmax over ``axis`` (max-subtracted); a 0-d ``x`` counts as 1-d (``axis``
+    0 or -1), as in torch."""
+    if jnp.ndim(x) == 0:
+        return jnp.reshape(jax.nn.softmax(jnp.reshape(x, (1,)), axis=axis), ())
     return jax.nn.softmax(x, axis=axis)
 
 

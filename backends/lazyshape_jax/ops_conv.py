@@ -63,6 +63,19 @@ def conv(
     return _add_bias(y, bias, n)
 
 
+def _may_abort(
+    spatial: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> bool:
+    """Whether XLA:CPU might abort on the base-dilated convolution: some stride
+    above 1 and some dilated input ``(d - 1)*s + 1`` within twice the dilated
+    kernel ``dil*(k - 1) + 1`` (every abort seen has it at most once the kernel)."""
+    return any(s > 1 for s in stride) and any(
+        (d - 1) * s + 1 <= 2 * (dl * (k - 1) + 1)
+        for d, k, s, dl in zip(spatial, kernel, stride, dilation, strict=True)
+    )
+
+
 def conv_transpose(
     x: Any,
     weight: Any,
@@ -77,24 +90,37 @@ def conv_transpose(
     weight ``(C, out/groups, *k)``; output ``(N, out, *d_out)`` with ``d_out = (d -
     1)*s - 2p + dil*(k-1) + output_padding + 1``.
 
-    The convolution of the stride-dilated input (``lhs_dilation``) with the
-    flipped kernel, in and out swapped within each group."""
+    The stride-1 convolution of the stride-dilated input with the flipped
+    kernel, in and out swapped within each group. jaxlib 0.10's XLA:CPU aborts
+    the process compiling a base-dilated convolution (``lhs_dilation``) whose
+    dilated input is smaller than the dilated kernel; where a strided input is
+    within twice the kernel's extent (`_may_abort`), the input is dilated and
+    edge-padded by ``lax.pad`` instead, which compiles safely but runs slower."""
     n = jnp.ndim(weight) - 2
     in_c, out_per_group = weight.shape[:2]
     kernel = weight.shape[2:]
     w = jnp.reshape(weight, (groups, in_c // groups, out_per_group, *kernel))
     w = jnp.reshape(jnp.swapaxes(w, 1, 2), (groups * out_per_group, in_c // groups, *kernel))
     w = jnp.flip(w, axis=tuple(range(2, n + 2)))
+    # per dim: a full correlation of the dilated input, less `padding` on each
+    # side, plus `output_padding` on the high side
     pads = [
         (d * (k - 1) - p, d * (k - 1) - p + op)
         for k, p, op, d in zip(kernel, padding, output_padding, dilation, strict=True)
     ]
+    lhs_dilation = tuple(stride)
+    if _may_abort(x.shape[2:], kernel, stride, dilation):
+        config = [(0, 0, 0), (0, 0, 0)] + [
+            (lo, hi, s - 1) for (lo, hi), s in zip(pads, stride, strict=True)
+        ]
+        x = lax.pad(x, jnp.zeros((), x.dtype), config)
+        pads, lhs_dilation = [(0, 0)] * n, (1,) * n
     y = lax.conv_general_dilated(
         x,
         w,
         window_strides=(1,) * n,
         padding=pads,
-        lhs_dilation=tuple(stride),
+        lhs_dilation=lhs_dilation,
         rhs_dilation=tuple(dilation),
         dimension_numbers=_dimension_numbers(n),
         feature_group_count=groups,

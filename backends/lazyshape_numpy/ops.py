@@ -45,7 +45,10 @@ def leaky_relu(x: Any, negative_slope: float) -> Any:
 
 
 def softmax(x: Any, axis: int) -> Any:
-    """Softmax over ``axis`` (max-subtracted)."""
+    """Softmax over ``axis`` (max-subtracted); a 0-d ``x`` counts as 1-d (``axis``
+    0 or -1), as in torch."""
+    if np.ndim(x) == 0:
+        return softmax(np.reshape(x, (1,)), axis).reshape(())
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._errors import ShapeError
 from .._specs import TensorSpec
 from ._common import check_floating, normalize_axis
 
@@ -20,7 +21,15 @@ def float_same_spec(x: TensorSpec) -> TensorSpec:
 
 
 def softmax_output(x: TensorSpec, dim: int) -> TensorSpec:
-    """Softmax over ``dim``: a floating-point input with that dim; same shape."""
+    """Softmax over ``dim``: a floating-point input with that dim; same shape. A
+    0-d input takes ``dim`` 0 or -1 (torch treats a scalar as 1-d)."""
     check_floating(x)
+    if x.ndim == 0:
+        if dim not in (0, -1):
+            raise ShapeError(
+                "`dim` in [-1, 0] for a 0-d input (a scalar counts as 1-d, as in torch)",
+                f"`dim` (={dim}) for input shape ()",
+            )
+        return x
     normalize_axis(dim, x.ndim, "dim")
     return x

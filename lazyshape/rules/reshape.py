@@ -11,8 +11,16 @@ __all__ = ["flatten_output", "unflatten_output", "reshape_output", "infer_size"]
 
 
 def flatten_output(x: TensorSpec, start_dim: int, end_dim: int) -> TensorSpec:
-    """``(*a, d_start, ..., d_end, *b) -> (*a, d_start * ... * d_end, *b)``."""
+    """``(*a, d_start, ..., d_end, *b) -> (*a, d_start * ... * d_end, *b)``; a 0-d
+    input ``() -> (1,)``, with ``start_dim`` and ``end_dim`` each 0 or -1
+    (``torch.flatten`` treats a scalar as 1-d)."""
     if x.ndim == 0:
+        if start_dim not in (0, -1) or end_dim not in (0, -1):
+            raise ShapeError(
+                "`start_dim` and `end_dim` in [-1, 0] for a 0-d input (flattened as a 1-d "
+                "one, as torch.flatten)",
+                f"`start_dim` (={start_dim}), `end_dim` (={end_dim}) for input shape ()",
+            )
         return x.with_shape((1,))
     s = normalize_axis(start_dim, x.ndim, "start_dim")
     e = normalize_axis(end_dim, x.ndim, "end_dim")

@@ -292,6 +292,9 @@ def _j_act(name: str) -> Callable[[Any, Any], Any]:
         if name == "leaky_relu":
             return jax.nn.leaky_relu(x, layer.negative_slope)
         if name == "softmax":
+            if x.ndim == 0:  # as torch (and lazyshape): a scalar counts as 1-d
+                normalize_axis(layer.dim, 1)
+                return jax.nn.softmax(x.reshape((1,)), axis=0).reshape(())
             return jax.nn.softmax(x, axis=layer.dim)
         if name in ("dropout", "identity"):
             return x
