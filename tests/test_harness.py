@@ -11,6 +11,7 @@ forwards a fifth of those (it compiles each new shape)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 
@@ -40,9 +41,11 @@ def _budget(factor: float = 0.5) -> tuple[object, dict[str, int]]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_builtin_layer_passes_check_layer(kind):
+def test_every_builtin_layer_passes_check_layer(kind, record_property):
     s, budget = _budget()
     result = check_layer(lt.entries()[kind].layer_type, settings=s, backend_examples=budget)
+    # examples per property, in `pytest --junitxml` reports
+    record_property("counts", json.dumps(result.counts, sort_keys=True))
     missing = [p for p in ALWAYS if not result.counts[p]]
     assert not missing, f"{kind}: properties {missing} never ran: {result}"
 
