@@ -16,6 +16,7 @@ from ..rules.conv import (
     check_padding_mode,
     conv_output,
     conv_params,
+    conv_rooms,
     conv_transpose_output,
     conv_transpose_params,
     normalize_ints,
@@ -76,6 +77,7 @@ class _ConvNd(Layer):
         self.groups = check_groups(groups, self.out_channels, in_channels, kind)
         self.bias = bool(bias)
         self.padding_mode = check_padding_mode(padding_mode, kind)
+        self._rooms = conv_rooms(self.kernel_size, self._pads, self.dilation)
         self._no_pads: Pads = ((0, 0),) * n
         # the mode of the explicit pad before the convolution (None: zero padding inside it)
         self._pad_mode = None if self._pads == self._no_pads else _PAD_MODE.get(padding_mode)
@@ -84,10 +86,9 @@ class _ConvNd(Layer):
         return conv_output(
             x,
             self.out_channels,
-            self.kernel_size,
             self.stride,
             self._pads,
-            self.dilation,
+            self._rooms,
             self.groups,
             self.padding_mode,
             self.in_channels,

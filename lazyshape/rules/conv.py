@@ -35,6 +35,7 @@ __all__ = [
     "conv_out_dim",
     "conv_transpose_out_dim",
     "conv_output",
+    "conv_rooms",
     "conv_params",
     "conv_transpose_output",
     "conv_transpose_params",
@@ -283,44 +284,55 @@ def conv_transpose_out_dim(
     return (d - 1) * stride + (dilation * (kernel - 1) + output_padding + 1 - 2 * padding)
 
 
+def conv_rooms(
+    kernel_size: tuple[int, ...], pads: Pads, dilation: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Per spatial dim, ``lo + hi - (dil*(k-1) + 1)``: the padded size less the
+    dilated kernel's extent, beyond the input size. An output dim is then
+    ``(d + room)//s + 1`` (`conv_out_dim`), and needs ``d + room >= 0``. Fixed
+    by the hyperparameters: layers compute it once."""
+    return tuple(
+        lo + hi - (dil * (k - 1) + 1)
+        for k, (lo, hi), dil in zip(kernel_size, pads, dilation, strict=True)
+    )
+
+
 def conv_output(
     x: TensorSpec,
     out_channels: int,
-    kernel_size: tuple[int, ...],
     stride: tuple[int, ...],
     pads: Pads,
-    dilation: tuple[int, ...],
+    rooms: tuple[int, ...],
     groups: int,
     padding_mode: str,
     in_channels: int | None,
 ) -> TensorSpec:
-    """``(N, C, *d) -> (N, out_channels, *conv_out_dim(d))``."""
-    n = len(kernel_size)
+    """``(N, C, *d) -> (N, out_channels, *conv_out_dim(d))``, with ``rooms`` from
+    `conv_rooms`."""
+    n = len(stride)
     _check_input(x, n, in_channels, groups)
     if padding_mode != "zeros":
         _check_padding_fits(x, pads, padding_mode)
     spatial: list[Dim] = []
-    for i, (d, k, s, p, dil) in enumerate(
-        zip(x.shape[2:], kernel_size, stride, pads, dilation, strict=True), start=2
-    ):
-        extent = dil * (k - 1) + 1
-        room = p[0] + p[1] - extent  # padded size - kernel extent: an output needs >= 0
+    for d, s, room in zip(x.shape[2:], stride, rooms, strict=True):
         if type(d) is int:  # the concrete fast path: conv_out_dim's formula on ints
             if d + room >= 0:
                 spatial.append((d + room) // s + 1)
                 continue
-        # `lt(d + pads, extent)` without building the sum: a dim plus a constant
-        # has the dim's bounds shifted by the constant
+        # `lt(d + room, 0)` without building the sum: a dim plus a constant has
+        # the dim's bounds shifted by the constant
         elif bounds(d)[1] + room >= 0:
             if s == 1:  # no division: `d + room + 1` (just `d` for a "same" conv)
                 spatial.append(d if room == -1 else d + (room + 1))
             else:
-                spatial.append(conv_out_dim(d, k, s, p, dil))
+                spatial.append((d + room) // s + 1)
             continue
+        i = 2 + len(spatial)
+        lo, hi = pads[i - 2]
         raise ShapeError(
             "the padded input at least as large as the dilated kernel in every spatial "
             "dim (an output size >= 1)",
-            f"padded size {format_dim(d + (p[0] + p[1]))} < kernel extent {extent} in dim "
+            f"padded size {format_dim(d + (lo + hi))} < kernel extent {lo + hi - room} in dim "
             f"{i} of input shape {format_shape(x.shape)}",
         )
     return TensorSpec._make((x.shape[0], out_channels, *spatial), x.dtype)
