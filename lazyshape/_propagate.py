@@ -97,7 +97,6 @@ class Inference:
         inputs: tuple[TensorSpec, ...],
         outputs: tuple[TensorSpec, ...],
         raw: list[_Raw],
-        params: dict[str, ParamSpec],
         assumptions: tuple[tuple[str, Dim, Dim], ...],
         dtype: str,
     ) -> None:
@@ -106,8 +105,7 @@ class Inference:
         self.outputs = outputs
         self._raw = raw
         self._layers: tuple[LayerRecord, ...] | None = None
-        self._params = params
-        self._filled = False
+        self._params: dict[str, ParamSpec] | None = None
         self.assumptions = assumptions
         self.dtype = dtype
 
@@ -125,12 +123,19 @@ class Inference:
 
     @property
     def params(self) -> dict[str, ParamSpec]:
-        """``{canonical name: ParamSpec}``, every dtype filled in."""
-        if not self._filled:
+        """``{canonical name: ParamSpec}``, every dtype filled in: each node's
+        parameters under its first call's path (``"encoder.fc" + ".weight"``)."""
+        params = self._params
+        if params is None:
             fill = self._with_dtype
-            self._params = {k: fill(p) for k, p in self._params.items()}
-            self._filled = True
-        return self._params
+            params = {}
+            for _, path, param_path, _, _, local in self._raw:
+                if local and path is param_path:  # a shared layer's first call
+                    prefix = param_path + "." if param_path else ""
+                    for k, p in local.items():
+                        params[prefix + k] = fill(p)
+            self._params = params
+        return params
 
     def _with_dtype(self, p: ParamSpec) -> ParamSpec:
         if p.dtype is not None:
@@ -354,23 +359,25 @@ class _Pass:
     out exactly as the compiled program's (`tests/test_graph.py` checks it).
     """
 
-    __slots__ = ("owners", "raw", "params", "assumptions", "dtype")
+    __slots__ = ("owners", "raw", "assumptions", "dtype")
 
     def __init__(self, dtype: str) -> None:
         #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
         self.dtype = dtype
-        self.owners: dict[int, str] = {}
+        #: id(layer) -> (path, parameter specs) of its first call
+        self.owners: dict[int, tuple[str, dict[str, ParamSpec]]] = {}
         self.raw: list[_Raw] = []
-        self.params: dict[str, ParamSpec] = {}
         self.assumptions: list[tuple[str, Dim, Dim]] = []
 
     def add(
         self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
     ) -> tuple[TensorSpec, ...]:
-        """Run ``layer`` (a container: trace it) on ``ins``; its output specs."""
+        """Run ``layer`` (a container: trace it) on ``ins``; its output specs.
+
+        Records the call; its parameters get their canonical names only when
+        `Inference.params` is first read."""
         if isinstance(layer, Module):
             return layer._trace(self, ins, path + ".")
-        param_path = self.owners.setdefault(id(layer), path)
         with_params = _HAS_PARAMS.get(type(layer))
         if with_params is None:
             with_params = has_params(layer)
@@ -396,16 +403,15 @@ class _Pass:
             dtype = self.dtype  # floating inputs must have the parameters' dtype
             if ins[0].dtype != dtype or len(ins) > 1:
                 check_param_dtype(layer, ins, local, dtype, path)
-            # dtype=None (the model's dtype) is filled in lazily by Inference
-            params = self.params
-            prefix = param_path + "." if param_path else ""
-            if param_path is path:
-                for k, spec in local.items():
-                    params[prefix + k] = spec
-            else:  # a later call of a shared layer
-                for k, spec in local.items():
-                    _check_shared(layer, path, param_path, prefix + k, params.get(prefix + k),
-                                  spec)
+        key = id(layer)  # the model holds its layers: ids are not reused meanwhile
+        owner = self.owners.get(key)
+        if owner is None:
+            self.owners[key] = (path, local)
+            param_path = path
+        else:  # a later call of a shared layer: the first call's parameters
+            param_path = owner[0]
+            if local:
+                _check_shared(layer, path, param_path, owner[1], local)
         self.raw.append((layer, path, param_path, ins, outs, local))
         return outs
 
@@ -417,17 +423,20 @@ class _Pass:
         return self.add(model, specs, model.name or "")
 
 
-def _check_shared(layer: Layer, path: str, param_path: str, name: str,
-                  first: ParamSpec | None, spec: ParamSpec) -> None:
-    if first is None or first.shape != spec.shape or first.dtype != spec.dtype:
-        was = "no such parameter" if first is None else format_shape(first.shape)
-        raise ShapeError(
-            f"the same parameter shapes at every call of a shared layer "
-            f"(first called at '{param_path}')",
-            f"`{name}` {format_shape(spec.shape)} here, {was} at the first call",
-            kind=layer.kind,
-            path=path,
-        )
+def _check_shared(layer: Layer, path: str, param_path: str, first: dict[str, ParamSpec],
+                  local: dict[str, ParamSpec]) -> None:
+    prefix = param_path + "." if param_path else ""
+    for k, spec in local.items():
+        was = first.get(k)
+        if was is None or was.shape != spec.shape or was.dtype != spec.dtype:
+            had = "no such parameter" if was is None else format_shape(was.shape)
+            raise ShapeError(
+                f"the same parameter shapes at every call of a shared layer "
+                f"(first called at '{param_path}')",
+                f"`{prefix + k}` {format_shape(spec.shape)} here, {had} at the first call",
+                kind=layer.kind,
+                path=path,
+            )
 
 
 def infer(
@@ -465,7 +474,7 @@ def infer(
         box[0] = prev
     if batch_dim is not None:
         _check_batch_independence(specs, run.raw, batch_dim)
-    result = Inference(model, specs, outputs, run.raw, run.params, tuple(run.assumptions), dtype)
+    result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype)
     if cache is not None:
         if len(cache) >= _CACHE_SIZE:
             cache.pop(next(iter(cache)))
