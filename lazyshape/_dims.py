@@ -844,6 +844,8 @@ def _order_key(d: Dim) -> tuple[int, str]:
 def _max_min(op: str, a: Dim, b: Dim) -> Dim:
     d = _sub(a, b)
     lo, hi = _dim_bounds(d)
+    if lo >= 0 and hi <= 0:  # provably equal: one pick for (a, b) and (b, a), an int first
+        return min(a, b, key=_order_key)
     if lo >= 0:
         return a if op == _MAX else b
     if hi <= 0:

@@ -32,6 +32,7 @@ from lazyshape.layers.pool import (  # noqa: E402
     MaxPool2d,
     MaxPool3d,
 )
+from lazyshape.testing._entries_pool import torch_adaptive_fast_path  # noqa: E402
 
 MAX = {1: MaxPool1d, 2: MaxPool2d, 3: MaxPool3d}
 AVG = {1: AvgPool1d, 2: AvgPool2d, 3: AvgPool3d}
@@ -278,11 +279,12 @@ def _check_against_frameworks(family, case):
         ref = _torch_call(family, n, hp, torch.from_numpy(x))
     except FRAMEWORK_ERRORS:
         ref = None
-    if family == "adaptive" and all(o == 1 for o in hp["output_size"]) and rule is None:
-        # deliberate: torch's global-pooling fast path (every output size 1) is a
-        # mean, which takes empty inputs (NaN); lazyshape rejects empty spatial
-        # dims (and empty channels in 3-d) as torch's general path does
-        assert ref is not None and 0 in shape[1:]
+    if family == "adaptive" and rule is None and ref is not None:
+        # deliberate: torch's fast paths (every output size 1: a mean, NaN on an
+        # empty input; every output size the input's: a copy) skip its non-empty
+        # check; lazyshape rejects empty spatial dims (and empty channels in 3-d)
+        # as torch's general path does
+        assert torch_adaptive_fast_path(shape, hp["output_size"]), shape
         return
     assert (rule is None) == (ref is None), (rule, None if ref is None else ref.shape)
     event("both reject" if rule is None else "both accept")
@@ -435,3 +437,21 @@ def test_jax_jit_grad_vmap(case):
     xs = np.stack([x, 2 * x])
     v = jax.vmap(lambda a: m.apply(params, a))(xs)
     np.testing.assert_allclose(v[1], m.apply(params, 2 * x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,size,fast", [
+    ((1, 1, 1, 0), (None, 1), True),            # every output 1: torch's mean
+    ((0, 0, 1, 1, 1), (None, None, None), True),  # the input's size: torch's copy
+    ((1, 1, 1, 0), (1, 2), False),              # torch's general path rejects it
+])
+def test_empty_inputs_torch_takes_by_an_adaptive_fast_path(shape, size, fast):
+    n = len(shape) - 2
+    f = F_ADAPTIVE[n]
+    assert torch_adaptive_fast_path(shape, size) is fast
+    if fast:
+        f(torch.zeros(shape), size)
+    else:
+        with pytest.raises(RuntimeError, match="non-zero size for non-batch dimensions"):
+            f(torch.zeros(shape), size)
+    with pytest.raises(ls.ShapeError, match="non-empty"):  # lazyshape: always rejected
+        ls.infer(ls.Sequential(CLASSES["adaptive"][n](size)), shape)

@@ -180,10 +180,20 @@ def _t_adaptive(layer: Any, x: Any) -> Any:
     require_batched(s, n + 2)
     require_float(s)
     size = layer.output_size[0] if n == 1 else layer.output_size
-    if all(o == 1 for o in layer.output_size) and 0 in tuple(x.shape)[1:]:
+    if torch_adaptive_fast_path(tuple(x.shape), layer.output_size):
         raise Deviation("torch's adaptive average pools skip their non-empty check when "
-                        "every output size is 1 (a mean fast path); lazyshape keeps it")
+                        "every output size is 1 (a mean) or the input's (a copy); "
+                        "lazyshape keeps it")
     return getattr(F, f"adaptive_avg_pool{n}d")(x, size)
+
+
+def torch_adaptive_fast_path(shape: tuple[int, ...], output_size: tuple[int | None, ...]) -> bool:
+    """Whether torch takes an empty ``(N, C, *spatial)`` input to an adaptive
+    average pool by a fast path that skips its non-empty check: every output
+    size 1 (a mean), or every output size the input's (``None`` keeps it)."""
+    spatial = shape[2:]
+    out = tuple(d if o is None else o for d, o in zip(spatial, output_size, strict=True))
+    return 0 in shape[1:] and (all(o == 1 for o in out) or out == spatial)
 
 
 # -- JAX ---------------------------------------------------------------------------------
