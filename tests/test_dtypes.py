@@ -326,44 +326,27 @@ def _ids(rows):
             for i, (_, specs_, dt, _) in enumerate(rows)]
 
 
-@pytest.mark.parametrize(("make", "specs", "dtype", "expected"), REJECTED, ids=_ids(REJECTED))
-def test_a_float_input_of_another_dtype_is_rejected_by_infer(make, specs, dtype, expected):
+#: every table of (model, input specs, model dtype, expected dtype or error):
+#: floating inputs of another dtype rejected; an Embedding's output in the
+#: model's dtype; inputs the parameters accept or, not floating, reject
+TABLES = {
+    "rejected": REJECTED,
+    "embedding": ACCEPTED_IN_THE_MODELS_DTYPE,
+    "accepted": ACCEPTED,
+    "not-floating": NOT_FLOATING,
+}
+ROWS = [row for rows in TABLES.values() for row in rows]
+ROW_IDS = [f"{name}-{id_}" for name, rows in TABLES.items() for id_ in _ids(rows)]
+
+
+@pytest.mark.parametrize(("make", "specs", "dtype", "expected"), ROWS, ids=ROW_IDS)
+def test_dtype_tables_by_infer(make, specs, dtype, expected):
     _infer(make, specs, dtype, expected)
 
 
 @pytest.mark.parametrize(("backend", "make", "specs", "dtype", "expected"),
-                         _per_backend(REJECTED, _ids(REJECTED)))
-def test_a_float_input_of_another_dtype_is_rejected_by_every_backend(
-    backend, make, specs, dtype, expected
-):
-    _run(backend, make, specs, dtype, expected)
-
-
-@pytest.mark.parametrize(("make", "specs", "dtype", "expected"), ACCEPTED_IN_THE_MODELS_DTYPE,
-                         ids=_ids(ACCEPTED_IN_THE_MODELS_DTYPE))
-def test_an_embeddings_output_has_the_models_dtype_by_infer(make, specs, dtype, expected):
-    _infer(make, specs, dtype, expected)
-
-
-@pytest.mark.parametrize(("backend", "make", "specs", "dtype", "expected"),
-                         _per_backend(ACCEPTED_IN_THE_MODELS_DTYPE, _ids(ACCEPTED_IN_THE_MODELS_DTYPE)))
-def test_an_embeddings_output_has_the_models_dtype_on_every_backend(
-    backend, make, specs, dtype, expected
-):
-    _run(backend, make, specs, dtype, expected)  # the backends always did
-
-
-@pytest.mark.parametrize(("make", "specs", "dtype", "expected"), ACCEPTED + NOT_FLOATING,
-                         ids=_ids(ACCEPTED + NOT_FLOATING))
-def test_inputs_the_parameters_accept_or_not_by_infer(make, specs, dtype, expected):
-    _infer(make, specs, dtype, expected)
-
-
-@pytest.mark.parametrize(("backend", "make", "specs", "dtype", "expected"),
-                         _per_backend(ACCEPTED + NOT_FLOATING, _ids(ACCEPTED + NOT_FLOATING)))
-def test_inputs_the_parameters_accept_or_not_on_every_backend(
-    backend, make, specs, dtype, expected
-):
+                         _per_backend(ROWS, ROW_IDS))
+def test_dtype_tables_on_every_backend(backend, make, specs, dtype, expected):
     _run(backend, make, specs, dtype, expected)
 
 
