@@ -52,9 +52,7 @@ class PNode:
         self.in0 = ins[0] if len(ins) == 1 else -1
         self.out0 = outs[0] if len(outs) == 1 else -1
         #: False when the layer keeps the base class's empty parameter rule
-        tp = type(layer)
-        has = _HAS_PARAMS.get(tp)
-        self.has_params = _has_params(tp) if has is None else has
+        self.has_params = has_params(layer)
 
     def param_name(self, local: str) -> str:
         """The canonical name of one of this node's parameters."""
@@ -64,17 +62,14 @@ class PNode:
 _HAS_PARAMS: dict[type, bool] = {}
 
 
-def _has_params(tp: type[Layer]) -> bool:
+def has_params(layer: Layer) -> bool:
+    """False when the layer keeps the base class's empty parameter rule (cached
+    per type in `_HAS_PARAMS`, which the propagation pass reads directly)."""
+    tp = type(layer)
     known = _HAS_PARAMS.get(tp)
     if known is None:
         known = _HAS_PARAMS[tp] = tp.param_specs is not Layer.param_specs
     return known
-
-
-def has_params(layer: Layer) -> bool:
-    """False when the layer keeps the base class's empty parameter rule."""
-    known = _HAS_PARAMS.get(type(layer))
-    return _has_params(type(layer)) if known is None else known
 
 
 class Program:

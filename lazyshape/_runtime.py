@@ -350,37 +350,11 @@ def run_program(
     """Run every node's ``forward`` in order on backend arrays; return the flat
     outputs (see `pack_outputs`).
 
-    Layers with ``needs_context`` get ``ctx=`` (training flag, rng); the buffer
-    updates they record are left in ``ctx.updates`` for the backend to apply."""
-    if len(xs) != program.n_inputs:
-        raise ShapeError(f"{program.n_inputs} input(s)", f"{len(xs)}", kind="Model")
-    vals: list[Any] = [None] * program.n_slots
-    vals[: len(xs)] = xs
-    context = ctx or Context()
-    for i, (node, params) in enumerate(zip(program.nodes, node_params, strict=True)):
-        layer = node.layer
-        # single-input / single-output nodes (most of them) skip the tuple work
-        i0 = node.in0
-        if layer.needs_context:
-            context.path = node.path
-            context.prefix = node.prefix
-            if on_node is not None:
-                on_node(i, context)
-            args = [vals[i0]] if i0 >= 0 else [vals[j] for j in node.ins]
-            out = layer.forward(params, *args, ctx=context)  # type: ignore[call-arg]
-        elif i0 >= 0:
-            out = layer.forward(params, vals[i0])
-        else:
-            out = layer.forward(params, *[vals[j] for j in node.ins])
-        if node.out0 >= 0:
-            vals[node.out0] = out
-        else:
-            for slot, o in zip(node.outs, out, strict=True):
-                vals[slot] = o
-    outputs = program.outputs
-    if len(outputs) == 1:
-        return (vals[outputs[0]],)
-    return tuple([vals[i] for i in outputs])
+    Layers with ``needs_context`` get ``ctx=`` (training flag, rng), after
+    ``on_node(node index, ctx)``; the buffer updates they record are left in
+    ``ctx.updates`` for the backend to apply."""
+    return run_steps(program, bind_program(program, node_params, ctx or Context(), on_node=on_node),
+                     xs)
 
 
 #: a node bound to its parameters: ``step(*inputs) -> output(s)``
@@ -401,6 +375,7 @@ def bind_program(
     node_params: Sequence[Mapping[str, Any]],
     ctx: Context,
     binders: Mapping[type, Binder] | None = None,
+    on_node: Callable[[int, Context], None] | None = None,
 ) -> list[Step]:
     """One callable per node with its parameters (and ``ctx``) bound, so a
     forward is one call per node: ``step(*inputs) -> output(s)``.
@@ -409,28 +384,33 @@ def bind_program(
     step (ops resolved once, at materialization: no per-call dispatch) when the
     binder returns one; it must compute exactly what the layer's ``forward``
     does on that backend. Any other layer (custom ones included) runs its
-    ``forward``, written with ``ls.ops``. Bind again after the parameters change."""
+    ``forward``, written with ``ls.ops``; one that ``needs_context`` gets
+    ``ctx=``, after ``on_node(node index, ctx)``. Bind again after the
+    parameters change."""
     steps: list[Step] = []
-    for node, params in zip(program.nodes, node_params, strict=True):
+    for i, (node, params) in enumerate(zip(program.nodes, node_params, strict=True)):
         layer = node.layer
         binder = binders.get(type(layer)) if binders else None
         step = binder(layer, params, ctx) if binder is not None else None
         if step is None:
             if layer.needs_context:
-                step = _context_step(layer, params, ctx, node.path, node.prefix)
+                step = _context_step(layer, params, ctx, node, i, on_node)
             else:
                 step = functools.partial(layer.forward, params)
         steps.append(step)
     return steps
 
 
-def _context_step(layer: Layer, params: Mapping[str, Any], ctx: Context, path: str,
-                  prefix: str) -> Step:
+def _context_step(layer: Layer, params: Mapping[str, Any], ctx: Context, node: PNode, i: int,
+                  on_node: Callable[[int, Context], None] | None) -> Step:
     forward = layer.forward
+    path, prefix = node.path, node.prefix
 
     def step(*args: Any) -> Any:
         ctx.path = path
         ctx.prefix = prefix
+        if on_node is not None:
+            on_node(i, ctx)
         return forward(params, *args, ctx=ctx)  # type: ignore[call-arg]
 
     return step
@@ -455,7 +435,8 @@ def chain_steps(program: Program, steps: Sequence[Step]) -> list[Step] | None:
 
 
 def run_steps(program: Program, steps: Sequence[Step], xs: Sequence[Any]) -> tuple[Any, ...]:
-    """`run_program` with bound steps (`bind_program`): the flat outputs."""
+    """Run bound steps (`bind_program`) in program order on backend arrays: the
+    flat outputs."""
     if len(xs) != program.n_inputs:
         raise ShapeError(f"{program.n_inputs} input(s)", f"{len(xs)}", kind="Model")
     vals: list[Any] = [None] * program.n_slots

@@ -309,26 +309,21 @@ def _div(c: Any, groups: int) -> Any:
 
 # -- registration ------------------------------------------------------------------------
 
-for _cls in (Conv1d, Conv2d, Conv3d):
-    register(
-        _cls,
-        layers=_conv_layers(_cls),
-        inputs=_inputs(_conv_min_side),
-        invalid=_invalid(_conv_min_side),
-        oracles=(torch_oracle(_t_conv), jax_oracle(_j_conv), onnx_oracle()),
-        accepts=lambda s, n=_cls._n: s.ndim == n + 2 and is_float(s),
-        atol=1e-4,
-    )
-    BUILDERS[_cls.__name__] = _onnx_conv
+_FAMILIES = (
+    ((Conv1d, Conv2d, Conv3d), _conv_layers, _conv_min_side, _t_conv, _j_conv, _onnx_conv),
+    ((ConvTranspose1d, ConvTranspose2d, ConvTranspose3d), _transpose_layers,
+     _transpose_min_side, _t_conv_transpose, _j_conv_transpose, _onnx_conv_transpose),
+)
 
-for _cls in (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d):
-    register(
-        _cls,
-        layers=_transpose_layers(_cls),
-        inputs=_inputs(_transpose_min_side),
-        invalid=_invalid(_transpose_min_side),
-        oracles=(torch_oracle(_t_conv_transpose), jax_oracle(_j_conv_transpose), onnx_oracle()),
-        accepts=lambda s, n=_cls._n: s.ndim == n + 2 and is_float(s),
-        atol=1e-4,
-    )
-    BUILDERS[_cls.__name__] = _onnx_conv_transpose
+for _classes, _layers, _min_side, _torch_fn, _jax_fn, _onnx_fn in _FAMILIES:
+    for _cls in _classes:
+        register(
+            _cls,
+            layers=_layers(_cls),
+            inputs=_inputs(_min_side),
+            invalid=_invalid(_min_side),
+            oracles=(torch_oracle(_torch_fn), jax_oracle(_jax_fn), onnx_oracle()),
+            accepts=lambda s, n=_cls._n: s.ndim == n + 2 and is_float(s),
+            atol=1e-4,
+        )
+        BUILDERS[_cls.__name__] = _onnx_fn

@@ -135,6 +135,23 @@ class _Judge:
         lines.append("  " + repr(self.model).replace("\n", "\n  "))
         raise ModelCheckError("\n".join(lines)) from e
 
+    def agrees(
+        self, stage: str, what: str, error: ShapeError | None, fn: Any, *args: Any
+    ) -> tuple[bool, Any]:
+        """Run ``fn(*args)``, which must fail (with a `ShapeError` naming a node)
+        exactly where ``infer`` failed with ``error``: ``(succeeded, result)``."""
+        try:
+            with _quiet():
+                result = fn(*args)
+        except Exception as e:
+            self.shape_error(stage, e)
+            if error is None:
+                self.fail(stage, f"{what} raised where infer succeeded", e)
+            return False, None
+        if error is not None:
+            self.fail(stage, f"{what} succeeded where infer raised", error)
+        return True, result
+
     def shape_error(self, stage: str, e: BaseException) -> ShapeError:
         if not isinstance(e, ShapeError):
             self.fail(stage, f"{type(e).__name__} escaped instead of ShapeError", e)
@@ -199,16 +216,7 @@ def check_model(
         if inf is not None and not small_params:
             break
         m = ls.build(model, name, rng="portable", seed=seed)
-        try:
-            with _quiet():
-                m.materialize(*inputs)
-        except Exception as e:
-            judge.shape_error(f"{name}: materialize", e)
-            if error is None:
-                judge.fail(f"{name}: materialize", "materialize raised where infer succeeded", e)
-            continue
-        if error is not None:
-            judge.fail(f"{name}: materialize", "materialize succeeded where infer raised", error)
+        judge.agrees(f"{name}: materialize", "materialize", error, m.materialize, *inputs)
     if not forward or not _concrete(inputs) or any(
         _numel(x) > MAX_FORWARD_ELEMENTS for x in inputs
     ):
@@ -228,16 +236,9 @@ def check_model(
         if hasattr(m, "eval"):
             m.eval()
         xs = [ls.asarray(a, name) for a in arrays]
-        try:
-            with _quiet():
-                y = m(*xs)
-        except Exception as e:
-            judge.shape_error(f"{name}: forward", e)
-            if error is None:
-                judge.fail(f"{name}: forward", "the forward raised where infer succeeded", e)
+        ok, y = judge.agrees(f"{name}: forward", "the forward", error, m, *xs)
+        if not ok:
             continue
-        if error is not None:
-            judge.fail(f"{name}: forward", "the forward succeeded where infer raised", error)
         assert inf is not None
         ys = [ls.to_numpy(a) for a in _flat(y)]
         got = [tuple(a.shape) for a in ys]
