@@ -44,7 +44,10 @@ def save(model_or_state: Any, path: str | os.PathLike[str]) -> None:
             raise ShapeError(
                 "materialized parameters to save", f"`{name}` is {value!r}; call materialize first"
             )
-        arrays[name] = np.ascontiguousarray(to_numpy(value))
+        arr = to_numpy(value)
+        if not arr.flags.c_contiguous:  # (np.ascontiguousarray would make a 0-d array 1-d)
+            arr = np.ascontiguousarray(arr)
+        arrays[name] = arr
     from safetensors.numpy import save_file  # imported on use: keeps `import lazyshape` fast
 
     save_file(arrays, os.fspath(path), metadata={"format": "lazyshape"})
