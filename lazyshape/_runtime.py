@@ -10,6 +10,7 @@ Backends supply allocation and arrays; nothing here imports a framework.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,18 @@ class Runtime:
         self._last: Inference | None = None
         self._owner_map: dict[str, PNode] | None = None
         self._owner_program: Program | None = None
+
+    def moved(self, dtype: str, device: Any) -> None:
+        """The built model's parameters were moved to ``dtype`` / ``device`` by the
+        framework (torch's ``m.half()``, ``m.to("meta")``): later resolutions
+        and materializations use them. ``dtype`` is a canonical dtype name."""
+        dtype = normalize_dtype(dtype)
+        if dtype == self.config.dtype and device == self.config.device:
+            return
+        self.config = dataclasses.replace(self.config, dtype=dtype, device=device)
+        self._checked.clear()
+        self._partial = False
+        self._last = None
 
     def kind_at(self, param: str) -> str:
         """The kind of the layer owning parameter ``param`` (``"Linear"``)."""

@@ -204,6 +204,114 @@ def test_sgd_trains_the_materialized_model():
     assert losses[-1] < 0.5 * losses[0]
 
 
+OPTIMIZERS = {
+    "SGD": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9),
+    "Adam": lambda ps: torch.optim.Adam(ps, lr=0.01),
+    "AdamW": lambda ps: torch.optim.AdamW(ps, lr=0.01),
+    "RMSprop": lambda ps: torch.optim.RMSprop(ps, lr=0.01),
+    "NAdam": lambda ps: torch.optim.NAdam(ps, lr=0.01),
+    "RAdam": lambda ps: torch.optim.RAdam(ps, lr=0.01),
+    "Adamax": lambda ps: torch.optim.Adamax(ps, lr=0.01),
+    "Adadelta": lambda ps: torch.optim.Adadelta(ps, lr=1.0),
+    "Rprop": lambda ps: torch.optim.Rprop(ps, lr=0.01),
+    "ASGD": lambda ps: torch.optim.ASGD(ps, lr=0.05),
+}
+
+
+def trainable() -> ls.Sequential:
+    """Native modules, a buffer-holding BatchNorm and a custom layer."""
+    return ls.Sequential(ls.Linear(16), ls.BatchNorm1d(), ls.ReLU(), CustomLinear(3))
+
+
+def _losses(opt_before: bool, make_opt, steps: int = 8) -> list[float]:
+    torch.manual_seed(0)
+    x = torch.randn(32, 5)
+    t = x @ torch.randn(5, 3)
+    m = ls.build(trainable(), "torch", seed=0)
+    opt = make_opt(m.parameters()) if opt_before else None
+    losses = []
+    for _ in range(steps):
+        loss = nn.functional.mse_loss(m(x), t)
+        if opt is None:
+            opt = make_opt(m.parameters())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_built_before_the_first_forward_trains_as_one_built_after(name):
+    before = _losses(True, OPTIMIZERS[name])
+    after = _losses(False, OPTIMIZERS[name])
+    assert before == after  # step for step, bit for bit
+    assert len(set(before)) == len(before)  # and it does learn: every step moves
+
+
+def test_placeholders_handed_out_before_materialization_are_the_tensors_after():
+    m = ls.build(trainable(), "torch", seed=0)
+    params = list(m.parameters())
+    named_buffers = dict(m.named_buffers())
+    kept = m.state_dict(keep_vars=True)
+    assert all(isinstance(p, UninitializedParameter) for p in params)
+    m(torch.randn(4, 5))
+    assert [id(p) for p in m.parameters()] == [id(p) for p in params]
+    assert all(type(p) is nn.Parameter and p.shape.numel() > 0 for p in params)
+    assert type(m[0]) is nn.Linear and m[0].weight is params[0]
+    assert set(dict(m.named_buffers())) == set(named_buffers)
+    for name, b in m.named_buffers():
+        assert b is named_buffers[name], name
+    assert m[1].num_batches_tracked.item() == 1  # the held buffer is the one updated
+    after = m.state_dict(keep_vars=True)
+    assert list(after) == list(kept)
+    for name, v in after.items():
+        assert v is kept[name], name
+
+
+MOVES = {
+    "half": (lambda m: m.half(), torch.float16),
+    "double": (lambda m: m.double(), torch.float64),
+    "to float64": (lambda m: m.to(torch.float64), torch.float64),
+    "bfloat16": (lambda m: m.to(dtype=torch.bfloat16), torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize("move", sorted(MOVES))
+def test_a_move_before_materialization_is_honoured(move):
+    apply, dtype = MOVES[move]
+    m = ls.build(mlp(), "torch")
+    assert apply(m) is m
+    torch.manual_seed(3)
+    x = torch.randn(4, 20).to(dtype)
+    torch.manual_seed(2)
+    y = m(x)
+    # the hand-written lazy model, moved the same way: it materializes in `dtype`
+    h = apply(nn.Sequential(nn.LazyLinear(256), nn.ReLU(), nn.LazyLinear(10)))
+    torch.manual_seed(2)
+    want = h(x)
+    assert all(p.dtype == dtype for p in m.parameters())
+    assert y.dtype == dtype
+    assert_same_state(m, h)
+    assert torch.equal(y, want)
+
+
+def test_a_move_to_meta_before_materialization_is_honoured():
+    m = ls.build(ls.Sequential(ls.Linear(8), ls.BatchNorm1d(), ls.Linear(2)), "torch").to("meta")
+    y = m(torch.empty(4, 5, device="meta"))
+    assert y.device.type == "meta" and y.shape == (4, 2)
+    assert all(t.device.type == "meta" for t in [*m.parameters(), *m.buffers()])
+    assert m[0].weight.shape == (8, 5) and m.initialized
+
+
+def test_a_partial_move_before_materialization_is_refused():
+    m = ls.build(mlp(), "torch")
+    m[0].half()
+    with pytest.raises(ValueError, match=r"moved to different dtypes or devices"):
+        m(torch.randn(2, 20))
+    assert not m.initialized
+
+
 def test_custom_layer_trains_through_autograd():
     m = ls.build(ls.Sequential(CustomLinear(4)), "torch", seed=0)
     x = torch.randn(8, 3)

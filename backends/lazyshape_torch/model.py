@@ -83,6 +83,40 @@ def _owner(module: nn.Module, local: str, create: bool = False) -> tuple[nn.Modu
     return module, leaf
 
 
+def _tensor_at(module: nn.Module, local: str) -> Any:
+    """The parameter or buffer registered under a possibly dotted local name
+    (None when there is none)."""
+    try:
+        owner, leaf = _owner(module, local)
+    except AttributeError:
+        return None
+    t = owner._parameters.get(leaf)
+    return owner._buffers.get(leaf) if t is None else t
+
+
+def _adopt(pending: Pending, module: nn.Module) -> None:
+    """Make the placeholders of ``pending`` the tensors of ``module``, its native
+    replacement: whoever holds a placeholder (an optimizer built before the
+    first forward, ``parameters()``, ``state_dict(keep_vars=True)``) holds the
+    real tensor afterwards. Each placeholder is materialized in place with the
+    new tensor's data, as torch's ``UninitializedParameter.materialize`` does
+    for its lazy modules, and takes the new tensor's place in ``module``. A
+    placeholder the user replaced (no longer uninitialized) is left alone."""
+    for local in pending.partial_shapes:
+        lazy = _tensor_at(pending, local)
+        if not _is_lazy(lazy):
+            continue
+        owner, leaf = _owner(module, local)
+        table = owner._parameters if leaf in owner._parameters else owner._buffers
+        new = table.get(leaf)
+        if new is None:
+            continue
+        lazy.data = new.data
+        lazy.__class__ = lazy.cls_to_become
+        lazy.__dict__.pop("partial_shape", None)  # (a moved buffer is a new tensor)
+        table[leaf] = lazy
+
+
 def _hparams_text(hparams: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={format_hparam(v)}" for k, v in hparams.items())
 
@@ -108,6 +142,10 @@ class Pending(nn.Module):
         self._hparams = dict(hparams)
         #: ``{local name: shape}``, unknown dims printing as ``?``
         self.partial_shapes: dict[str, PartialShape] = {}
+        #: the local names in the model's dtype (``ParamSpec.dtype`` None, filled in)
+        self.model_dtyped = [
+            local for local, spec in specs.items() if spec.dtype in (None, dtype)
+        ]
         for local, spec in specs.items():
             shape = PartialShape(spec.shape)
             dt = init.torch_dtype(spec.dtype or dtype)
@@ -121,6 +159,17 @@ class Pending(nn.Module):
                 owner.register_buffer(leaf, t)
             t.partial_shape = shape
             self.partial_shapes[local] = shape
+
+    def placement(self) -> tuple[str, torch.device] | None:
+        """The dtype (canonical name) and device of this node's placeholders that
+        follow the model's dtype, as the user left them (``m.half()``,
+        ``m.to("meta")`` move placeholders as they move any tensor); None when
+        the node has none."""
+        for local in self.model_dtyped:
+            t = _tensor_at(self, local)
+            if isinstance(t, torch.Tensor):
+                return normalize_dtype(t.dtype), t.device
+        return None
 
     def forward(self, *xs: Any) -> Any:
         raise RuntimeError(
@@ -420,7 +469,34 @@ class TorchModel(nn.Module):
         """The inference of the last resolved inputs."""
         return self._inference
 
+    def _follow_placeholders(self) -> None:
+        """Before materialization, take the dtype and device the placeholders were
+        moved to (``m.half()``, ``m.to(torch.float64)``, ``m.to("meta")``): the
+        model resolves and materializes in them, as torch's lazy modules
+        materialize in their parameters' current dtype and device."""
+        if self._rt.initialized or "_modules" not in self.__dict__:
+            return
+        seen = {p for m in self._node_mods if isinstance(m, Pending) and (p := m.placement())}
+        if not seen:
+            return
+        if len(seen) > 1:
+            moves = ", ".join(sorted(f"{dt} on {dev}" for dt, dev in seen))
+            raise ValueError(
+                f"the placeholders of this {self._ls_model.kind} were moved to different "
+                f"dtypes or devices ({moves}); move the whole model (m.to(...)) "
+                "before the first forward"
+            )
+        ((dtype, device),) = seen
+        if device == torch.get_default_device() and self._device is None:
+            device = None  # where new tensors go anyway
+        if dtype != self._dtype or device != self._device:
+            self._dtype = dtype
+            self._device = device
+            self._rt.moved(dtype, device)
+            self._config = self._rt.config
+
     def _prepare(self, xs: tuple[Any, ...]) -> None:
+        self._follow_placeholders()
         inf, todo = self._rt.resolve(xs)  # ShapeError here: nothing changed
         if self._rt.program is not self._program:
             # a layer or Sequential called with another number of inputs: the
@@ -498,6 +574,8 @@ class TorchModel(nn.Module):
                 else:
                     for k, t in keep.items():
                         setattr(*_owner(mod, k), t)
+                if isinstance(current, Pending):
+                    _adopt(current, mod)  # whoever holds a placeholder holds the tensor
                 mods[i] = mod
                 path = node.path
                 if direct and mod.training is training and path.isdecimal():
@@ -637,6 +715,7 @@ class TorchModel(nn.Module):
         tensors = {n: _as_tensor(v) for n, v in state_dict.items()}
         shapes = {n: tuple(t.shape) for n, t in tensors.items()}
         rt = self._rt
+        self._follow_placeholders()
         if strict or not rt.initialized:
             specs = rt.check_state(shapes)
         else:
@@ -657,6 +736,7 @@ class TorchModel(nn.Module):
     ) -> None:
         # Reached directly when this model sits inside a bigger nn.Module.
         if not self._rt.initialized:
+            self._follow_placeholders()
             shapes = {
                 k[len(prefix) :]: tuple(v.shape)
                 for k, v in state_dict.items()
