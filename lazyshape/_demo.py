@@ -24,9 +24,9 @@ from ._graph import Sequential
 from ._layer import Layer
 from ._specs import ParamSpec, TensorSpec
 from ._summary import summary
+from .layers._common import check_floating
 from .layers.activation import ReLU
 from .layers.linear import Linear
-from .rules._common import check_floating
 
 __all__ = ["CustomLinear", "seed_model", "run_demo"]
 

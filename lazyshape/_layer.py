@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from ._dims import SymbolicComparisonError, format_shape
 from ._errors import ShapeError
 from ._specs import ParamSpec, TensorSpec
-from .rules._common import FLOATING
+from .layers._common import FLOATING
 
 __all__ = [
     "Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam", "check_param_dtype",

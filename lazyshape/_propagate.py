@@ -28,7 +28,7 @@ from ._errors import ShapeError
 from ._graph import _HAS_PARAMS, Module, first_reader, has_params, program_of
 from ._layer import Layer, check_outputs, check_param_dtype, rule_error, shape_input_dtype
 from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
-from .rules._common import ASSUMPTIONS, MODEL_DTYPE
+from .layers._common import ASSUMPTIONS, MODEL_DTYPE
 
 __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 

@@ -33,15 +33,17 @@ from torch import nn  # noqa: E402
 
 import lazyshape as ls  # noqa: E402
 from lazyshape.dims import Sym, bind_shape, format_shape  # noqa: E402
-from lazyshape.layers.conv import (  # noqa: E402
+from lazyshape.layers.conv import (  # noqa: E402  # noqa: E402
+    PADDING_MODES,
     Conv1d,
     Conv2d,
     Conv3d,
     ConvTranspose1d,
     ConvTranspose2d,
     ConvTranspose3d,
+    conv_out_dim,
+    conv_transpose_out_dim,
 )
-from lazyshape.rules.conv import PADDING_MODES, conv_out_dim, conv_transpose_out_dim  # noqa: E402
 
 CONV = {1: Conv1d, 2: Conv2d, 3: Conv3d}
 CONV_T = {1: ConvTranspose1d, 2: ConvTranspose2d, 3: ConvTranspose3d}
@@ -534,7 +536,7 @@ FAST_PATH_CASES = [
 
 
 def test_jax_conv_transpose_takes_the_safe_path_exactly_for_small_strided_inputs():
-    from lazyshape_jax.ops_conv import _may_abort
+    from lazyshape_jax.conv import _may_abort
 
     for k, s, _, _, d, size, _ in XLA_ABORT_CASES:
         assert _may_abort(size, k, s, d)

@@ -16,8 +16,8 @@ import pytest
 
 import lazyshape as ls
 from lazyshape._layer import check_param_dtype, shape_input_dtype
-from lazyshape.rules._common import model_dtype
-from lazyshape.rules.merge import promote_dtypes
+from lazyshape.layers._common import model_dtype
+from lazyshape.layers.merge import promote_dtypes
 
 HAVE = {name: importlib.util.find_spec(name) is not None for name in ("torch", "jax")}
 BACKENDS = [

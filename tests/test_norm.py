@@ -728,11 +728,3 @@ def test_jax_grad_through_batch_norm_training():
     assert grads["0"]["weight"].shape == (4,)
     assert int(new["0"]["num_batches_tracked"]) == 1
 
-
-def test_ops_modules_expose_the_same_norm_ops():
-    import importlib
-
-    names = [
-        importlib.import_module(f"lazyshape_{b}.ops_norm").__all__ for b in ("numpy", "torch", "jax")
-    ]
-    assert names[0] == names[1] == names[2]

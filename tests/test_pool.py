@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 
 import jax.numpy as jnp  # noqa: E402
-import lazyshape_jax.ops_pool as jax_ops  # noqa: E402
-import lazyshape_numpy.ops_pool as np_ops  # noqa: E402
-import lazyshape_torch.ops_pool as torch_ops  # noqa: E402
+import lazyshape_jax.pool as jax_ops  # noqa: E402
+import lazyshape_numpy.pool as np_ops  # noqa: E402
+import lazyshape_torch.pool as torch_ops  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -32,7 +32,7 @@ from lazyshape.layers.pool import (  # noqa: E402
     MaxPool2d,
     MaxPool3d,
 )
-from lazyshape.testing._entries_pool import torch_adaptive_fast_path  # noqa: E402
+from lazyshape.testing._entries.pool import torch_adaptive_fast_path  # noqa: E402
 
 MAX = {1: MaxPool1d, 2: MaxPool2d, 3: MaxPool3d}
 AVG = {1: AvgPool1d, 2: AvgPool2d, 3: AvgPool3d}

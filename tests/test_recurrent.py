@@ -15,9 +15,9 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 
 import jax.numpy as jnp  # noqa: E402
-import lazyshape_jax.ops_seq as jax_ops  # noqa: E402
-import lazyshape_numpy.ops_seq as np_ops  # noqa: E402
-import lazyshape_torch.ops_seq as torch_ops  # noqa: E402
+import lazyshape_jax.recurrent as jax_ops  # noqa: E402
+import lazyshape_numpy.recurrent as np_ops  # noqa: E402
+import lazyshape_torch.recurrent as torch_ops  # noqa: E402
 from torch import nn  # noqa: E402
 
 import lazyshape as ls  # noqa: E402

@@ -804,7 +804,7 @@ def test_global_registration_hooks_see_every_parameter_and_module():
 
 def count_stamped(monkeypatch):
     """Patch the stamping of ``nn.Linear`` to count its calls; return the counter."""
-    from lazyshape_torch import native
+    from lazyshape_torch import linear as native
 
     stamped = []
     stamp = native._stamp_linear
@@ -818,7 +818,7 @@ def count_stamped(monkeypatch):
 
 
 def test_linear_is_constructed_for_real_when_the_stamp_does_not_match_torch(monkeypatch):
-    from lazyshape_torch import native
+    from lazyshape_torch import linear as native
 
     assert native._linear_matches_torch()  # on this torch, the fast path is taken
     stamped = count_stamped(monkeypatch)

@@ -1,69 +1,43 @@
-"""NN operations for JAX arrays and tracers (the backend op protocol; same names
-and signatures in every backend's ``ops`` module)."""
+"""The NN operations for JAX arrays: the backend op protocol, the same names and
+signatures in every backend's ``ops`` module (``ls.ops`` dispatches here).
+Each layer family's ops live in the module of the family's name."""
 
-from __future__ import annotations
+from .activation import dropout as dropout
+from .activation import gelu as gelu
+from .activation import leaky_relu as leaky_relu
+from .activation import relu as relu
+from .activation import sigmoid as sigmoid
+from .activation import silu as silu
+from .activation import softmax as softmax
+from .attention import scaled_dot_product_attention as scaled_dot_product_attention
+from .conv import conv as conv
+from .conv import conv_transpose as conv_transpose
+from .conv import pad as pad
+from .embedding import embedding as embedding
+from .linear import linear as linear
+from .pool import adaptive_avg_pool as adaptive_avg_pool
+from .pool import avg_pool as avg_pool
+from .pool import max_pool as max_pool
+from .recurrent import gru as gru
+from .recurrent import lstm as lstm
 
-from typing import Any
-
-import jax
-import jax.numpy as jnp
-
-__all__ = ["relu", "gelu", "sigmoid", "silu", "leaky_relu", "softmax", "dropout", "linear"]
-
-
-def relu(x: Any) -> Any:
-    """``max(x, 0)``."""
-    return jax.nn.relu(x)
-
-
-def gelu(x: Any, approximate: str) -> Any:
-    """GELU, exact (erf, as ``torch.nn.GELU()``) or tanh-approximated."""
-    return jax.nn.gelu(x, approximate=approximate == "tanh")
-
-
-def sigmoid(x: Any) -> Any:
-    """``1 / (1 + exp(-x))``."""
-    return jax.nn.sigmoid(x)
-
-
-def silu(x: Any) -> Any:
-    """``x * sigmoid(x)``."""
-    return jax.nn.silu(x)
-
-
-def leaky_relu(x: Any, negative_slope: float) -> Any:
-    """``x if x >= 0 else negative_slope * x``."""
-    return jax.nn.leaky_relu(x, negative_slope)
-
-
-def softmax(x: Any, axis: int) -> Any:
-    """Softmax over ``axis`` (max-subtracted); a 0-d ``x`` counts as 1-d (``axis``
-    0 or -1), as in torch."""
-    if jnp.ndim(x) == 0:
-        return jnp.reshape(jax.nn.softmax(jnp.reshape(x, (1,)), axis=axis), ())
-    return jax.nn.softmax(x, axis=axis)
-
-
-def dropout(x: Any, p: float, rng: Any) -> Any:
-    """Inverted dropout; ``rng`` is a PRNG key (``jax.random.key``)."""
-    if rng is None:
-        raise ValueError(
-            "dropout in training needs a PRNG key: m.apply(params, x, training=True, key=key)"
-        )
-    if p >= 1.0:
-        return jnp.zeros_like(x)
-    keep = jax.random.bernoulli(rng, 1.0 - p, jnp.shape(x))
-    return jnp.where(keep, x / jnp.asarray(1.0 - p, x.dtype), jnp.zeros((), x.dtype))
-
-
-def linear(x: Any, weight: Any, bias: Any | None) -> Any:
-    """``x @ weight.T + bias``, weight of shape ``(out, in)``."""
-    y = jnp.matmul(x, weight.T)
-    return y if bias is None else y + bias
-
-
-# The layer families' ops live in their own modules (same names in every backend).
-from .ops_conv import *  # noqa: E402, F403
-from .ops_norm import *  # noqa: E402, F403
-from .ops_pool import *  # noqa: E402, F403
-from .ops_seq import *  # noqa: E402, F403
+__all__ = [
+    "dropout",
+    "gelu",
+    "leaky_relu",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "scaled_dot_product_attention",
+    "conv",
+    "conv_transpose",
+    "pad",
+    "embedding",
+    "linear",
+    "adaptive_avg_pool",
+    "avg_pool",
+    "max_pool",
+    "gru",
+    "lstm",
+]

@@ -1,74 +1,43 @@
-"""NN operations for NumPy arrays (the backend op protocol; same names and
-signatures in every backend's ``ops`` module)."""
+"""The NN operations for NumPy arrays: the backend op protocol, the same names and
+signatures in every backend's ``ops`` module (``ls.ops`` dispatches here).
+Each layer family's ops live in the module of the family's name."""
 
-from __future__ import annotations
+from .activation import dropout as dropout
+from .activation import gelu as gelu
+from .activation import leaky_relu as leaky_relu
+from .activation import relu as relu
+from .activation import sigmoid as sigmoid
+from .activation import silu as silu
+from .activation import softmax as softmax
+from .attention import scaled_dot_product_attention as scaled_dot_product_attention
+from .conv import conv as conv
+from .conv import conv_transpose as conv_transpose
+from .conv import pad as pad
+from .embedding import embedding as embedding
+from .linear import linear as linear
+from .pool import adaptive_avg_pool as adaptive_avg_pool
+from .pool import avg_pool as avg_pool
+from .pool import max_pool as max_pool
+from .recurrent import gru as gru
+from .recurrent import lstm as lstm
 
-import math
-from typing import Any
-
-import numpy as np
-
-__all__ = ["relu", "gelu", "sigmoid", "silu", "leaky_relu", "softmax", "dropout", "linear"]
-
-try:  # SciPy's erf is vectorized; fall back to math.erf elementwise
-    from scipy.special import erf as _erf
-except ImportError:  # pragma: no cover - SciPy comes with JAX
-    _erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def relu(x: Any) -> Any:
-    """``max(x, 0)``."""
-    return np.maximum(x, 0)
-
-
-def gelu(x: Any, approximate: str) -> Any:
-    """GELU, exact (erf) or tanh-approximated."""
-    if approximate == "tanh":
-        c = math.sqrt(2.0 / math.pi)
-        return (0.5 * x * (1.0 + np.tanh(c * (x + 0.044715 * x**3)))).astype(x.dtype)
-    return (0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))).astype(x.dtype)
-
-
-def sigmoid(x: Any) -> Any:
-    """``1 / (1 + exp(-x))``, without overflow warnings for large ``|x|``."""
-    return (0.5 * (np.tanh(0.5 * x) + 1.0)).astype(x.dtype)
-
-
-def silu(x: Any) -> Any:
-    """``x * sigmoid(x)``."""
-    return x * sigmoid(x)
-
-
-def leaky_relu(x: Any, negative_slope: float) -> Any:
-    """``x if x >= 0 else negative_slope * x``."""
-    return np.where(x >= 0, x, x * x.dtype.type(negative_slope))
-
-
-def softmax(x: Any, axis: int) -> Any:
-    """Softmax over ``axis`` (max-subtracted); a 0-d ``x`` counts as 1-d (``axis``
-    0 or -1), as in torch."""
-    if np.ndim(x) == 0:
-        return softmax(np.reshape(x, (1,)), axis).reshape(())
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def dropout(x: Any, p: float, rng: Any) -> Any:
-    """Inverted dropout with a NumPy ``Generator``."""
-    if p >= 1.0:
-        return np.zeros_like(x)
-    keep = rng.random(x.shape) >= p
-    return np.where(keep, x / x.dtype.type(1.0 - p), x.dtype.type(0))
-
-
-def linear(x: Any, weight: Any, bias: Any | None) -> Any:
-    """``x @ weight.T + bias``."""
-    y = x @ weight.T
-    return y if bias is None else y + bias
-
-
-# The layer families' ops live in their own modules (same names in every backend).
-from .ops_conv import *  # noqa: E402, F403
-from .ops_norm import *  # noqa: E402, F403
-from .ops_pool import *  # noqa: E402, F403
-from .ops_seq import *  # noqa: E402, F403
+__all__ = [
+    "dropout",
+    "gelu",
+    "leaky_relu",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "scaled_dot_product_attention",
+    "conv",
+    "conv_transpose",
+    "pad",
+    "embedding",
+    "linear",
+    "adaptive_avg_pool",
+    "avg_pool",
+    "max_pool",
+    "gru",
+    "lstm",
+]

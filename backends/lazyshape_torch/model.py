@@ -41,6 +41,7 @@ from lazyshape._runtime import BuildConfig, Runtime, pack_outputs
 from lazyshape._specs import ParamSpec, normalize_dtype
 
 from . import init, native
+from . import ops as ops  # importing the ops registers every family's native modules
 
 __all__ = ["TorchModel", "Pending", "PartialShape"]
 

@@ -1,64 +1,45 @@
-"""NN operations for torch tensors (the backend op protocol; same names and
-signatures in every backend's ``ops`` module)."""
+"""The NN operations for torch tensors: the backend op protocol, the same names and
+signatures in every backend's ``ops`` module (``ls.ops`` dispatches here).
+Each layer family's ops live in the module of the family's name."""
+__all__ = [
+    "dropout",
+    "gelu",
+    "leaky_relu",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "scaled_dot_product_attention",
+    "conv",
+    "conv_transpose",
+    "pad",
+    "embedding",
+    "linear",
+    "adaptive_avg_pool",
+    "avg_pool",
+    "max_pool",
+    "gru",
+    "lstm",
+]
 
-from __future__ import annotations
-
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-
-__all__ = ["relu", "gelu", "sigmoid", "silu", "leaky_relu", "softmax", "dropout", "linear"]
-
-
-def relu(x: Any) -> Any:
-    """``max(x, 0)``."""
-    return F.relu(x)
-
-
-def gelu(x: Any, approximate: str) -> Any:
-    """GELU, exact (erf) or tanh-approximated."""
-    return F.gelu(x, approximate=approximate)
-
-
-def sigmoid(x: Any) -> Any:
-    """``1 / (1 + exp(-x))``."""
-    return torch.sigmoid(x)
-
-
-def silu(x: Any) -> Any:
-    """``x * sigmoid(x)``."""
-    return F.silu(x)
-
-
-def leaky_relu(x: Any, negative_slope: float) -> Any:
-    """``x if x >= 0 else negative_slope * x``."""
-    return F.leaky_relu(x, negative_slope)
-
-
-def softmax(x: Any, axis: int) -> Any:
-    """Softmax over ``axis``."""
-    return torch.softmax(x, dim=axis)
-
-
-def dropout(x: Any, p: float, rng: Any) -> Any:
-    """Inverted dropout; ``rng`` is a ``torch.Generator``, or None for torch's
-    global RNG (exactly ``F.dropout`` then)."""
-    if rng is None:
-        return F.dropout(x, p, training=True)
-    if p >= 1.0:
-        return torch.zeros_like(x)
-    keep = torch.empty_like(x).bernoulli_(1.0 - p, generator=rng)
-    return x * keep / (1.0 - p)
-
-
-def linear(x: Any, weight: Any, bias: Any | None) -> Any:
-    """``x @ weight.T + bias``."""
-    return F.linear(x, weight, bias)
-
-
-# The layer families' ops live in their own modules (same names in every backend).
-from .ops_conv import *  # noqa: E402, F403
-from .ops_norm import *  # noqa: E402, F403
-from .ops_pool import *  # noqa: E402, F403
-from .ops_seq import *  # noqa: E402, F403
+# the families without ops of their own: their native modules register on import
+from . import norm as norm  # noqa: E402
+from . import reshape as reshape  # noqa: E402
+from .activation import dropout as dropout
+from .activation import gelu as gelu
+from .activation import leaky_relu as leaky_relu
+from .activation import relu as relu
+from .activation import sigmoid as sigmoid
+from .activation import silu as silu
+from .activation import softmax as softmax
+from .attention import scaled_dot_product_attention as scaled_dot_product_attention
+from .conv import conv as conv
+from .conv import conv_transpose as conv_transpose
+from .conv import pad as pad
+from .embedding import embedding as embedding
+from .linear import linear as linear
+from .pool import adaptive_avg_pool as adaptive_avg_pool
+from .pool import avg_pool as avg_pool
+from .pool import max_pool as max_pool
+from .recurrent import gru as gru
+from .recurrent import lstm as lstm

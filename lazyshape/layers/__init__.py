@@ -1,1 +1,4 @@
-"""The built-in layer classes, one module per family."""
+"""The built-in layers, one module per family (``linear``, ``activation``,
+``reshape``, ``merge``, ``conv``, ``pool``, ``norm``, ``embedding``, ``attention``,
+``recurrent``): each holds the family's rules (pure functions of specs and
+hyperparameters), then its layer classes."""

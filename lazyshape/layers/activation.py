@@ -1,4 +1,8 @@
-"""Activations, ``Dropout`` and ``Identity``: shape-preserving layers."""
+"""Activations, ``Dropout`` and ``Identity``: shape-preserving layers.
+
+The module holds the rules (pure functions of specs and hyperparameters),
+then the layer classes.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,51 @@ from .. import ops
 from .._errors import ShapeError
 from .._layer import Context, Layer
 from .._specs import TensorSpec
-from ..rules.elementwise import float_same_spec, same_spec, softmax_output
+from ._common import check_floating, normalize_axis, probability
 
-__all__ = ["Identity", "Dropout", "ReLU", "GELU", "Tanh", "Sigmoid", "SiLU", "LeakyReLU", "Softmax"]
+__all__ = [
+    "Identity",
+    "Dropout",
+    "ReLU",
+    "GELU",
+    "Tanh",
+    "Sigmoid",
+    "SiLU",
+    "LeakyReLU",
+    "Softmax",
+    "same_spec",
+    "float_same_spec",
+    "softmax_output",
+]
+
+
+def same_spec(x: TensorSpec) -> TensorSpec:
+    """Any input; the output has the input's shape and dtype."""
+    return x
+
+
+def float_same_spec(x: TensorSpec) -> TensorSpec:
+    """A floating-point input; the output has its shape and dtype."""
+    check_floating(x)
+    return x
+
+
+def softmax_output(x: TensorSpec, dim: int) -> TensorSpec:
+    """Softmax over ``dim``: a floating-point input with that dim; same shape. A
+    0-d input takes ``dim`` 0 or -1 (torch treats a scalar as 1-d)."""
+    check_floating(x)
+    if x.ndim == 0:
+        if dim not in (0, -1):
+            raise ShapeError(
+                "`dim` in [-1, 0] for a 0-d input (a scalar counts as 1-d, as in torch)",
+                f"`dim` (={dim}) for input shape ()",
+            )
+        return x
+    normalize_axis(dim, x.ndim, "dim")
+    return x
+
+
+# -- layers ----------------------------------------------------------------------
 
 
 class _Elementwise(Layer):
@@ -43,9 +89,7 @@ class Dropout(_Elementwise):
 
     def __init__(self, p: float = 0.5, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ShapeError("`p` in [0, 1]", f"`p` (={p!r})", kind="Dropout")
-        self.p = float(p)
+        self.p = probability(p, "p", "Dropout")
 
     def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
         if not ctx.training or self.p == 0.0:

@@ -1,32 +1,443 @@
 """Convolutions whose input channels are inferred: ``Conv1d/2d/3d`` and
-``ConvTranspose1d/2d/3d`` (PyTorch's names, arguments and initialization)."""
+``ConvTranspose1d/2d/3d`` (PyTorch's names, arguments and initialization).
+
+The module holds the hyperparameter normalisers, the checks, the shape and
+parameter rules (pure functions of specs and hyperparameters), then the
+layer classes.
+
+Inputs are batched and channels-first, ``(N, C, *spatial)``. A convolution's
+weight is ``(out_channels, in_channels/groups, *kernel_size)``; a transposed
+convolution's is ``(in_channels, out_channels/groups, *kernel_size)``.
+Padding is normalised once, at construction, to explicit ``(lo, hi)`` pairs
+per spatial dim (``"same"`` splits odd totals as torch does: the extra element
+goes on the high side).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .. import ops
+from .._dims import Dim, bounds, eq, format_dim, format_shape, le, lt, prod
+from .._errors import ShapeError
+from .._init import Initializer, fan_in_uniform, kaiming_uniform
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
-from ..rules._common import positive_int
-from ..rules.conv import (
-    Pads,
-    check_groups,
-    check_padding_mode,
-    conv_output,
-    conv_params,
-    conv_rooms,
-    conv_transpose_output,
-    conv_transpose_params,
-    normalize_ints,
-    normalize_kernel,
-    normalize_output_padding,
-    normalize_padding,
-    normalize_transpose_padding,
-)
+from ._common import FLOATING, assume_equal, check_floating, check_input_rank, positive_int
 
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+__all__ = [
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "PADDING_MODES",
+    "CONV_WEIGHT_INIT",
+    "Pads",
+    "normalize_kernel",
+    "normalize_ints",
+    "normalize_padding",
+    "normalize_transpose_padding",
+    "normalize_output_padding",
+    "check_groups",
+    "check_padding_mode",
+    "conv_out_dim",
+    "conv_transpose_out_dim",
+    "conv_output",
+    "conv_rooms",
+    "conv_params",
+    "conv_transpose_output",
+    "conv_transpose_params",
+]
+
+
+#: torch's ``padding_mode`` values for ``nn.Conv*d``.
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+#: PyTorch's ``_ConvNd.reset_parameters``: weight ``kaiming_uniform(a=sqrt(5))``.
+CONV_WEIGHT_INIT: Initializer = kaiming_uniform(a=math.sqrt(5))
+
+#: explicit ``(lo, hi)`` padding per spatial dim
+Pads = tuple[tuple[int, int], ...]
+
+_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
+
+
+# -- 1. hyperparameter normalisers (at construction) ----------------------------
+
+
+def _show(value: object) -> str:
+    return repr(tuple(value)) if isinstance(value, list) else repr(value)
+
+
+def _ints(n: int) -> str:
+    return "1 int" if n == 1 else f"{n} ints"
+
+
+def _ntuple(value: object, n: int, name: str, kind: str) -> tuple[int, ...]:
+    """An int, or a tuple/list of ``n`` ints, as an ``n``-tuple of ints."""
+    if type(value) is int:
+        return (value,) * n
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == n
+        and all(type(v) is int for v in value)
+    ):
+        return tuple(value)
+    raise ShapeError(
+        f"`{name}` to be an int or a tuple of {_ints(n)}", f"`{name}` (={_show(value)})", kind=kind
+    )
+
+
+def normalize_ints(
+    value: object, n: int, name: str, kind: str, minimum: int = 1
+) -> tuple[int, ...]:
+    """``stride``, ``dilation``, ``padding``...: an int or ``n`` ints, each ``>= minimum``."""
+    out = _ntuple(value, n, name, kind)
+    if any(v < minimum for v in out):
+        need = "positive" if minimum == 1 else f">= {minimum}"
+        raise ShapeError(f"`{name}` to be {need}", f"`{name}` (={_show(value)})", kind=kind)
+    return out
+
+
+def normalize_kernel(value: object, n: int, kind: str) -> tuple[int, ...]:
+    """``kernel_size``: an int or ``n`` positive ints."""
+    return normalize_ints(value, n, "kernel_size", kind)
+
+
+def normalize_padding(
+    padding: object,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    kind: str,
+) -> tuple[tuple[int, ...] | str, Pads]:
+    """``padding`` of a convolution as ``(shown, pads)``: ``shown`` is the tuple or
+    string torch keeps, ``pads`` the explicit ``(lo, hi)`` pair of each dim.
+
+    ``"valid"`` is no padding; ``"same"`` (stride 1 only, as torch) pads
+    ``dil*(k-1)`` in total, ``lo = total // 2`` and ``hi = total - lo``."""
+    n = len(kernel_size)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return padding, ((0, 0),) * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ShapeError(
+                    "`stride` of 1 with padding='same' (torch does not support 'same' "
+                    "for strided convolutions)",
+                    f"`stride` (={stride})",
+                    kind=kind,
+                )
+            pads = []
+            for k, d in zip(kernel_size, dilation, strict=True):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))
+            return padding, tuple(pads)
+        raise ShapeError(
+            f"`padding` to be an int, a tuple of {_ints(n)}, 'same' or 'valid'",
+            f"`padding` (={padding!r})",
+            kind=kind,
+        )
+    p = normalize_ints(padding, n, "padding", kind, minimum=0)
+    return p, tuple((v, v) for v in p)
+
+
+def normalize_transpose_padding(padding: object, n: int, kind: str) -> tuple[int, ...]:
+    """``padding`` of a transposed convolution: an int or ``n`` ints ``>= 0``
+    (torch's transposed convolutions take no padding strings)."""
+    if isinstance(padding, str):
+        raise ShapeError(
+            f"`padding` to be an int or a tuple of {_ints(n)} (transposed convolutions "
+            "take no padding strings)",
+            f"`padding` (={padding!r})",
+            kind=kind,
+        )
+    return normalize_ints(padding, n, "padding", kind, minimum=0)
+
+
+def normalize_output_padding(
+    output_padding: object,
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    kind: str,
+) -> tuple[int, ...]:
+    """``output_padding``: ``>= 0`` and, in every dim, smaller than the stride or
+    the dilation (torch's check)."""
+    op = normalize_ints(output_padding, len(stride), "output_padding", kind, minimum=0)
+    if any(o >= s and o >= d for o, s, d in zip(op, stride, dilation, strict=True)):
+        raise ShapeError(
+            "`output_padding` smaller than `stride` or `dilation` in every dim",
+            f"`output_padding` (={op}), `stride` (={stride}), `dilation` (={dilation})",
+            kind=kind,
+        )
+    return op
+
+
+# -- 2. validation ----------------------------------------------------------------
+
+
+def check_groups(
+    groups: object, out_channels: int, in_channels: int | None, kind: str
+) -> int:
+    """``groups`` positive, dividing ``out_channels`` and (when given) ``in_channels``."""
+    if type(groups) is not int or groups <= 0:
+        raise ShapeError("`groups` to be a positive int", f"`groups` (={groups!r})", kind=kind)
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+        if value is not None and value % groups:
+            raise ShapeError(
+                f"`{name}` divisible by `groups`",
+                f"`{name}` (={value}), `groups` (={groups})",
+                kind=kind,
+            )
+    return groups
+
+
+def check_padding_mode(padding_mode: object, kind: str) -> str:
+    """``padding_mode`` one of torch's four."""
+    if padding_mode not in PADDING_MODES:
+        raise ShapeError(
+            f"`padding_mode` one of {', '.join(repr(m) for m in PADDING_MODES)}",
+            f"`padding_mode` (={padding_mode!r})",
+            kind=kind,
+        )
+    return str(padding_mode)
+
+
+def _check_input(x: TensorSpec, n: int, in_channels: int | None, groups: int) -> Dim:
+    """A floating ``(N, C, *spatial)`` input with ``C`` input channels (checked
+    against ``in_channels``, divisible by ``groups``) and non-empty spatial dims;
+    returns ``C``."""
+    if len(x.shape) != n + 2:
+        check_input_rank(x, n + 2, _LAYOUTS[n])
+    if x.dtype not in FLOATING:
+        check_floating(x)
+    shape = x.shape
+    c = shape[1]
+    if in_channels is not None:
+        if c is not in_channels:
+            same = eq(c, in_channels)
+            if same is False:
+                raise ShapeError(
+                    f"expected {in_channels} input channels (in_channels) in dim 1",
+                    f"input shape {format_shape(shape)}",
+                )
+            if same is None:
+                assume_equal(c, in_channels)
+        c = in_channels
+    elif type(c) is int:
+        if c == 0:
+            raise ShapeError(
+                "expected at least one input channel (dim 1)", f"input shape {format_shape(shape)}"
+            )
+        if c % groups:
+            raise ShapeError(
+                "input channels (dim 1) divisible by `groups`",
+                f"input shape {format_shape(shape)}, `groups` (={groups})",
+            )
+    elif groups != 1:
+        rem = c % groups
+        if eq(rem, 0) is False:
+            raise ShapeError(
+                "input channels (dim 1) divisible by `groups`",
+                f"input shape {format_shape(shape)}, `groups` (={groups})",
+            )
+        if type(rem) is not int:
+            assume_equal(rem, 0)
+    for i, d in enumerate(shape[2:], start=2):
+        if type(d) is int and d == 0:  # symbols are >= 1: only a literal 0 is empty
+            raise ShapeError(
+                "expected non-empty spatial dims",
+                f"input shape {format_shape(shape)} (dim {i} is 0)",
+            )
+    return c
+
+
+def _check_padding_fits(x: TensorSpec, pads: Pads, padding_mode: str) -> None:
+    """torch's ``F.pad`` limits: ``reflect`` pads less than the dim, ``circular``
+    at most the dim (for symbolic dims, only a provable violation fails)."""
+    for i, (d, (lo, hi)) in enumerate(zip(x.shape[2:], pads, strict=True), start=2):
+        p = max(lo, hi)
+        if padding_mode == "reflect" and le(d, p) is True:
+            need = "smaller than"
+        elif padding_mode == "circular" and lt(d, p) is True:
+            need = "at most"
+        else:
+            continue
+        raise ShapeError(
+            f"padding_mode={padding_mode!r} needs padding {need} the input dim",
+            f"padding ({lo}, {hi}) for dim {i} of input shape {format_shape(x.shape)}",
+        )
+
+
+# -- 3. shape computation ----------------------------------------------------------
+
+
+def conv_out_dim(
+    d: Dim, kernel: int, stride: int = 1, padding: int | tuple[int, int] = 0, dilation: int = 1
+) -> Dim:
+    """``(d + 2p - dil*(k-1) - 1) // s + 1``; ``padding`` is ``p`` or a ``(lo, hi)``
+    pair, counted as ``lo + hi``."""
+    lo, hi = (padding, padding) if isinstance(padding, int) else padding
+    return (d + (lo + hi - dilation * (kernel - 1) - 1)) // stride + 1
+
+
+def conv_transpose_out_dim(
+    d: Dim,
+    kernel: int,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    dilation: int = 1,
+) -> Dim:
+    """``(d - 1)*s - 2p + dil*(k-1) + output_padding + 1``."""
+    return (d - 1) * stride + (dilation * (kernel - 1) + output_padding + 1 - 2 * padding)
+
+
+def conv_rooms(
+    kernel_size: tuple[int, ...], pads: Pads, dilation: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Per spatial dim, ``lo + hi - (dil*(k-1) + 1)``: the padded size less the
+    dilated kernel's extent, beyond the input size. An output dim is then
+    ``(d + room)//s + 1`` (`conv_out_dim`), and needs ``d + room >= 0``. Fixed
+    by the hyperparameters: layers compute it once."""
+    return tuple(
+        lo + hi - (dil * (k - 1) + 1)
+        for k, (lo, hi), dil in zip(kernel_size, pads, dilation, strict=True)
+    )
+
+
+def conv_output(
+    x: TensorSpec,
+    out_channels: int,
+    stride: tuple[int, ...],
+    pads: Pads,
+    rooms: tuple[int, ...],
+    groups: int,
+    padding_mode: str,
+    in_channels: int | None,
+) -> TensorSpec:
+    """``(N, C, *d) -> (N, out_channels, *conv_out_dim(d))``, with ``rooms`` from
+    `conv_rooms`."""
+    n = len(stride)
+    _check_input(x, n, in_channels, groups)
+    if padding_mode != "zeros":
+        _check_padding_fits(x, pads, padding_mode)
+    spatial: list[Dim] = []
+    for d, s, room in zip(x.shape[2:], stride, rooms, strict=True):
+        if type(d) is int:  # the concrete fast path: conv_out_dim's formula on ints
+            if d + room >= 0:
+                spatial.append((d + room) // s + 1)
+                continue
+        # `lt(d + room, 0)` without building the sum: a dim plus a constant has
+        # the dim's bounds shifted by the constant
+        elif bounds(d)[1] + room >= 0:
+            if s == 1:  # no division: `d + room + 1` (just `d` for a "same" conv)
+                spatial.append(d if room == -1 else d + (room + 1))
+            else:
+                spatial.append((d + room) // s + 1)
+            continue
+        i = 2 + len(spatial)
+        lo, hi = pads[i - 2]
+        raise ShapeError(
+            "the padded input at least as large as the dilated kernel in every spatial "
+            "dim (an output size >= 1)",
+            f"padded size {format_dim(d + (lo + hi))} < kernel extent {lo + hi - room} in dim "
+            f"{i} of input shape {format_shape(x.shape)}",
+        )
+    return TensorSpec._make((x.shape[0], out_channels, *spatial), x.dtype)
+
+
+def conv_transpose_output(
+    x: TensorSpec,
+    out_channels: int,
+    kernel_size: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    output_padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+    in_channels: int | None,
+) -> TensorSpec:
+    """``(N, C, *d) -> (N, out_channels, *conv_transpose_out_dim(d))``."""
+    n = len(kernel_size)
+    _check_input(x, n, in_channels, groups)
+    spatial = []
+    for i, (d, k, s, p, op, dil) in enumerate(
+        zip(x.shape[2:], kernel_size, stride, padding, output_padding, dilation, strict=True),
+        start=2,
+    ):
+        out = conv_transpose_out_dim(d, k, s, p, op, dil)
+        if lt(out, 1) is True:
+            raise ShapeError(
+                "an output size >= 1 in every spatial dim: (d - 1)*stride - 2*padding + "
+                "dilation*(kernel_size - 1) + output_padding + 1",
+                f"{format_dim(out)} for dim {i} of input shape {format_shape(x.shape)}",
+            )
+        spatial.append(out)
+    return TensorSpec._make((x.shape[0], out_channels, *spatial), x.dtype)
+
+
+# -- 4. parameter rule ----------------------------------------------------------------
+
+
+def _bias(out_channels: int, fan_in: Dim) -> ParamSpec:
+    return ParamSpec._make((out_channels,), None, fan_in_uniform(fan_in))
+
+
+def conv_params(
+    x: TensorSpec,
+    out_channels: int,
+    kernel_size: Sequence[int],
+    groups: int,
+    bias: bool,
+    in_channels: int | None,
+) -> dict[str, ParamSpec]:
+    """weight ``(out_channels, in_channels/groups, *kernel_size)``, bias
+    ``(out_channels,)``: PyTorch's ``_ConvNd.reset_parameters`` (kaiming_uniform
+    with ``a=sqrt(5)``; bias ``U(±1/sqrt(fan_in))``, ``fan_in = in/groups * prod(k)``)."""
+    c = x.shape[1] if in_channels is None else in_channels
+    return dict(_conv_params(out_channels, c // groups, tuple(kernel_size), bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _conv_params(
+    out_channels: int, per_group: Dim, kernel_size: tuple[int, ...], bias: bool
+) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
+    params = {
+        "weight": ParamSpec._make((out_channels, per_group, *kernel_size), None, CONV_WEIGHT_INIT)
+    }
+    if bias:
+        params["bias"] = _bias(out_channels, per_group * prod(kernel_size))
+    return params
+
+
+def conv_transpose_params(
+    x: TensorSpec,
+    out_channels: int,
+    kernel_size: Sequence[int],
+    groups: int,
+    bias: bool,
+    in_channels: int | None,
+) -> dict[str, ParamSpec]:
+    """weight ``(in_channels, out_channels/groups, *kernel_size)``, bias
+    ``(out_channels,)``: torch computes the fans from the weight as laid out, so
+    ``fan_in = out_channels/groups * prod(kernel_size)``."""
+    c = x.shape[1] if in_channels is None else in_channels
+    per_group = out_channels // groups
+    params = {"weight": ParamSpec._make((c, per_group, *kernel_size), None, CONV_WEIGHT_INIT)}
+    if bias:
+        params["bias"] = _bias(out_channels, per_group * prod(kernel_size))
+    return params
+
+
+# -- layers ----------------------------------------------------------------------
+
 
 # torch's padding_mode -> the mode of `ls.ops.pad`
 _PAD_MODE = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}

@@ -5,7 +5,7 @@ Supporting a layer kind in the harness is one entry: a strategy of layers
 accepts, optionally one to input specs it must reject, and optionally external
 oracles (``torch``, ``jax``, ``onnx``) that compute the output spec with a
 framework no one here wrote. Built-in kinds register themselves from
-``_entries*.py``; user layers call `register`.
+``_entries/<family>.py``; user layers call `register`.
 """
 
 from __future__ import annotations
@@ -115,20 +115,7 @@ def default_batch_axes(layer: Layer, specs: Specs) -> tuple[int | None, ...]:
 _ENTRIES: dict[type[Layer], LayerEntry] = {}
 _LOADED = False
 
-#: the modules that register the built-in kinds; a layer family still being
-#: written (its module missing or broken) is skipped, not fatal
-_BUILTIN_MODULES = (
-    "lazyshape.testing._entries",
-    "lazyshape.testing._entries_conv",
-    "lazyshape.testing._entries_pool",
-    "lazyshape.testing._entries_norm",
-    "lazyshape.testing._entries_embedding",
-    "lazyshape.testing._entries_attention",
-    "lazyshape.testing._entries_recurrent",
-)
 
-#: built-in entry modules that could not be loaded, with the reason
-SKIPPED: dict[str, str] = {}
 
 
 def _load_builtins() -> None:
@@ -136,11 +123,10 @@ def _load_builtins() -> None:
     if _LOADED:
         return
     _LOADED = True
-    for mod in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ImportError as e:  # a layer family not landed yet
-            SKIPPED[mod] = f"{type(e).__name__}: {e}"
+    from ._entries import FAMILIES
+
+    for family in FAMILIES:
+        importlib.import_module(f"lazyshape.testing._entries.{family}")
 
 
 def _as_layers(layer_type: type[Layer], hparams: Any) -> SearchStrategy[Layer]:

@@ -1,0 +1,179 @@
+"""Native torch modules of the normalization layers.
+
+``nn.BatchNorm{1,2,3}d``, ``nn.InstanceNorm{1,2,3}d``, ``nn.LayerNorm`` and
+``nn.GroupNorm`` are built from the layer's hyperparameters and the sizes in
+its parameter specs, so ``state_dict`` keys (``num_batches_tracked``
+included) are torch's. Norm layers use no randomness.
+
+torch raises a bare ``ValueError`` for a batch with one value per channel in
+training; the modules that only then compute batch (instance) statistics get
+a forward pre-hook that raises lazyshape's `ShapeError` instead, before any
+computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from lazyshape._errors import ShapeError
+from lazyshape._specs import ParamSpec
+from lazyshape.layers.norm import (
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    GroupNorm,
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    LayerNorm,
+    check_spatial_size,
+    check_values_per_channel,
+)
+
+from .native import register
+
+__all__ = []
+
+
+_BATCH = {BatchNorm1d: nn.BatchNorm1d, BatchNorm2d: nn.BatchNorm2d, BatchNorm3d: nn.BatchNorm3d}
+
+
+
+_INSTANCE = {
+    InstanceNorm1d: nn.InstanceNorm1d,
+    InstanceNorm2d: nn.InstanceNorm2d,
+    InstanceNorm3d: nn.InstanceNorm3d,
+}
+
+
+
+def _float_dtype(specs: Mapping[str, ParamSpec], dtype: Any) -> Any:
+    """The floating dtype of the module's parameters (``num_batches_tracked``
+    is int64 whatever the model's dtype)."""
+    for local in ("weight", "running_mean"):
+        spec = specs.get(local)
+        if spec is not None and spec.dtype is not None:
+            return getattr(torch, spec.dtype)
+    return dtype
+
+
+
+def _size(specs: Mapping[str, ParamSpec], given: Any) -> Any:
+    """The per-channel size from the specs, else the hyperparameter (may be None)."""
+    for local in ("weight", "running_mean"):
+        spec = specs.get(local)
+        if spec is not None:
+            return int(spec.shape[0])
+    return given
+
+
+
+def _check_training_input(
+    check: Callable[[tuple[int, ...], str], None], module: nn.Module, args: tuple[Any, ...]
+) -> None:
+    if module.training and args and isinstance(args[0], torch.Tensor):
+        try:
+            check(tuple(args[0].shape), "in training")
+        except ShapeError as e:
+            raise e.located(type(module).__name__, "") from None
+
+
+
+def _check_batch_stats(module: nn.Module, args: tuple[Any, ...]) -> None:
+    """Forward pre-hook: more than one value per channel in training."""
+    _check_training_input(check_values_per_channel, module, args)
+
+
+
+def _check_instance_stats(module: nn.Module, args: tuple[Any, ...]) -> None:
+    """Forward pre-hook: more than one spatial element in training."""
+    _check_training_input(check_spatial_size, module, args)
+
+
+
+@register(*_BATCH)
+def _batch_norm(
+    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
+) -> nn.Module | None:
+    size = _size(specs, layer.num_features)
+    if size is None:
+        return None
+    module = _BATCH[type(layer)](
+        size,
+        eps=layer.eps,
+        momentum=layer.momentum,
+        affine=layer.affine,
+        track_running_stats=layer.track_running_stats,
+        bias=layer.bias,
+        dtype=_float_dtype(specs, dtype),
+        device=device,
+    )
+    if layer.track_running_stats:  # otherwise the rule has checked every mode
+        module.register_forward_pre_hook(_check_batch_stats)
+    return module
+
+
+
+@register(*_INSTANCE)
+def _instance_norm(
+    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
+) -> nn.Module | None:
+    size = _size(specs, layer.num_features)
+    if size is None:
+        return None
+    module = _INSTANCE[type(layer)](
+        size,
+        eps=layer.eps,
+        momentum=layer.momentum,
+        affine=layer.affine,
+        track_running_stats=layer.track_running_stats,
+        bias=layer.bias,
+        dtype=_float_dtype(specs, dtype),
+        device=device,
+    )
+    if layer.track_running_stats:
+        module.register_forward_pre_hook(_check_instance_stats)
+    return module
+
+
+
+@register(LayerNorm)
+def _layer_norm(
+    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
+) -> nn.Module | None:
+    spec = specs.get("weight")
+    shape = tuple(int(d) for d in spec.shape) if spec is not None else layer.normalized_shape
+    if shape is None:
+        return None
+    return nn.LayerNorm(
+        shape,
+        eps=layer.eps,
+        elementwise_affine=layer.elementwise_affine,
+        bias=layer.bias,
+        dtype=_float_dtype(specs, dtype),
+        device=device,
+    )
+
+
+
+@register(GroupNorm)
+def _group_norm(
+    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
+) -> nn.Module | None:
+    size = _size(specs, layer.num_channels)
+    if size is None:
+        return None
+    return nn.GroupNorm(
+        layer.num_groups,
+        size,
+        eps=layer.eps,
+        affine=layer.affine,
+        bias=layer.bias,
+        dtype=_float_dtype(specs, dtype),
+        device=device,
+    )
+
