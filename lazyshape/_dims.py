@@ -16,10 +16,16 @@ assumption; they answer ``None`` ("undecidable") rather than guess.
 Integer division and modulo follow Python's floor semantics for every
 integer value of the symbols. Ints never go through ``Expr``: every helper
 checks ``type(x) is int`` first.
+
+**Sharing.** Expressions are immutable, so equal operations share one result:
+the operators, ``dim_max``/``dim_min`` and ``Sym(name)`` go through a bounded,
+thread-safe memo (see "Memoised entry points"), and a formula re-applied layer
+after layer, or model after model, costs dict lookups.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -81,7 +87,7 @@ _anon_counter = itertools.count(1)
 class _Atom:
     """A factor of a monomial: a symbol, or an opaque floordiv/mod/max/min."""
 
-    __slots__ = ("op", "name", "lhs", "rhs", "_key", "_hash", "_bounds")
+    __slots__ = ("op", "name", "lhs", "rhs", "_key", "_hash", "_bounds", "anonymous")
 
     def __init__(self, op: str, name: str = "", lhs: Dim = 0, rhs: Dim = 0) -> None:
         self.op = op
@@ -92,9 +98,12 @@ class _Atom:
         if op == _SYM:
             self._key: str | None = name
             self._hash = hash(name)
+            #: whether an anonymous symbol (``Sym(None)``) occurs in the atom
+            self.anonymous = name[0] == "?"
         else:  # the text key is rendered only when something is ordered or printed
             self._key = None
             self._hash = hash((op, lhs, rhs))
+            self.anonymous = _has_anonymous(lhs) or _has_anonymous(rhs)
 
     @property
     def key(self) -> str:
@@ -227,60 +236,63 @@ class Expr:
         return k
 
     # -- arithmetic ---------------------------------------------------------------
+    # Each operator checks for an int or `Expr` operand inline (the common case)
+    # before `_coerce` (NumPy integers); results come from the memo (see
+    # "Memoised entry points").
     def __add__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_add(self, other)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _add(self, o)
+        return NotImplemented if o is None else _memo_add(self, o)
 
     __radd__ = __add__
 
     def __sub__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_sub(self, other)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _add(self, _neg(o))
+        return NotImplemented if o is None else _memo_sub(self, o)
 
     def __rsub__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_sub(other, self)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _add(o, _neg(self))
+        return NotImplemented if o is None else _memo_sub(o, self)
 
     def __mul__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_mul(self, other)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _mul(self, o)
+        return NotImplemented if o is None else _memo_mul(self, o)
 
     __rmul__ = __mul__
 
     def __floordiv__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_floordiv(self, other)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _floordiv(self, o)
+        return NotImplemented if o is None else _memo_floordiv(self, o)
 
     def __rfloordiv__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_floordiv(other, self)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _floordiv(o, self)
+        return NotImplemented if o is None else _memo_floordiv(o, self)
 
     def __mod__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_mod(self, other)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _mod(self, o)
+        return NotImplemented if o is None else _memo_mod(self, o)
 
     def __rmod__(self, other: Dim) -> Dim:
+        if type(other) is int or isinstance(other, Expr):
+            return _memo_mod(other, self)
         o = _coerce(other)
-        if o is None:
-            return NotImplemented
-        return _mod(o, self)
+        return NotImplemented if o is None else _memo_mod(o, self)
 
     def __neg__(self) -> Dim:
-        return _neg(self)
+        return _memo_neg(self)
 
     def __pos__(self) -> Expr:
         return self
@@ -338,10 +350,10 @@ class Sym(Expr):
 
     def __new__(cls, name: str | None = None) -> Sym:
         if name is None:
-            name = f"?{next(_anon_counter)}"
-        elif not isinstance(name, str) or not name.isidentifier():
+            return _sym_of(_Atom(_SYM, f"?{next(_anon_counter)}"))
+        if not isinstance(name, str) or not name.isidentifier():
             raise ValueError(f"symbol name must be a Python identifier, got {name!r}")
-        return _sym_of(_Atom(_SYM, name))
+        return _named_sym(str(name))
 
     @property
     def name(self) -> str:
@@ -568,18 +580,24 @@ def _interval_bounds(e: Expr) -> _Bounds:
     lo: float = 0
     hi: float = 0
     for mono, c in e._terms.items():
+        if not mono:
+            lo += c
+            hi += c
+            continue
         if len(mono) == 1:
-            mb = _pow_bounds(mono[0][0].bounds(), mono[0][1])
+            atom, k = mono[0]
+            mb = atom.bounds() if k == 1 else _pow_bounds(atom.bounds(), k)
         else:
             mb = (1, 1)
             for atom, k in mono:
                 mb = _mul_bounds(mb, _pow_bounds(atom.bounds(), k))
+        # `c` is a non-zero int: `c * x` is `_imul(c, x)` (never 0 * inf)
         if c > 0:
-            lo += _imul(c, mb[0])
-            hi += _imul(c, mb[1])
+            lo += c * mb[0]
+            hi += c * mb[1]
         else:
-            lo += _imul(c, mb[1])
-            hi += _imul(c, mb[0])
+            lo += c * mb[1]
+            hi += c * mb[0]
     return lo, hi
 
 
@@ -659,7 +677,11 @@ def bounds(d: Dim) -> tuple[float, float]:
     """The interval ``(lo, hi)`` a dim is known to lie in (``±inf`` when unbounded;
     cached on an expression). ``d + c`` lies in ``(lo + c, hi + c)``: a rule can
     compare a dim plus a constant without building the sum."""
-    return _dim_bounds(d)
+    if type(d) is int:
+        return (d, d)
+    assert isinstance(d, Expr)
+    b = d._bounds  # `_bounds(d)` inlined: rules call this once per symbolic dim
+    return b if b is not None else _bounds(d)
 
 
 # ---------------------------------------------------------------------------------
@@ -743,6 +765,19 @@ def _trunc_split(a: Expr, c: int) -> tuple[_Terms, _Terms, int]:
     return q, r, k - t * c
 
 
+def _split_rest(a: Expr, q: _Terms, r: _Terms, k: int) -> tuple[Dim, Expr]:
+    """``(q, r + k)`` of `_trunc_split`'s ``a == c*q + r + k`` as dims (``r`` not
+    empty). With nothing split off, ``r + k`` is ``a`` itself: no new object, and
+    ``a``'s cached hash and bounds are kept."""
+    if not q:
+        return 0, a
+    if k:
+        r[()] = k
+    rd = _wrap(r)
+    assert isinstance(rd, Expr)  # `r` has a non-constant term
+    return _wrap(q), rd
+
+
 def _floordiv_const(a: Dim, c: int) -> Dim:
     """``p // c`` for an int ``c > 0``, with ``p = c*q + r``: ``q + r // c``.
 
@@ -757,9 +792,8 @@ def _floordiv_const(a: Dim, c: int) -> Dim:
     if c == 1:
         return a
     q, r, k = _trunc_split(a, c)
-    qd = _wrap(q)
     if not r:
-        return _add(qd, k // c)
+        return _add(_wrap(q), k // c)
     g = c
     for v in r.values():
         g = math.gcd(g, v)
@@ -767,11 +801,9 @@ def _floordiv_const(a: Dim, c: int) -> Dim:
         s = {m: v // g for m, v in r.items()}
         if k // g:
             s[()] = k // g
-        return _add(qd, _floordiv_const(_wrap(s), c // g))
-    if k:
-        r[()] = k
-    rd = _wrap(r)
-    lo, hi = _refined_bounds(rd, 0)  # plain intervals: this runs on every division
+        return _add(_wrap(q), _floordiv_const(_wrap(s), c // g))
+    qd, rd = _split_rest(a, q, r, k)
+    lo, hi = _interval_bounds(rd)  # plain intervals: this runs on every division
     if lo != -_INF and hi != _INF and lo // c == hi // c:
         return _add(qd, int(lo // c))
     inner, k = _atom_plus_const(rd)
@@ -793,7 +825,7 @@ def _mod_const(a: Dim, c: int) -> Dim:
     assert isinstance(a, Expr)
     if c == 1:
         return 0
-    _, r, k = _trunc_split(a, c)
+    q, r, k = _trunc_split(a, c)
     if not r:
         return k % c
     g = c
@@ -804,10 +836,8 @@ def _mod_const(a: Dim, c: int) -> Dim:
         if k // g:
             s[()] = k // g
         return _add(_mul(_mod_const(_wrap(s), c // g), g), k % g)
-    if k:
-        r[()] = k
-    rd = _wrap(r)
-    lo, hi = _refined_bounds(rd, 0)  # plain intervals: this runs on every division
+    _, rd = _split_rest(a, q, r, k)
+    lo, hi = _interval_bounds(rd)  # plain intervals: this runs on every division
     if lo != -_INF and hi != _INF and lo // c == hi // c:
         return _sub(rd, int(lo // c) * c)
     inner, k = _atom_plus_const(rd)
@@ -858,32 +888,184 @@ def dim_max(a: Dim, b: Dim) -> Dim:
     """``max(a, b)``; symbolic when the sign of ``a - b`` is not decided by the bounds."""
     if type(a) is int and type(b) is int:
         return a if a >= b else b
-    return _max_min(_MAX, _arg(a), _arg(b))
+    return _memo_max_min(_MAX, _arg(a), _arg(b))
 
 
 def dim_min(a: Dim, b: Dim) -> Dim:
     """``min(a, b)``; symbolic when the sign of ``a - b`` is not decided by the bounds."""
     if type(a) is int and type(b) is int:
         return a if a <= b else b
-    return _max_min(_MIN, _arg(a), _arg(b))
+    return _memo_max_min(_MIN, _arg(a), _arg(b))
+
+
+# ---------------------------------------------------------------------------------
+# Memoised entry points (hash-consing by operation)
+# ---------------------------------------------------------------------------------
+# The operators of `Expr` and `dim_max`/`dim_min` go through one memo, `_MEMO`
+# (``(op, a, b) -> result``), and `Sym(name)` through `_named_sym`: the same
+# operation on equal operands returns the *same* result object. A shape rule
+# applied layer after layer to `H` (conv/pool formulas) then costs dict lookups,
+# the results' lazily cached hash, text and bounds are computed once, and chains
+# stay shared: an operand that came out of the memo hits the next lookup by
+# identity, the cheapest comparison.
+#
+# Why this is safe, also with `infer` running concurrently in many threads:
+# - it is a pure memo: a result is a function of the *values* of the operands
+#   (canonical forms, ints, an op tag), never of object identity or of anything
+#   else, so a hit returns a value equal to what recomputing would give;
+# - keys and results are immutable (`Expr`'s only mutations are idempotent lazy
+#   caches of pure functions of its value: hash, text, bounds), so sharing a
+#   result between callers or threads cannot leak state between them;
+# - keys compare by value, and dims of different kinds never compare equal
+#   (`Expr == int` is False, bools are rejected before reaching the memo), so a
+#   key only matches an equal key;
+# - it is bounded: full, it is emptied (`_remember`). Each `dict` operation is
+#   atomic; a race can only drop entries or store an equal value twice, so the
+#   worst outcome is a recomputation. (Emptied whole rather than entry by entry,
+#   it never drops a result while keeping entries keyed by that result: their
+#   lookups would then meet an equal new object, and hit only by a structural
+#   comparison, slower than identity.)
+# Operations on anonymous dims (``Sym(None)``: a fresh one per unknown input dim
+# or model built) are computed but not stored: their keys never come back, and
+# would only push out the entries that do.
+# Internal arithmetic (normalisation, bounds) calls the plain functions: its
+# transient values would only churn the memo.
+_MEMO: Final[dict[tuple[str, Dim, Dim], Dim]] = {}
+_MEMO_SIZE: Final = 4096
+# op tags of `_MEMO` keys (`_MAX`, `_MIN`, `_FLOORDIV`, `_MOD` are reused)
+_ADD: Final = "add"
+_SUB: Final = "sub"
+_MUL: Final = "mul"
+_NEG: Final = "neg"
+
+
+def _remember(key: tuple[str, Dim, Dim], value: Dim) -> Dim:
+    """Store ``value`` as the result of ``key`` (unless an operand has an
+    anonymous symbol) and return it."""
+    for x in (key[1], key[2]):
+        if type(x) is not int and _has_anonymous(x):
+            return value
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.clear()
+    _MEMO[key] = value
+    return value
+
+
+def _has_anonymous(d: Dim) -> bool:
+    """Whether ``d`` involves an anonymous symbol (``Sym(None)``)."""
+    if type(d) is int:
+        return False
+    assert isinstance(d, Expr)
+    for mono in d._terms:
+        for atom, _ in mono:
+            if atom.anonymous:
+                return True
+    return False
+
+
+def _memo_add(a: Dim, b: Dim) -> Dim:
+    """``a + b`` through `_MEMO`."""
+    key = (_ADD, a, b)
+    r = _MEMO.get(key)
+    return _remember(key, _add(a, b)) if r is None else r
+
+
+def _memo_sub(a: Dim, b: Dim) -> Dim:
+    """``a - b`` through `_MEMO`."""
+    key = (_SUB, a, b)
+    r = _MEMO.get(key)
+    return _remember(key, _add(a, _neg(b))) if r is None else r
+
+
+def _memo_mul(a: Dim, b: Dim) -> Dim:
+    """``a * b`` through `_MEMO`."""
+    key = (_MUL, a, b)
+    r = _MEMO.get(key)
+    return _remember(key, _mul(a, b)) if r is None else r
+
+
+def _memo_neg(a: Dim) -> Dim:
+    """``-a`` through `_MEMO`."""
+    key = (_NEG, a, 0)
+    r = _MEMO.get(key)
+    return _remember(key, _neg(a)) if r is None else r
+
+
+def _memo_floordiv(a: Dim, b: Dim) -> Dim:
+    """``a // b`` through `_MEMO` (``ZeroDivisionError`` propagates, nothing stored)."""
+    key = (_FLOORDIV, a, b)
+    r = _MEMO.get(key)
+    return _remember(key, _floordiv(a, b)) if r is None else r
+
+
+def _memo_mod(a: Dim, b: Dim) -> Dim:
+    """``a % b`` through `_MEMO` (``ZeroDivisionError`` propagates, nothing stored)."""
+    key = (_MOD, a, b)
+    r = _MEMO.get(key)
+    return _remember(key, _mod(a, b)) if r is None else r
+
+
+def _memo_max_min(op: str, a: Dim, b: Dim) -> Dim:
+    """``max(a, b)`` or ``min(a, b)`` (``op`` `_MAX` or `_MIN`) through `_MEMO`."""
+    key = (op, a, b)
+    r = _MEMO.get(key)
+    return _remember(key, _max_min(op, a, b)) if r is None else r
+
+
+@functools.lru_cache(maxsize=1024)
+def _named_sym(name: str) -> Sym:
+    """The interned ``Sym`` of a (validated) name: ``Sym("H") is Sym("H")`` (a pure,
+    bounded, thread-safe memo of an immutable value, like `_MEMO`)."""
+    return _sym_of(_Atom(_SYM, name))
+
+
+def _clear_memos() -> None:
+    """Empty the memos (tests and cold-cache benchmarks; never needed for correctness)."""
+    _MEMO.clear()
+    _named_sym.cache_clear()
 
 
 # ---------------------------------------------------------------------------------
 # Three-valued comparisons
 # ---------------------------------------------------------------------------------
 def _diff_bounds(a: Dim, b: Dim) -> _Bounds:
-    return _dim_bounds(_sub(_arg(a), _arg(b)))
+    """The bounds of ``a - b``.
+
+    Against an int ``c`` nothing is built: ``bounds(e - c)`` is ``bounds(e)``
+    shifted by ``-c`` and ``bounds(c - e)`` is ``c`` minus ``bounds(e)`` reversed.
+    Both are exactly what the refined bounds of the difference give (every bound
+    `_refined_bounds` derives is shifted by a constant term and negated with the
+    expression; `tests/test_dims.py` checks it), so the verdicts do not change.
+    """
+    if a is b:
+        return (0, 0)
+    if type(b) is int:
+        lo, hi = bounds(a)
+        return (lo - b, hi - b)
+    if type(a) is int:
+        lo, hi = bounds(b)
+        return (a - hi, a - lo)
+    return _dim_bounds(_memo_sub(a, b))
 
 
 def eq(a: Dim, b: Dim) -> bool | None:
     """``a == b``: True, False, or None when it cannot be decided."""
     if type(a) is int and type(b) is int:
         return a == b
-    d = _sub(_arg(a), _arg(b))
-    if type(d) is int:
-        return d == 0
-    assert isinstance(d, Expr)
-    lo, hi = _bounds(d)
+    a, b = _arg(a), _arg(b)  # NumPy integers become ints
+    if a is b:
+        return True
+    if type(a) is int and type(b) is int:
+        return a == b
+    if type(a) is int or type(b) is int:
+        # a non-constant canonical form is never an int: `a - b` is not 0
+        lo, hi = _diff_bounds(a, b)
+    else:
+        d = _memo_sub(a, b)
+        if type(d) is int:
+            return d == 0
+        assert isinstance(d, Expr)
+        lo, hi = bounds(d)
     if lo > 0 or hi < 0:
         return False
     return None
@@ -899,7 +1081,7 @@ def lt(a: Dim, b: Dim) -> bool | None:
     """``a < b``: True, False, or None when it cannot be decided."""
     if type(a) is int and type(b) is int:
         return a < b
-    lo, hi = _diff_bounds(a, b)
+    lo, hi = _diff_bounds(_arg(a), _arg(b))
     if hi < 0:
         return True
     if lo >= 0:
@@ -911,7 +1093,7 @@ def le(a: Dim, b: Dim) -> bool | None:
     """``a <= b``: True, False, or None when it cannot be decided."""
     if type(a) is int and type(b) is int:
         return a <= b
-    lo, hi = _diff_bounds(a, b)
+    lo, hi = _diff_bounds(_arg(a), _arg(b))
     if hi <= 0:
         return True
     if lo > 0:
@@ -1036,7 +1218,7 @@ def prod(dims: Iterable[Dim]) -> Dim:
         if type(out) is int and type(d) is int:
             out *= d
         else:
-            out = _mul(out, _arg(d))
+            out = _memo_mul(out, _arg(d))
     return out
 
 

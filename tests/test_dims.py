@@ -543,3 +543,139 @@ def test_comparisons_sound_on_related_dims(
                 bx, by = bind(x, env), bind(y, env)
                 assert isinstance(bx, int) and isinstance(by, int)
                 assert op(bx, by) == verdict, (helper.__name__, x, y, env)
+
+
+# ---------------------------------------------------------------------------------
+# Shortcuts of the comparisons and the memos must not change any answer.
+# ---------------------------------------------------------------------------------
+@given(trees, st.integers(-9, 9))
+def test_refined_bounds_shift_and_negate_exactly(t: Tree, c: int) -> None:
+    # `_diff_bounds` compares an expression with an int by shifting / negating the
+    # expression's bounds instead of bounding the difference: exact, never looser.
+    from lazyshape._dims import _REFINE_DEPTH, _refined_bounds
+
+    e = sym_of(t)
+    lo, hi = _refined_bounds(e, _REFINE_DEPTH)
+    assert _refined_bounds(e + c, _REFINE_DEPTH) == (lo + c, hi + c)
+    assert _refined_bounds(c - e, _REFINE_DEPTH) == (c - hi, c - lo)
+
+
+@given(trees, trees, st.integers(-9, 9))
+def test_comparison_shortcuts_agree_with_the_difference(ta: Tree, tb: Tree, c: int) -> None:
+    from lazyshape._dims import _dim_bounds, _sub
+
+    a, b = sym_of(ta), sym_of(tb)
+    for x, y in ((a, c), (c, a), (a, b), (a, a)):
+        d = _sub(x, y)
+        lo, hi = _dim_bounds(d)
+        want_eq = (d == 0) if type(d) is int else (False if lo > 0 or hi < 0 else None)
+        assert eq(x, y) is want_eq
+        assert lt(x, y) is (True if hi < 0 else False if lo >= 0 else None)
+        assert le(x, y) is (True if hi <= 0 else False if lo > 0 else None)
+
+
+@given(trees, trees, st.integers(1, 5))
+def test_memoised_results_equal_fresh_ones(ta: Tree, tb: Tree, c: int) -> None:
+    # The operators return memoised results: the same values (and texts) as the
+    # plain functions computed from scratch, with the memos cold or warm.
+    from lazyshape import _dims
+
+    a, b = sym_of(ta), sym_of(tb)
+    fresh = [
+        _dims._add(a, b),
+        _dims._sub(a, b),
+        _dims._mul(a, b),
+        _dims._neg(a),
+        _dims._floordiv(a, c),
+        _dims._mod(a, c),
+        _dims._floordiv(a, A + c),
+        _dims._mod(b, A + c),
+        _dims._max_min("max", a, b),
+        _dims._max_min("min", a, b),
+    ]
+    for cold in (True, False):
+        if cold:
+            _dims._clear_memos()
+        got = [
+            a + b,
+            a - b,
+            a * b,
+            -a,
+            a // c,
+            a % c,
+            a // (A + c),
+            b % (A + c),
+            dim_max(a, b),
+            dim_min(a, b),
+        ]
+        for x, y in zip(got, fresh, strict=True):
+            assert type(x) is type(y) and x == y and str(x) == str(y)
+
+
+def test_named_symbols_are_interned() -> None:
+    # (interning is an optimisation, not a promise: a memo drops its oldest entries)
+    h = Sym("H")
+    assert Sym("H") is h and as_dim("H") is h
+    assert Sym(None) is not Sym(None)
+    assert (h - 1) // 2 is (h - 1) // 2  # equal operations share their result
+
+
+def test_memo_is_bounded_and_skips_anonymous_dims() -> None:
+    from lazyshape import _dims
+
+    _dims._clear_memos()
+    u = unknown()
+    assert str((u - 1) // 2 + 1) == "(? - 1)//2 + 1"
+    assert not _dims._MEMO  # a fresh anonymous dim's operations never come back
+    for i in range(_dims._MEMO_SIZE + 10):
+        _ = H + i
+    assert 0 < len(_dims._MEMO) <= _dims._MEMO_SIZE
+    assert H + 3 == H + 3 and str(H + 3) == "H + 3"
+
+
+def test_memo_is_thread_safe() -> None:
+    # Many threads computing the same chains (with the memo emptied now and then,
+    # and full of other entries) all get the single-threaded answers.
+    import sys
+    import threading
+
+    from lazyshape import _dims
+
+    names = [f"S{i}" for i in range(6)]
+
+    def chain(name: str) -> tuple[str, ...]:
+        d = h = Sym(name)
+        out = []
+        for s in (2, 2, 1, 2, 3):
+            d = conv(d, 3, s, 1)
+            out += [str(d), str(dim_max(d, h // 3)), str(d % 5), str(eq(d, h))]
+        return tuple(out)
+
+    _dims._clear_memos()
+    expected = {n: chain(n) for n in names}
+    errors: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        barrier.wait()
+        for rep in range(150):
+            if rep % 40 == i:
+                _dims._clear_memos()
+            if rep % 7 == 0:
+                for k in range(50):
+                    _ = Sym(f"T{i}") * k
+            n = names[(i + rep) % len(names)]
+            if chain(n) != expected[n]:
+                errors.append(n)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert not errors
