@@ -13,11 +13,11 @@ import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from ._layer import Layer, SymbolicTensor, _Call, format_hparam
+from ._layer import Layer, SymbolicTensor, _Call, format_hparam, resolve_node
 from ._specs import ParamSpec, TensorSpec
 
 __all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "program_of",
-           "first_reader", "has_params"]
+           "first_reader"]
 
 
 class PNode:
@@ -25,7 +25,6 @@ class PNode:
 
     __slots__ = (
         "layer", "path", "param_path", "prefix", "ins", "outs", "shared", "in0", "out0",
-        "has_params",
     )
 
     def __init__(
@@ -51,25 +50,10 @@ class PNode:
         # single-input / single-output slots (-1 otherwise): the pass's fast path
         self.in0 = ins[0] if len(ins) == 1 else -1
         self.out0 = outs[0] if len(outs) == 1 else -1
-        #: False when the layer keeps the base class's empty parameter rule
-        self.has_params = has_params(layer)
 
     def param_name(self, local: str) -> str:
         """The canonical name of one of this node's parameters."""
         return self.prefix + local
-
-
-_HAS_PARAMS: dict[type, bool] = {}
-
-
-def has_params(layer: Layer) -> bool:
-    """False when the layer keeps the base class's empty parameter rule (cached
-    per type in `_HAS_PARAMS`, which the propagation pass reads directly)."""
-    tp = type(layer)
-    known = _HAS_PARAMS.get(tp)
-    if known is None:
-        known = _HAS_PARAMS[tp] = tp.param_specs is not Layer.param_specs
-    return known
 
 
 class Program:
@@ -131,6 +115,29 @@ class _Builder:
         self.n_slots = start + n
         outs = (start,) if n == 1 else tuple(range(start, start + n))
         self.nodes.append(PNode(layer, path, param_path, ins, outs, param_path is not path))
+        return outs
+
+
+class _SpecTracer:
+    """Traces a module on specs, running each primitive layer's rules (what
+    `Module.output_spec` / `param_specs` need when a module is called on
+    symbolic tensors; the propagation pass does the same, recording more)."""
+
+    __slots__ = ("params", "owners")
+
+    def __init__(self) -> None:
+        self.params: dict[str, ParamSpec] = {}
+        self.owners: set[int] = set()
+
+    def add(self, layer: Layer, ins: tuple[TensorSpec, ...], path: str) -> tuple[TensorSpec, ...]:
+        if isinstance(layer, Module):
+            return layer._trace(self, ins, path + ".")
+        outs, local = resolve_node(layer, ins, path)
+        if id(layer) not in self.owners:  # a shared layer's parameters: its first call's
+            self.owners.add(id(layer))
+            prefix = path + "." if path else ""
+            for k, spec in local.items():
+                self.params[prefix + k] = spec
         return outs
 
 
@@ -219,15 +226,18 @@ class Module(Layer):
         raise NotImplementedError
 
     def output_spec(self, *inputs: TensorSpec) -> TensorSpec | tuple[TensorSpec, ...]:
-        from ._propagate import infer
-
-        outs = infer(self, *inputs, batch_dim=None).outputs
-        return outs[0] if len(outs) == 1 else outs
+        """The output spec(s) of the whole module for these input specs (its
+        children's rules run in order)."""
+        tracer = _SpecTracer()
+        outs = self._trace(tracer, inputs, "")
+        return outs[0] if len(outs) == 1 else tuple(outs)
 
     def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
-        from ._propagate import infer
-
-        return dict(infer(self, *inputs, batch_dim=None).params)
+        """``{name: ParamSpec}`` of every parameter of the module, named by its
+        path inside the module (``"fc.weight"``)."""
+        tracer = _SpecTracer()
+        self._trace(tracer, inputs, "")
+        return tracer.params
 
     def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
         raise TypeError(f"{self.kind} runs through a backend: ls.build(model, backend)")

@@ -8,25 +8,60 @@ harness) is derived from them:
 - ``param_specs(*inputs) -> dict[str, ParamSpec]``: the parameter rule;
 - ``forward(params, *xs)``: the computation, written once against `ls.ops`.
 
+and, for layers whose sizes come from the input, ``resolved(*inputs)``: the
+hyperparameters with those sizes filled in, which the propagation pass keeps
+on each node's record (`LayerRecord.resolved`).
+
 Calling a layer on symbolic tensors (`Input`) records a node of a functional
 model; the output spec is computed at once, so ``h.shape`` is known.
+
+Rules are pure: what a rule reports to the pass running it (an equality of
+symbolic dims it had to assume, `assume_equal`) goes to that pass's own log,
+bound in a `contextvars.ContextVar` for the duration of the pass, so passes
+in different threads never see each other's. A rule whose output has the
+model's dtype (which it cannot know) returns a spec of dtype None, which the
+pass fills in, as it fills in a `ParamSpec` of dtype None.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
-from ._dims import SymbolicComparisonError, format_shape
+from ._dims import Dim, SymbolicComparisonError, format_shape
 from ._errors import ShapeError
-from ._specs import ParamSpec, TensorSpec
-from .layers._common import FLOATING
+from ._specs import FLOATING, ParamSpec, TensorSpec
 
 __all__ = [
     "Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam", "check_param_dtype",
-    "shape_input_dtype",
+    "shape_input_dtype", "assume_equal", "collecting_assumptions",
 ]
+
+#: the assumption log of the propagation pass running in this context (None
+#: outside a pass: a functional model being defined keeps no log)
+_ASSUMED: ContextVar[list[tuple[Dim, Dim]] | None] = ContextVar("lazyshape_assumed", default=None)
+
+
+def assume_equal(a: Dim, b: Dim) -> None:
+    """Record that a rule assumed ``a == b`` without proof (the pass running the
+    rule reports it in `Inference.assumptions`)."""
+    log = _ASSUMED.get()
+    if log is not None:
+        log.append((a, b))
+
+
+@contextlib.contextmanager
+def collecting_assumptions(log: list[tuple[Dim, Dim]]) -> Iterator[None]:
+    """Within the block, rules run in this context report their assumptions to
+    ``log`` (the propagation pass drains it after each node)."""
+    token = _ASSUMED.set(log)
+    try:
+        yield
+    finally:
+        _ASSUMED.reset(token)
 
 
 class Context:
@@ -70,6 +105,21 @@ def format_hparam(value: Any) -> str:
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")
 
 
+def _output_spec_unimplemented(self: Layer, *inputs: TensorSpec) -> TensorSpec:
+    """Shape rule: the output spec(s) for these input specs."""
+    raise NotImplementedError(f"{self.kind} does not define output_spec")
+
+
+def _no_params(self: Layer, *inputs: TensorSpec) -> dict[str, ParamSpec]:
+    """Parameter rule: ``{name: ParamSpec}`` for these input specs (none)."""
+    return {}
+
+
+def _forward_unimplemented(self: Layer, params: Mapping[str, Any], *xs: Any) -> Any:
+    """Computation on backend arrays, written with `ls.ops`."""
+    raise NotImplementedError(f"{self.kind} does not define forward")
+
+
 class Layer:
     """Base class of every layer.
 
@@ -90,6 +140,23 @@ class Layer:
     num_outputs: ClassVar[int] = 1
     #: layers that need the training flag, randomness or buffer updates get ``ctx=``
     needs_context: ClassVar[bool] = False
+    #: False when the class keeps the base class's empty parameter rule (set per class)
+    has_params: ClassVar[bool] = False
+
+    # The three methods a layer declares. Typed as callables (as torch types
+    # ``nn.Module.forward``) so that each layer declares its own signature: one
+    # spec / array per input, in order.
+
+    #: shape rule: ``output_spec(*inputs) -> TensorSpec | tuple[TensorSpec, ...]``
+    output_spec: Callable[..., TensorSpec | tuple[TensorSpec, ...]] = _output_spec_unimplemented
+    #: parameter rule: ``param_specs(*inputs) -> {local name: ParamSpec}``
+    param_specs: Callable[..., dict[str, ParamSpec]] = _no_params
+    #: computation: ``forward(params, *xs)`` on backend arrays, written with `ls.ops`
+    forward: Callable[..., Any] = _forward_unimplemented
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.has_params = cls.param_specs is not _no_params
 
     name: str | None
 
@@ -102,20 +169,6 @@ class Layer:
     def kind(self) -> str:
         """The layer kind, as errors and summaries name it (its class name)."""
         return type(self).__name__
-
-    # -- the three methods a layer declares --------------------------------
-
-    def output_spec(self, *inputs: TensorSpec) -> TensorSpec | tuple[TensorSpec, ...]:
-        """Shape rule: the output spec(s) for these input specs."""
-        raise NotImplementedError(f"{self.kind} does not define output_spec")
-
-    def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
-        """Parameter rule: ``{name: ParamSpec}`` for these input specs."""
-        return {}
-
-    def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
-        """Computation on backend arrays, written with `ls.ops`."""
-        raise NotImplementedError(f"{self.kind} does not define forward")
 
     def pack_outputs(self, outs: tuple[Any, ...]) -> Any:
         """The user-facing structure of a multi-output layer's flat outputs
@@ -135,8 +188,12 @@ class Layer:
             and (v is None or isinstance(v, (int, float, str, bool, tuple)))
         }
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
-        """The hyperparameters with inferred sizes filled in from input specs."""
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        """The hyperparameters with the sizes inferred from these input specs
+        filled in (``{"in_features": 20, "out_features": 256, "bias": True}``
+        for a `Linear` on ``(B, 20)``). The propagation pass asks once per node
+        and keeps the answer on the node's `LayerRecord`; ``repr``, summaries,
+        placeholders and each backend's native modules read it from there."""
         return self.hparams()
 
     def default_name(self) -> str:
@@ -185,9 +242,10 @@ def rule_error(layer: Layer, specs: tuple[TensorSpec, ...], path: str, e: Except
     )
 
 
-def check_outputs(layer: Layer, out: Any, path: str) -> tuple[TensorSpec, ...]:
+def check_outputs(layer: Layer, out: Any, path: str, dtype: str) -> tuple[TensorSpec, ...]:
     """Normalize what ``output_spec`` returned to a tuple of specs, checked
-    against ``layer.num_outputs``."""
+    against ``layer.num_outputs``; an output of dtype None (the model's) gets
+    ``dtype``."""
     if type(out) is TensorSpec:
         outs: tuple[TensorSpec, ...] = (out,)
     elif isinstance(out, tuple) and all(type(o) is TensorSpec for o in out):
@@ -206,6 +264,8 @@ def check_outputs(layer: Layer, out: Any, path: str) -> tuple[TensorSpec, ...]:
             kind=layer.kind,
             path=path,
         )
+    if any(o.dtype is None for o in outs):
+        outs = tuple(o if o.dtype is not None else o.with_dtype(dtype) for o in outs)
     return outs
 
 
@@ -255,18 +315,34 @@ def check_param_dtype(
         )
 
 
+_NO_PARAMS: dict[str, ParamSpec] = {}  # shared by layers without parameters; never mutated
+
+
 def resolve_node(
-    layer: Layer, specs: tuple[TensorSpec, ...], path: str
+    layer: Layer, specs: tuple[TensorSpec, ...], path: str, dtype: str = "float32"
 ) -> tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]:
-    """Run a layer's shape and parameter rules; every failure becomes a
-    `ShapeError` naming the layer's path and kind. (A functional model being
-    defined has no dtype yet: `check_param_dtype` runs when it is inferred.)"""
+    """Run a layer's shape and parameter rules on its input specs: its output
+    specs (an output of the model's dtype, None, gets ``dtype``) and its local
+    parameter specs. Every failure becomes a `ShapeError` naming the layer's
+    ``path`` and kind.
+
+    The one place rules are run: by the propagation pass for every node, and
+    by a layer called on symbolic tensors (a functional model being defined,
+    whose dtype is not known yet: float32). The parameters' dtype is checked
+    against the inputs' by the pass (`check_param_dtype`)."""
     try:
-        out = layer.output_spec(*specs)
-        params = layer.param_specs(*specs)
-    except Exception as e:
+        if len(specs) == 1:  # the common case: no argument tuple to unpack
+            x = specs[0]
+            out = layer.output_spec(x)
+            local = layer.param_specs(x) if layer.has_params else _NO_PARAMS
+        else:
+            out = layer.output_spec(*specs)
+            local = layer.param_specs(*specs) if layer.has_params else _NO_PARAMS
+    except Exception as e:  # every failure of a rule names the layer
         raise rule_error(layer, specs, path, e) from e
-    return check_outputs(layer, out, path), params
+    if type(out) is TensorSpec and layer.num_outputs == 1 and out.dtype is not None:
+        return (out,), local
+    return check_outputs(layer, out, path, dtype), local
 
 
 class _Call:

@@ -11,6 +11,7 @@ symbolic dims flow through the same code as expressions.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from ._dims import (
@@ -25,15 +26,19 @@ from ._dims import (
     prod,
 )
 from ._errors import ShapeError
-from ._graph import _HAS_PARAMS, Module, first_reader, has_params, program_of
-from ._layer import Layer, check_outputs, check_param_dtype, rule_error, shape_input_dtype
+from ._graph import Module, first_reader, program_of
+from ._layer import (
+    Layer,
+    check_param_dtype,
+    collecting_assumptions,
+    resolve_node,
+    shape_input_dtype,
+)
 from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
-from .layers._common import ASSUMPTIONS, MODEL_DTYPE
 
 __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 
 _CACHE_SIZE = 64
-_NO_PARAMS: dict[str, ParamSpec] = {}  # shared, never mutated
 
 #: what the pass records per node: (layer, path, param path, input specs, output
 #: specs, local params)
@@ -42,10 +47,28 @@ _Raw = tuple[Layer, str, str, tuple[TensorSpec, ...], tuple[TensorSpec, ...],
 
 
 class LayerRecord:
-    """What the pass found for one node: its path, kind, layer, input and output
-    specs, and its parameter specs (local names: ``weight``, ``bias``)."""
+    """The resolution record of one node: everything the pass found for it,
+    kept once and read by everything downstream (``repr``, summaries,
+    placeholders, checkpoint checks, each backend's native modules).
 
-    __slots__ = ("path", "kind", "layer", "inputs", "outputs", "params", "param_path")
+    - ``path`` (``"encoder.fc"``; the k-th call of a shared layer is
+      ``fc@k``), ``kind``, ``layer``;
+    - ``param_path``: where its parameters live, the path of the layer's
+      first call; ``prefix`` is ``param_path + "."`` (``""`` at the root), so
+      a parameter's canonical name is ``prefix + local name``;
+    - ``shared``: True for the second and later calls of a layer;
+    - ``inputs``, ``outputs``: `TensorSpec`s;
+    - ``params``: ``{local name: ParamSpec}`` (``weight``, ``out_proj.bias``),
+      every dtype filled in;
+    - ``resolved``: the layer's hyperparameters with the sizes inferred from
+      the inputs filled in (``{"in_features": 20, "out_features": 256,
+      "bias": True}``), asked of the layer (`Layer.resolved`) once.
+    """
+
+    __slots__ = (
+        "path", "kind", "layer", "inputs", "outputs", "params", "param_path", "prefix", "shared",
+        "_resolved",
+    )
 
     def __init__(
         self,
@@ -55,6 +78,7 @@ class LayerRecord:
         inputs: tuple[TensorSpec, ...],
         outputs: tuple[TensorSpec, ...],
         params: dict[str, ParamSpec],
+        resolved: dict[str, Any] | None = None,
     ) -> None:  # built lazily from the pass's raw tuples (see Inference.layers)
         self.path = path
         self.kind = layer.kind
@@ -63,11 +87,22 @@ class LayerRecord:
         self.outputs = outputs
         self.params = params
         self.param_path = param_path
+        self.prefix = param_path + "." if param_path else ""
+        self.shared = path != param_path
+        self._resolved = resolved
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """The hyperparameters with inferred sizes filled in (`Layer.resolved`)."""
+        hp = self._resolved
+        if hp is None:
+            hp = self._resolved = self.layer.resolved(*self.inputs)
+        return hp
 
     @property
     def num_params(self) -> Dim:
         """Elements in this node's own parameters (0 for a shared call)."""
-        if self.path != self.param_path:
+        if self.shared:
             return 0
         total: Dim = 0
         for p in self.params.values():
@@ -83,7 +118,8 @@ class Inference:
     """The frozen result of `infer`.
 
     - ``outputs`` / ``output``: output `TensorSpec`s;
-    - ``layers``: one `LayerRecord` per node, in execution order;
+    - ``layers``: one `LayerRecord` per node, in execution order (the order
+      of the flat program every backend runs);
     - ``params``: ``{"0.weight": ParamSpec, ...}`` (canonical names);
     - ``num_params``, ``num_bytes``: ints, or expressions over symbols;
     - ``unresolved``: ``{name: symbols}`` for parameters whose shape has symbols;
@@ -130,7 +166,7 @@ class Inference:
             fill = self._with_dtype
             params = {}
             for _, path, param_path, _, _, local in self._raw:
-                if local and path is param_path:  # a shared layer's first call
+                if local and path is param_path:  # not a later call of a shared layer
                     prefix = param_path + "." if param_path else ""
                     for k, p in local.items():
                         params[prefix + k] = fill(p)
@@ -354,12 +390,16 @@ class _Pass:
     It has the interface of the program compiler (`_graph._Builder.add`), so
     containers trace through it with their own ``_trace``: where the compiler
     hands out value slots, the pass hands out the specs themselves and runs
-    each primitive layer's rules as it is reached. Shape inference therefore
-    builds no program; paths, shared-layer ownership and parameter names come
-    out exactly as the compiled program's (`tests/test_graph.py` checks it).
+    each primitive layer's rules (`resolve_node`) as it is reached. Shape
+    inference therefore builds no program; paths, shared-layer ownership and
+    parameter names come out exactly as the compiled program's
+    (`tests/test_graph.py` checks it).
+
+    Everything the pass needs travels with it: the model's dtype, and the log
+    its rules report assumptions to (bound for the run, `collecting_assumptions`).
     """
 
-    __slots__ = ("owners", "raw", "assumptions", "dtype")
+    __slots__ = ("owners", "raw", "assumptions", "dtype", "log")
 
     def __init__(self, dtype: str) -> None:
         #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
@@ -367,6 +407,8 @@ class _Pass:
         #: id(layer) -> (path, parameter specs) of its first call
         self.owners: dict[int, tuple[str, dict[str, ParamSpec]]] = {}
         self.raw: list[_Raw] = []
+        #: what the rules of the node running now assumed (drained after each node)
+        self.log: list[tuple[Dim, Dim]] = []
         self.assumptions: list[tuple[str, Dim, Dim]] = []
 
     def add(
@@ -378,24 +420,8 @@ class _Pass:
         `Inference.params` is first read."""
         if isinstance(layer, Module):
             return layer._trace(self, ins, path + ".")
-        with_params = _HAS_PARAMS.get(type(layer))
-        if with_params is None:
-            with_params = has_params(layer)
-        try:
-            if len(ins) == 1:
-                x = ins[0]
-                out = layer.output_spec(x)
-                local = layer.param_specs(x) if with_params else _NO_PARAMS
-            else:
-                out = layer.output_spec(*ins)
-                local = layer.param_specs(*ins) if with_params else _NO_PARAMS
-        except Exception as e:  # every failure of a rule names the layer
-            raise rule_error(layer, ins, path, e) from e
-        if type(out) is TensorSpec and layer.num_outputs == 1:
-            outs: tuple[TensorSpec, ...] = (out,)
-        else:
-            outs = check_outputs(layer, out, path)
-        log = ASSUMPTIONS
+        outs, local = resolve_node(layer, ins, path, self.dtype)
+        log = self.log
         if log:
             self.assumptions.extend((path, a, b) for a, b in log)
             log.clear()
@@ -417,10 +443,10 @@ class _Pass:
 
     def run(self, model: Layer, specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         """The model's output specs (a single layer's parameters get no prefix)."""
-        ASSUMPTIONS.clear()
-        if isinstance(model, Module):
-            return model._trace(self, specs, "")
-        return self.add(model, specs, model.name or "")
+        with collecting_assumptions(self.log):
+            if isinstance(model, Module):
+                return model._trace(self, specs, "")
+            return self.add(model, specs, model.name or "")
 
 
 def _check_shared(layer: Layer, path: str, param_path: str, first: dict[str, ParamSpec],
@@ -465,18 +491,14 @@ def infer(
         if hit is not None:
             return hit  # type: ignore[no-any-return]
     run = _Pass(dtype)
-    box = MODEL_DTYPE  # for rules whose output has the parameters' dtype (Embedding)
-    prev = box[0]
-    box[0] = dtype
-    try:
-        outputs = run.run(model, specs)
-    finally:
-        box[0] = prev
+    outputs = run.run(model, specs)
     if batch_dim is not None:
         _check_batch_independence(specs, run.raw, batch_dim)
     result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype)
     if cache is not None:
         if len(cache) >= _CACHE_SIZE:
-            cache.pop(next(iter(cache)))
+            # evict the oldest entry (skipped if another thread changes the cache meanwhile)
+            with contextlib.suppress(RuntimeError):
+                cache.pop(next(iter(cache)), None)
         cache[key] = result
     return result

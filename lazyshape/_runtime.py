@@ -23,12 +23,12 @@ from ._errors import ShapeError
 from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
 from ._layer import Context, Layer, shape_input_dtype
-from ._propagate import Inference, infer
+from ._propagate import Inference, LayerRecord, infer
 from ._specs import ParamSpec, TensorSpec, normalize_dtype
 
 __all__ = [
     "BuildConfig", "Runtime", "Placeholder", "run_program", "RNG_MODES", "Step", "Binder",
-    "bind_program", "chain_steps", "run_steps", "passthrough",
+    "bind_program", "chain_steps", "run_steps", "passthrough", "param_owners", "node_values",
 ]
 
 RNG_MODES = ("native", "portable")
@@ -90,12 +90,13 @@ class Runtime:
         )
         #: the specs the current parameters were materialized with (None before)
         self.specs: dict[str, ParamSpec] | None = None
+        #: the inference they were materialized from: its records say which node
+        #: owns which parameter under which local name
+        self.materialized: Inference | None = None
         #: signature -> inference, for signatures checked against ``specs``
         self._checked: dict[Any, Inference] = {}
         self._partial: Inference | None | bool = False
-        self._last: Inference | None = None
-        self._owner_map: dict[str, PNode] | None = None
-        self._owner_program: Program | None = None
+        self._owner_map: dict[str, LayerRecord] | None = None
 
     def moved(self, dtype: str, device: Any) -> None:
         """The built model's parameters were moved to ``dtype`` / ``device`` by the
@@ -107,17 +108,29 @@ class Runtime:
         self.config = dataclasses.replace(self.config, dtype=dtype, device=device)
         self._checked.clear()
         self._partial = False
-        self._last = None
+        self._owner_map = None
 
     def kind_at(self, param: str) -> str:
         """The kind of the layer owning parameter ``param`` (``"Linear"``)."""
-        node = self._owners().get(param)
-        return node.layer.kind if node is not None else self.model.kind
+        rec = self._owners().get(param)
+        return rec.kind if rec is not None else self.model.kind
 
     def path_at(self, param: str) -> str:
         """The path of the node owning parameter ``param`` (``"encoder.fc"``)."""
-        node = self._owners().get(param)
-        return node.param_path if node is not None else param.rpartition(".")[0]
+        rec = self._owners().get(param)
+        return rec.param_path if rec is not None else param.rpartition(".")[0]
+
+    def _owners(self) -> dict[str, LayerRecord]:
+        """``{canonical parameter name: the record of its owning node}``, from the
+        materialized inference or the partial one (local names don't depend on
+        input shapes)."""
+        owners = self._owner_map
+        if owners is None:
+            inf = self.materialized or self.partial()
+            if inf is None:
+                return {}
+            owners = self._owner_map = param_owners(inf)
+        return owners
 
     # -- resolution -------------------------------------------------------
 
@@ -150,7 +163,6 @@ class Runtime:
             self._checked.clear()
         inf = infer(self.model, *xs, dtype=self.config.dtype)
         self._check_concrete(inf)
-        self._last = inf
         return inf
 
     def _check_concrete(self, inf: Inference) -> None:
@@ -188,9 +200,12 @@ class Runtime:
             )
         return changed
 
-    def commit(self, specs: Mapping[str, ParamSpec]) -> None:
-        """Record the specs the parameters now have."""
-        self.specs = dict(specs)
+    def commit(self, inf: Inference) -> None:
+        """Record that the parameters now have ``inf.params``' specs and are
+        owned by its records' nodes."""
+        self.specs = dict(inf.params)
+        self.materialized = inf
+        self._owner_map = None
         self._checked.clear()
 
     # -- partial shapes (before materialization) --------------------------
@@ -226,20 +241,28 @@ class Runtime:
 
     # -- checkpoints -------------------------------------------------------
 
-    def check_state(self, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, ParamSpec]:
-        """Check a state's names and shapes against the model; return the specs to
-        materialize from it. Raises `ShapeError` and changes nothing on mismatch."""
-        if self.specs is not None:
-            expected: dict[str, ParamSpec] = self.specs
+    def check_state(self, shapes: Mapping[str, tuple[int, ...]]) -> Inference:
+        """Check a state's names and shapes against the model; return the
+        inference to materialize from it, whose parameters have exactly the
+        state's shapes. Raises `ShapeError` and changes nothing on mismatch.
+
+        Before materialization the state's shapes are matched against the
+        partial shapes (``(256, ?)``), which solves for the unknown input
+        sizes the parameters depend on; the model is then inferred from those
+        sizes, so every node's record (its resolved hyperparameters,
+        ``in_features=20``) is what a forward on such inputs gives."""
+        partial = None
+        if self.materialized is not None:
+            expected = self.materialized.params
         else:
-            inf = self.partial()
-            if inf is None:
+            partial = self.partial()
+            if partial is None:
                 raise ShapeError(
                     "a model whose parameter names are known before materialization",
                     "a model whose partial shapes don't resolve; materialize it first",
                     kind=self.model.kind,
                 )
-            expected = inf.params
+            expected = partial.params
         missing = [n for n in expected if n not in shapes]
         extra = [n for n in shapes if n not in expected]
         if missing or extra:
@@ -249,7 +272,7 @@ class Runtime:
                 kind=self.model.kind,
             )
         env: dict[str, int] = {}
-        out: dict[str, ParamSpec] = {}
+        got_shapes: dict[str, tuple[int, ...]] = {}
         for name, spec in expected.items():
             got = tuple(int(d) for d in shapes[name])
             if not _unify_shape(spec.shape, got, env):
@@ -259,10 +282,11 @@ class Runtime:
                     kind=self.kind_at(name),
                     path=self.path_at(name),
                 )
-            out[name] = ParamSpec._make(
-                got, spec.dtype or self.config.dtype, spec.init, spec.trainable
-            )
-        return out
+            got_shapes[name] = got
+        if partial is None:
+            assert self.materialized is not None
+            return self.materialized
+        return _bind_to_state(partial, got_shapes, env)
 
     # -- initial values ----------------------------------------------------
 
@@ -291,37 +315,12 @@ class Runtime:
             yield name, shape, spec.dtype or self.config.dtype, spec.init.primitive(shape)
 
     def node_params(self, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """For each node, ``{local name: value}`` of its parameters (a shared
-        layer's calls get the same dict). Local names may contain dots
-        (``out_proj.weight``): nodes are matched by their parameter prefix."""
-        out: list[dict[str, Any]] = []
-        by_prefix: dict[str, dict[str, Any]] = {}
-        for node in self.program.nodes:
-            group = by_prefix.get(node.prefix)
-            if group is None:
-                group = by_prefix[node.prefix] = {}
-            out.append(group)
-        owners = self._owners()
-        for name, value in values.items():
-            owner = owners.get(name)
-            if owner is not None:
-                by_prefix[owner.prefix][name[len(owner.prefix):]] = value
-        return out
-
-    def _owners(self) -> dict[str, PNode]:
-        """``{canonical parameter name: owning node}`` from any inference of the
-        model (local names don't depend on input shapes)."""
-        if self._owner_map is None or self._owner_program is not self.program:
-            inf = next(iter(self._checked.values()), None) or self._last or self.partial()
-            owners: dict[str, PNode] = {}
-            if inf is not None:
-                for node, rec in zip(self.program.nodes, inf.layers, strict=False):
-                    if not node.shared:
-                        for local in rec.params:
-                            owners[node.prefix + local] = node
-            self._owner_map = owners
-            self._owner_program = self.program
-        return self._owner_map
+        """For each node of the program, ``{local name: value}`` of its
+        parameters, read from ``values`` (canonical names) by the local names
+        the materialized inference's records hold (a shared layer's calls get
+        the same dict)."""
+        assert self.materialized is not None, "node_params before materialization"
+        return node_values(self.materialized, values)
 
 
 def _signature(xs: Sequence[Any]) -> Any:
@@ -351,6 +350,114 @@ def _unify_shape(pattern: tuple[Dim, ...], got: tuple[int, ...], env: dict[str, 
         elif syms <= env.keys() and eq(bind(d, env), g) is False:
             return False
     return True
+
+
+def param_owners(inf: Inference) -> dict[str, LayerRecord]:
+    """``{canonical parameter name: the record of the node owning it}``."""
+    return {
+        rec.prefix + local: rec for rec in inf.layers if not rec.shared for local in rec.params
+    }
+
+
+def node_values(inf: Inference, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """For each node of ``inf`` (program order), ``{local name: value}`` of its
+    parameters from ``values`` (canonical names; missing ones are left out). A
+    shared layer's calls get the same dict."""
+    out: list[dict[str, Any]] = []
+    groups: dict[str, dict[str, Any]] = {}
+    for rec in inf.layers:
+        group = groups.get(rec.param_path)
+        if group is None:
+            prefix = rec.prefix
+            group = groups[rec.param_path] = {
+                local: values[prefix + local] for local in rec.params if prefix + local in values
+            }
+        out.append(group)
+    return out
+
+
+def _solve(d: Dim, got: int, env: Mapping[str, int]) -> list[int]:
+    """The values of the one unbound symbol of ``d`` that make ``d == got``
+    (``C // 2 == 4``: 8 and 9), for the rules' parameter dims, which grow
+    with their input sizes (sums, products and floor divisions by positive
+    constants): a doubling search for the first value reaching ``got``, then
+    the run of values equal to it (at most 64)."""
+    (name,) = free_symbols(d) - env.keys()
+
+    def at(v: int) -> Dim:
+        return bind(d, {**env, name: v})
+
+    def below(v: int) -> bool:
+        value = at(v)
+        return type(value) is int and value < got
+
+    hi = 1
+    while below(hi):
+        hi *= 2
+        if hi > 2**62:
+            return []
+    lo = hi // 2 if hi > 1 else 0
+    while lo < hi:  # the first value not below ``got``
+        mid = (lo + hi) // 2
+        if below(mid):
+            lo = mid + 1
+        else:
+            hi = mid
+    out = []
+    for v in range(lo, lo + 64):
+        if at(v) != got:
+            break
+        out.append(v)
+    return out
+
+
+def _bind_to_state(
+    partial: Inference, shapes: Mapping[str, tuple[int, ...]], env: dict[str, int]
+) -> Inference:
+    """The inference of ``partial``'s model on the input sizes that give the
+    parameters exactly ``shapes`` (names and partial shapes already unified,
+    the plain symbols' values in ``env``): the remaining unknowns are solved
+    from the parameter dims that hold one (`_solve`), keeping the values the
+    rules' recorded assumptions allow (``C % 2 == 0`` picks 8 over 9).
+
+    When no input sizes give exactly ``shapes`` (a dim no rule can invert),
+    the partial inference's records are kept with the state's shapes: the
+    model materializes from them, but the affected records' resolved sizes
+    stay symbolic (a backend then builds such a node generically)."""
+    params = partial.params
+    for name, spec in params.items():
+        for d, g in zip(spec.shape, shapes[name], strict=True):
+            if type(d) is int or len(free_symbols(d) - env.keys()) != 1:
+                continue
+            candidates = _solve(d, g, env)
+            for v in candidates:
+                (sym,) = free_symbols(d) - env.keys()
+                trial = {**env, sym: v}
+                if all(
+                    (free_symbols(a) | free_symbols(b)) - trial.keys()
+                    or eq(bind(a, trial), bind(b, trial)) is not False
+                    for _, a, b in partial.assumptions
+                ):
+                    env[sym] = v
+                    break
+    if env:
+        try:
+            bound = partial.bind(**env)
+        except ShapeError:
+            bound = None
+        if bound is not None and all(
+            tuple(bound.params[n].shape) == shapes[n] for n in params
+        ):
+            return bound
+    raw = [
+        (layer, path, param_path, ins, outs, {
+            k: ParamSpec._make(shapes[(param_path + "." if param_path else "") + k],
+                               p.dtype, p.init, p.trainable) for k, p in local.items()
+        } if path == param_path else local)
+        for layer, path, param_path, ins, outs, local in partial._raw
+    ]
+    return Inference(partial.model, partial.inputs, partial.outputs, raw,
+                     partial.assumptions, partial.dtype)
 
 
 def run_program(
@@ -493,7 +600,7 @@ def render_model(model: Layer, inf: Inference | None) -> str:
                 return repr(layer)
             from ._layer import format_hparam
 
-            hp = layer.describe(*rec.inputs)
+            hp = rec.resolved
             return f"{layer.kind}(" + ", ".join(
                 f"{k}={format_hparam(v)}" for k, v in hp.items()
             ) + ")"

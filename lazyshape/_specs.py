@@ -15,7 +15,9 @@ from ._dims import Dim, as_dim, format_shape, free_symbols, is_symbolic
 if TYPE_CHECKING:
     from ._init import Initializer
 
-__all__ = ["TensorSpec", "ParamSpec", "Shape", "normalize_dtype", "as_shape", "itemsize"]
+__all__ = [
+    "TensorSpec", "ParamSpec", "Shape", "normalize_dtype", "as_shape", "itemsize", "FLOATING",
+]
 
 Shape = tuple[Dim, ...]
 
@@ -36,6 +38,10 @@ _DTYPES = {
     "complex64": 8,
     "complex128": 16,
 }
+
+
+#: the floating-point dtypes
+FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 
 def normalize_dtype(dtype: Any) -> str:
@@ -76,15 +82,22 @@ class TensorSpec:
 
     ``TensorSpec(("B", 20))`` is a batch of ``B`` vectors of size 20, float32.
     Frozen and hashable.
+
+    A shape rule whose output has the model's dtype, which a rule does not
+    know (an `Embedding`'s vectors have its weight's dtype), returns
+    ``TensorSpec(shape, None)``: the propagation pass fills in the dtype of
+    the model being inferred or built, as it does for ``ParamSpec.dtype``.
+    Every spec an `Inference` holds has a dtype.
     """
 
     __slots__ = ("shape", "dtype")
     shape: Shape
+    #: the canonical dtype name; None only in a rule's output, for the model's
     dtype: str
 
     def __init__(self, shape: Iterable[Any], dtype: Any = "float32") -> None:
         _set(self, "shape", as_shape(shape))
-        _set(self, "dtype", normalize_dtype(dtype))
+        _set(self, "dtype", None if dtype is None else normalize_dtype(dtype))
 
     @staticmethod
     def _make(shape: Shape, dtype: str) -> TensorSpec:
@@ -122,6 +135,10 @@ class TensorSpec:
     def with_shape(self, shape: Shape) -> TensorSpec:
         """The same dtype, another (already normalized) shape."""
         return TensorSpec._make(shape, self.dtype)
+
+    def with_dtype(self, dtype: str) -> TensorSpec:
+        """The same shape, another (canonical) dtype."""
+        return TensorSpec._make(self.shape, dtype)
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -208,7 +208,7 @@ def test_repr_and_summary_show_inferred_sizes():
         "batch_first=True, causal=False)"
     )
     inf = ls.infer(ls.Sequential(layer), ("B", "T", 16))
-    assert inf.layers[0].layer.describe(*inf.layers[0].inputs)["embed_dim"] == 16
+    assert inf.layers[0].resolved["embed_dim"] == 16
     assert inf.num_params == 1088
     table = ls.summary(ls.Sequential(layer), ("B", "T", 16))
     assert "out_proj.weight (16, 16)" in table and "1,088" in table

@@ -176,11 +176,11 @@ def test_error_table(make, shapes, match):
 CONSTRUCTION_ERRORS = [
     (lambda: Conv2d(0, 3), r"^Conv2d: `out_channels` to be a positive int; got `out_channels` \(=0\)$"),
     (lambda: Conv2d(4, 3, in_channels=0), r"^Conv2d: `in_channels` to be a positive int; got `in_channels` \(=0\)$"),
-    (lambda: Conv2d(4, (3, 3, 3)), r"^Conv2d: `kernel_size` to be an int or a tuple of 2 ints; got `kernel_size` \(=\(3, 3, 3\)\)$"),
-    (lambda: Conv1d(4, 3, dilation=(1, 1)), r"^Conv1d: `dilation` to be an int or a tuple of 1 int; got `dilation` \(=\(1, 1\)\)$"),
-    (lambda: Conv2d(4, 0), r"^Conv2d: `kernel_size` to be positive; got `kernel_size` \(=0\)$"),
-    (lambda: Conv3d(4, 3, stride=(1, 0, 1)), r"^Conv3d: `stride` to be positive; got `stride` \(=\(1, 0, 1\)\)$"),
-    (lambda: Conv1d(4, 3, padding=-1), r"^Conv1d: `padding` to be >= 0; got `padding` \(=-1\)$"),
+    (lambda: Conv2d(4, (3, 3, 3)), r"^Conv2d: `kernel_size` to be a positive int or a tuple of 2 positive ints; got `kernel_size` \(=\(3, 3, 3\)\)$"),
+    (lambda: Conv1d(4, 3, dilation=(1, 1)), r"^Conv1d: `dilation` to be a positive int or a tuple of 1 positive int; got `dilation` \(=\(1, 1\)\)$"),
+    (lambda: Conv2d(4, 0), r"^Conv2d: `kernel_size` to be a positive int or a tuple of 2 positive ints; got `kernel_size` \(=0\)$"),
+    (lambda: Conv3d(4, 3, stride=(1, 0, 1)), r"^Conv3d: `stride` to be a positive int or a tuple of 3 positive ints; got `stride` \(=\(1, 0, 1\)\)$"),
+    (lambda: Conv1d(4, 3, padding=-1), r"^Conv1d: `padding` to be a non-negative int or a tuple of 1 non-negative int; got `padding` \(=-1\)$"),
     (lambda: Conv1d(4, 3, padding="full"), r"^Conv1d: `padding` to be an int, a tuple of 1 int, 'same' or 'valid'; got `padding` \(='full'\)$"),
     (lambda: Conv2d(4, 3, stride=2, padding="same"), r"^Conv2d: `stride` of 1 with padding='same' \(torch does not support 'same' for strided convolutions\); got `stride` \(=\(2, 2\)\)$"),
     (lambda: Conv2d(4, 3, groups=0), r"^Conv2d: `groups` to be a positive int; got `groups` \(=0\)$"),
@@ -188,10 +188,10 @@ CONSTRUCTION_ERRORS = [
     (lambda: Conv2d(6, 3, groups=3, in_channels=4), r"^Conv2d: `in_channels` divisible by `groups`; got `in_channels` \(=4\), `groups` \(=3\)$"),
     (lambda: Conv2d(4, 3, padding_mode="mirror"), r"^Conv2d: `padding_mode` one of 'zeros', 'reflect', 'replicate', 'circular'; got `padding_mode` \(='mirror'\)$"),
     (lambda: ConvTranspose1d(4, 3, stride=2, output_padding=2), r"^ConvTranspose1d: `output_padding` smaller than `stride` or `dilation` in every dim; got `output_padding` \(=\(2,\)\), `stride` \(=\(2,\)\), `dilation` \(=\(1,\)\)$"),
-    (lambda: ConvTranspose1d(4, 3, output_padding=-1), r"^ConvTranspose1d: `output_padding` to be >= 0; got `output_padding` \(=-1\)$"),
+    (lambda: ConvTranspose1d(4, 3, output_padding=-1), r"^ConvTranspose1d: `output_padding` to be a non-negative int or a tuple of 1 non-negative int; got `output_padding` \(=-1\)$"),
     (lambda: ConvTranspose2d(4, 3, padding="same"), r"^ConvTranspose2d: `padding` to be an int or a tuple of 2 ints \(transposed convolutions take no padding strings\); got `padding` \(='same'\)$"),
     (lambda: ConvTranspose2d(4, 3, groups=3), r"^ConvTranspose2d: `out_channels` divisible by `groups`; got `out_channels` \(=4\), `groups` \(=3\)$"),
-    (lambda: ConvTranspose3d(4, [3, 3]), r"^ConvTranspose3d: `kernel_size` to be an int or a tuple of 3 ints; got `kernel_size` \(=\(3, 3\)\)$"),
+    (lambda: ConvTranspose3d(4, [3, 3]), r"^ConvTranspose3d: `kernel_size` to be a positive int or a tuple of 3 positive ints; got `kernel_size` \(=\(3, 3\)\)$"),
 ]
 
 
@@ -241,13 +241,13 @@ def test_repr_and_describe_show_inferred_channels():
         "Conv2d(in_channels=?, out_channels=16, kernel_size=(3, 3), stride=(1, 1), "
         "padding='same', dilation=(1, 1), groups=1, bias=True, padding_mode='zeros')"
     )
-    assert layer.describe(ls.TensorSpec((1, 3, 8, 8)))["in_channels"] == 3
+    assert layer.resolved(ls.TensorSpec((1, 3, 8, 8)))["in_channels"] == 3
     t = ConvTranspose1d(4, 2, stride=2, output_padding=1)
     assert repr(t) == (
         "ConvTranspose1d(in_channels=?, out_channels=4, kernel_size=(2,), stride=(2,), "
         "padding=(0,), output_padding=(1,), groups=1, bias=True, dilation=(1,))"
     )
-    assert t.describe(ls.TensorSpec(("B", 5, 7)))["in_channels"] == 5
+    assert t.resolved(ls.TensorSpec(("B", 5, 7)))["in_channels"] == 5
     assert [c.expected_ndim for c in (Conv1d, Conv2d, Conv3d, ConvTranspose3d)] == [3, 4, 5, 5]
 
 

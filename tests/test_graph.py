@@ -82,3 +82,36 @@ def test_bare_shape_dtype_comes_from_the_first_reader():
     assert first_reader(model, 0) is None
     assert ls.infer(model, (2, 3)).inputs[0].dtype == "int64"
     assert ls.infer(model, (2, 3)).output.shape == (2, 3, 4)
+
+
+def test_each_record_holds_its_nodes_local_parameters():
+    from lazyshape._graph import program_of
+    from lazyshape._runtime import node_values
+    from lazyshape.zoo import gpt2
+
+    fc = ls.Linear(6, name="fc")
+    x = ls.Input(("B", 6))
+    shared = ls.Model(x, fc(ls.ReLU()(fc(x))))
+    cases = [
+        (gpt2(vocab_size=11, max_len=8, num_layers=2, embed_dim=8, num_heads=2, mlp_dim=16),
+         ((2, 4), "int64")),
+        (shared, ((2, 6), "float32")),
+        (ls.Linear(3), ((2, 5), "float32")),
+        (ls.Sequential(ls.Sequential(ls.Linear(4), ls.ReLU()), ls.Linear(2)), ((2, 3), "float32")),
+    ]
+    for net, (shape, dtype) in cases:
+        inf = ls.infer(net, ls.TensorSpec(shape, dtype))
+        program = program_of(net, 1)
+        assert [n.path for n in program.nodes] == [r.path for r in inf.layers]
+        assert [n.param_path for n in program.nodes] == [r.param_path for r in inf.layers]
+        groups = node_values(inf, inf.params)
+        firsts = {}
+        for rec, group in zip(inf.layers, groups, strict=True):
+            assert group == {k: inf.params[rec.prefix + k] for k in rec.params}
+            if rec.shared:  # a later call of a shared layer: the very dict of the first call
+                assert group is firsts[rec.param_path]
+            else:
+                firsts[rec.path] = group
+        assert sum(len(g) for g in firsts.values()) == len(inf.params)
+        if net is cases[0][0]:  # dotted local names: `out_proj.weight` of node `h.0.attn`
+            assert "out_proj.weight" in inf.layer("h.0.attn").params

@@ -22,7 +22,6 @@ import jax.numpy as jnp  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from lazyshape_torch.native import LayerModule  # noqa: E402
 from torch import nn  # noqa: E402
 
 import lazyshape as ls  # noqa: E402
@@ -182,9 +181,9 @@ def test_repr_and_describe():
         "GroupNorm(num_groups=2, num_channels=?, eps=1e-05, affine=True)"
     )
     spec = ls.TensorSpec(("B", 6, 8))
-    assert BatchNorm1d().describe(spec)["num_features"] == 6
-    assert GroupNorm(3).describe(spec)["num_channels"] == 6
-    assert LayerNorm(2).describe(spec)["normalized_shape"] == (6, 8)
+    assert BatchNorm1d().resolved(spec)["num_features"] == 6
+    assert GroupNorm(3).resolved(spec)["num_channels"] == 6
+    assert LayerNorm(2).resolved(spec)["normalized_shape"] == (6, 8)
     net = ls.Sequential(BatchNorm1d(), LayerNorm())
     assert "BatchNorm1d" in ls.summary(net, ("B", 6, 8))
 
@@ -456,8 +455,6 @@ CASES = {
     "gn-no-affine": (lambda: GroupNorm(3, affine=False), lambda: nn.GroupNorm(3, 6, affine=False), (2, 6, 4)),
     "gn-no-affine-given": (lambda: GroupNorm(3, affine=False, num_channels=6), lambda: nn.GroupNorm(3, 6, affine=False), (2, 6, 4)),
 }
-#: cases whose size comes from neither parameters nor hyperparameters: no native module
-FALLBACK = {"in1d", "ln-no-affine", "bn2d-bare", "gn-no-affine"}
 BACKENDS = ["numpy", "torch", "jax"]
 
 
@@ -550,27 +547,17 @@ def test_torch_native_equals_the_hand_written_module_in_train_and_eval(case):
     torch.manual_seed(0)
     h = nn.Sequential(make_torch())
     _assert_same_state(m, h)
-    if case in FALLBACK:
-        assert type(m[0]) is LayerModule
-    else:
-        assert type(m[0]) is type(h[0])
-        assert repr(m[0]) == repr(h[0])
-    exact = case not in FALLBACK
+    assert type(m[0]) is type(h[0])
+    assert repr(m[0]) == repr(h[0])
     for step in range(3):  # training forwards update the running statistics
         x = torch.from_numpy(_data(shape, seed=step))
         y, want = m(x), h(x)
-        if exact:
-            assert torch.equal(y, want)
-        else:
-            torch.testing.assert_close(y, want, rtol=1e-4, atol=1e-4)
+        assert torch.equal(y, want)
     _assert_same_state(m, h)
     m.eval()
     h.eval()
     x = torch.from_numpy(_data(shape, seed=9))
-    if exact:
-        assert torch.equal(m(x), h(x))
-    else:
-        torch.testing.assert_close(m(x), h(x), rtol=1e-4, atol=1e-4)
+    assert torch.equal(m(x), h(x))
 
 
 def test_torch_load_torchvision_style_batch_norm_state():

@@ -13,8 +13,8 @@ import pytest
 import lazyshape as ls
 from lazyshape import testing as lt
 from lazyshape.dims import format_dim
-from lazyshape.testing._onnx import BUILDERS, UNSUPPORTED, onnx_infer
 from lazyshape.testing._entries.pool import CEIL_MODE
+from lazyshape.testing._onnx import BUILDERS, UNSUPPORTED, onnx_infer
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx missing")
 

@@ -140,7 +140,7 @@ def test_repr_shows_unknown_input_size():
         "dropout=0.0, bidirectional=False, return_state=False)"
     )
     inf = ls.infer(ls.Sequential(GRU(4)), ("B", "T", 6))
-    assert inf.layers[0].layer.describe(*inf.layers[0].inputs)["input_size"] == 6
+    assert inf.layers[0].resolved["input_size"] == 6
 
 
 def test_num_outputs_follows_return_state():

@@ -21,7 +21,14 @@ from lazyshape._dims import format_shape
 from lazyshape._errors import ShapeError
 from lazyshape._layer import Context, Layer
 from lazyshape._propagate import Inference
-from lazyshape._runtime import BuildConfig, Runtime, pack_outputs, render_model, run_program
+from lazyshape._runtime import (
+    BuildConfig,
+    Runtime,
+    node_values,
+    pack_outputs,
+    render_model,
+    run_program,
+)
 
 from . import init
 
@@ -138,7 +145,7 @@ class JaxModel:
             def on_node(i: int, c: Context) -> None:
                 c.rng = jax.random.fold_in(key, hashes[i])
 
-        outs = run_program(self._rt.program, self._rt.node_params(flat), xs, ctx, on_node)
+        outs = run_program(self._rt.program, node_values(inf, flat), xs, ctx, on_node)
         y = pack_outputs(self._rt.program, outs)
         if mutable:
             new = {**flat, **ctx.updates}
@@ -204,7 +211,7 @@ class JaxModel:
         if todo or not self._rt.initialized:
             raise _Rematerialize(inf, todo)
         self._inference = inf
-        nodes = self._rt.node_params(flatten_params(params))
+        nodes = node_values(inf, flatten_params(params))
         outs = run_program(self._rt.program, nodes, xs, Context(training=False))
         return pack_outputs(self._rt.program, outs)
 
@@ -229,12 +236,12 @@ class JaxModel:
 
     def _allocate(self, inf: Inference, todo: list[str]) -> None:
         new = self._draw(inf, todo, self._base_key())
-        self._set({n: new[n] if n in new else self._flat[n] for n in inf.params}, inf.params)
+        self._set({n: new[n] if n in new else self._flat[n] for n in inf.params}, inf)
 
-    def _set(self, flat: dict[str, Any], specs: Mapping[str, Any]) -> None:
+    def _set(self, flat: dict[str, Any], inf: Inference) -> None:
         self._flat = flat
         self._params = nest_params(flat)
-        self._rt.commit(specs)
+        self._rt.commit(inf)
 
     def state_dict(self) -> dict[str, Any]:
         """``{canonical name: jax.Array}``; before materialization, placeholders
@@ -247,12 +254,12 @@ class JaxModel:
         """Load NumPy, torch or JAX arrays; materializes an uninitialized model
         from the state's shapes. A mismatch raises `ShapeError` and changes nothing."""
         arrays = {n: _host_or_jax(v) for n, v in state.items()}
-        specs = self._rt.check_state({n: tuple(a.shape) for n, a in arrays.items()})
+        inf = self._rt.check_state({n: tuple(a.shape) for n, a in arrays.items()})
         values = {
             n: init.from_numpy(arrays[n], s.dtype or self.config.dtype, self.config.device)
-            for n, s in specs.items()
+            for n, s in inf.params.items()
         }
-        self._set(values, specs)
+        self._set(values, inf)
 
     def __repr__(self) -> str:
         return render_model(self.model, self._inference)

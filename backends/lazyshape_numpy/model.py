@@ -85,11 +85,11 @@ class NumpyModel:
                 for name, shape, dtype, prim in rt.primitives(inf.params, todo)
             }
         values = {n: new[n] if n in new else self.params[n] for n in inf.params}
-        self._set(values, inf.params)
+        self._set(values, inf)
 
-    def _set(self, values: dict[str, Any], specs: Mapping[str, Any]) -> None:
+    def _set(self, values: dict[str, Any], inf: Inference) -> None:
         self.params = values
-        self._rt.commit(specs)
+        self._rt.commit(inf)
         self._node_params = self._rt.node_params(values)
         self._ready.clear()
         self._shape = self._dtype = None
@@ -143,12 +143,12 @@ class NumpyModel:
         """Load arrays of any backend; materializes an uninitialized model from the
         state's shapes. A mismatch raises `ShapeError` and changes nothing."""
         arrays = {n: to_numpy(v) for n, v in state.items()}
-        specs = self._rt.check_state({n: a.shape for n, a in arrays.items()})
+        inf = self._rt.check_state({n: a.shape for n, a in arrays.items()})
         values = {
             n: init.from_numpy(arrays[n], s.dtype or self.config.dtype, None)
-            for n, s in specs.items()
+            for n, s in inf.params.items()
         }
-        self._set(values, specs)
+        self._set(values, inf)
 
     def __repr__(self) -> str:
         return render_model(self.model, self._inference)

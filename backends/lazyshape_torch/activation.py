@@ -59,15 +59,15 @@ def dropout(x: Any, p: float, rng: Any) -> Any:
     return x * keep / (1.0 - p)
 
 
-for _tp, _cls, _kwargs in [
-    (ls.ReLU, nn.ReLU, lambda layer: {}),
-    (ls.Tanh, nn.Tanh, lambda layer: {}),
-    (ls.Sigmoid, nn.Sigmoid, lambda layer: {}),
-    (ls.SiLU, nn.SiLU, lambda layer: {}),
-    (ls.Identity, nn.Identity, lambda layer: {}),
-    (ls.GELU, nn.GELU, lambda layer: {"approximate": layer.approximate}),
-    (ls.LeakyReLU, nn.LeakyReLU, lambda layer: {"negative_slope": layer.negative_slope}),
-    (ls.Softmax, nn.Softmax, lambda layer: {"dim": layer.dim}),
-    (ls.Dropout, nn.Dropout, lambda layer: {"p": layer.p}),
+for _tp, _cls in [
+    (ls.ReLU, nn.ReLU),
+    (ls.Tanh, nn.Tanh),
+    (ls.Sigmoid, nn.Sigmoid),
+    (ls.SiLU, nn.SiLU),
+    (ls.Identity, nn.Identity),
+    (ls.GELU, nn.GELU),
+    (ls.LeakyReLU, nn.LeakyReLU),
+    (ls.Softmax, nn.Softmax),
+    (ls.Dropout, nn.Dropout),
 ]:
-    register_stateless(_tp, _cls, _kwargs)
+    register_stateless(_tp, _cls)

@@ -6,18 +6,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 from lazyshape.layers.attention import MultiheadAttention as LsMultiheadAttention
 
 from .activation import dropout
-from .native import register
+from .native import register, sizes
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -96,24 +95,9 @@ class MultiheadAttention(nn.MultiheadAttention):
 
 
 @register(LsMultiheadAttention)
-def _attention(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module:
-    embed_dim = int(specs["out_proj.weight"].shape[0])
-    kdim = vdim = None
-    if "k_proj_weight" in specs:
-        kdim = int(specs["k_proj_weight"].shape[1])
-        vdim = int(specs["v_proj_weight"].shape[1])
-    return MultiheadAttention(
-        embed_dim,
-        layer.num_heads,
-        causal=layer.causal,
-        dropout=layer.dropout,
-        bias="in_proj_bias" in specs,
-        kdim=kdim,
-        vdim=vdim,
-        batch_first=layer.batch_first,
-        dtype=dtype,
-        device=device,
-    )
+def _attention(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    hp = rec.resolved
+    if sizes(rec, "embed_dim", *(k for k in ("kdim", "vdim") if k in hp)) is None:
+        return None
+    return MultiheadAttention(**hp, dtype=dtype, device=device)
 

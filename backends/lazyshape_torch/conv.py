@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 from lazyshape.layers.conv import (
     Conv1d,
     Conv2d,
@@ -21,7 +20,7 @@ from lazyshape.layers.conv import (
     ConvTranspose3d,
 )
 
-from .native import register
+from .native import register, sizes
 
 __all__ = ["pad", "conv", "conv_transpose"]
 
@@ -106,41 +105,17 @@ _CONV_TRANSPOSE_MODULES: dict[int, type[nn.Module]] = {
 
 
 @register(Conv1d, Conv2d, Conv3d)
-def _conv(layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any) -> nn.Module:
-    # weight (out, in/groups, *k)
-    out_c, per_group, *kernel = (int(d) for d in specs["weight"].shape)
-    return _CONV_MODULES[len(kernel)](
-        per_group * layer.groups,
-        out_c,
-        tuple(kernel),
-        stride=layer.stride,
-        padding=layer.padding,
-        dilation=layer.dilation,
-        groups=layer.groups,
-        bias="bias" in specs,
-        padding_mode=layer.padding_mode,
-        device=device,
-        dtype=dtype,
-    )
+def _conv(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    if sizes(rec, "in_channels") is None:
+        return None
+    return _CONV_MODULES[len(rec.layer.kernel_size)](**rec.resolved, device=device, dtype=dtype)
 
 
 @register(ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
-def _conv_transpose(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module:
-    # weight (in, out/groups, *k)
-    in_c, per_group, *kernel = (int(d) for d in specs["weight"].shape)
-    return _CONV_TRANSPOSE_MODULES[len(kernel)](
-        in_c,
-        per_group * layer.groups,
-        tuple(kernel),
-        stride=layer.stride,
-        padding=layer.padding,
-        output_padding=layer.output_padding,
-        groups=layer.groups,
-        bias="bias" in specs,
-        dilation=layer.dilation,
-        device=device,
-        dtype=dtype,
+def _conv_transpose(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    if sizes(rec, "in_channels") is None:
+        return None
+    return _CONV_TRANSPOSE_MODULES[len(rec.layer.kernel_size)](
+        **rec.resolved, device=device, dtype=dtype
     )
 

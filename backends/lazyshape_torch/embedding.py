@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 from lazyshape.layers.embedding import Embedding
 
 from .native import register
@@ -24,12 +23,6 @@ def embedding(ids: Any, weight: Any, padding_idx: int | None = None) -> Any:
 
 
 @register(Embedding)
-def _embedding(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module:
-    num_embeddings, embedding_dim = specs["weight"].shape
-    return nn.Embedding(
-        int(num_embeddings), int(embedding_dim), padding_idx=layer.padding_idx,
-        dtype=dtype, device=device,
-    )
+def _embedding(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module:
+    return nn.Embedding(**rec.resolved, dtype=dtype, device=device)
 

@@ -8,7 +8,6 @@ torch once per process)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -17,9 +16,9 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 import lazyshape as ls
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 
-from .native import Prototype, may_stamp, register
+from .native import Prototype, may_stamp, register, sizes
 
 __all__ = ["linear"]
 
@@ -122,10 +121,12 @@ def _compare_with_nn_linear() -> bool:
 
 
 @register(ls.Linear, exact=True)
-def _linear(layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any) -> nn.Module:
-    out_features, in_features = specs["weight"].shape
-    out_features, in_features = int(out_features), int(in_features)
-    bias = "bias" in specs
+def _linear(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    known = sizes(rec, "in_features", "out_features")
+    if known is None:
+        return None
+    in_features, out_features = known
+    bias = rec.resolved["bias"]
     if (
         in_features > 0
         and out_features > 0

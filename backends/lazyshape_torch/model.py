@@ -36,7 +36,7 @@ from lazyshape._dims import Dim, format_shape
 from lazyshape._errors import ShapeError
 from lazyshape._graph import Module
 from lazyshape._layer import Layer, format_hparam
-from lazyshape._propagate import Inference
+from lazyshape._propagate import Inference, LayerRecord
 from lazyshape._runtime import BuildConfig, Runtime, pack_outputs
 from lazyshape._specs import ParamSpec, normalize_dtype
 
@@ -257,37 +257,6 @@ _INTERNAL = frozenset({
 })
 
 
-def _node_specs(program: Any, specs: Mapping[str, ParamSpec]) -> list[dict[str, ParamSpec]]:
-    """For each node of ``program``, ``{local name: spec}`` of its parameters
-    (the calls of a shared layer get the same dict), as `Runtime.node_params`,
-    without building the inference's per-layer records: a canonical name
-    belongs to the node whose prefix (``"encoder.fc."``) it starts with
-    (a local name may be dotted: ``attn.out_proj.weight`` is node ``attn``'s)."""
-    groups: dict[str, dict[str, ParamSpec]] = {}
-    out: list[dict[str, ParamSpec]] = []
-    for node in program.nodes:
-        group = groups.get(node.prefix)
-        if group is None:
-            group = groups[node.prefix] = {}
-        out.append(group)
-    for name, spec in specs.items():
-        cut = name.rfind(".") + 1  # the common case: a plain local name
-        group = groups.get(name[:cut])
-        if group is not None:
-            group[name[cut:]] = spec
-            continue
-        head = name
-        while True:
-            head, dot, _ = head.rpartition(".")
-            group = groups.get(head + dot)
-            if group is not None:
-                group[name[len(head) + len(dot):]] = spec
-                break
-            if not dot:
-                break  # no node owns it (Runtime.node_params drops it too)
-    return out
-
-
 class TorchModel(nn.Module):
     """A lazyshape model built on torch: a ``torch.nn.Module``.
 
@@ -392,16 +361,17 @@ class TorchModel(nn.Module):
         try:
             rt = self._rt
             inf = rt.partial()
-            records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
-            specs = _node_specs(self._program, inf.params) if inf is not None else None
+            records = inf.layers if inf is not None else None
             mods: list[Any] = []
             for i, node in enumerate(self._program.nodes):
                 if node.shared:
                     mods.append(mods[self._owner[i]])
                     continue
-                rec = records.get(node.path)
-                hp = node.layer.describe(*rec.inputs) if rec is not None else node.layer.hparams()
-                local = specs[i] if specs is not None else {}
+                if records is not None:  # the node's record: partial shapes, sizes known so far
+                    rec = records[i]
+                    hp, local = rec.resolved, rec.params
+                else:
+                    hp, local = node.layer.hparams(), {}
                 mod = Pending(node.layer, local, hp, node.path, self._device, self._dtype)
                 mods.append(mod)
                 self._install(node.path, mod)
@@ -509,69 +479,51 @@ class TorchModel(nn.Module):
             self._allocate(inf, todo, "portable" if self._config.rng == "portable" else "native")
         self._inference = inf
 
-    def _allocate(
-        self,
-        inf: Inference | None,
-        todo: list[str],
-        mode: str,
-        specs: Mapping[str, ParamSpec] | None = None,
-    ) -> None:
+    def _allocate(self, inf: Inference, todo: list[str], mode: str) -> None:
         """(Re)create the nodes owning a parameter in ``todo`` (every node when
-        uninitialized). ``mode``: ``"native"`` (torch's RNG), ``"portable"``
-        (the portable streams) or ``"empty"`` (values come from a checkpoint)."""
+        uninitialized), each from its record in ``inf``. ``mode``: ``"native"``
+        (torch's RNG), ``"portable"`` (the portable streams) or ``"empty"``
+        (values come from a checkpoint)."""
         rt = self._rt
-        if specs is None:
-            assert inf is not None
-            specs = inf.params
+        specs = inf.params
         d = self.__dict__
         if "_modules" not in d:  # no placeholders were installed: build the tree directly
             d["_modules"] = {}
             try:
-                self._allocate(inf, todo, mode, specs)
+                self._allocate(inf, todo, mode)
             except BaseException:  # back to no tree (the placeholders on the next look)
                 del d["_modules"]
                 d["_node_mods"] = [None] * len(self._program.nodes)
                 raise
             return
         program = self._program
-        node_specs = _node_specs(program, specs)
+        records = inf.layers
         first = not rt.initialized
         wanted = set() if first else set(todo)  # (the first time: every parameter)
         mods = self._node_mods
-        records: dict[str, Any] | None = None  # built only for a LayerModule's hparams
         device = self._device
         modules = d["_modules"]
         training = self.training
         direct = not native.global_registration_hooks()
-        torch_dtype = init.torch_dtype
+        dtype = init.torch_dtype(self._dtype)
         native_module = native.native_module
         no_keep: dict[str, torch.Tensor] = {}
         with self._draws(mode), native.stamping():
-            for i, node in enumerate(program.nodes):
+            for i, (node, rec) in enumerate(zip(program.nodes, records, strict=True)):
                 if node.shared:
                     continue
-                local = node_specs[i]
+                local = rec.params
                 current = mods[i]
                 keep = no_keep
                 if not first and current is not None and not isinstance(current, Pending):
-                    names = [(k, node.param_name(k)) for k in local]
+                    names = [(k, rec.prefix + k) for k in local]
                     if not any(n in wanted for _, n in names):
                         continue
                     # parameters whose spec didn't change keep their values
                     keep = {k: getattr(*_owner(current, k)) for k, n in names if n not in wanted}
-                layer = node.layer
-                dtype = self._dtype
-                for spec in local.values():
-                    if spec.dtype:
-                        dtype = spec.dtype
-                        break
-                mod = native_module(layer, local, dtype=torch_dtype(dtype), device=device)
+                mod = native_module(rec, dtype=dtype, device=device)
                 if mod is None:
-                    if records is None:
-                        records = {rec.path: rec for rec in inf.layers} if inf is not None else {}
-                    rec = records.get(node.path)
-                    hp = layer.describe(*rec.inputs) if rec is not None else None
-                    mod = self._layer_module(node, local, mode, keep, hp)
+                    mod = self._layer_module(rec, mode, keep)
                 else:
                     for k, t in keep.items():
                         setattr(*_owner(mod, k), t)
@@ -586,30 +538,25 @@ class TorchModel(nn.Module):
             if mode == "portable":
                 fill = [n for n in specs if n in wanted or first]
                 owners = {
-                    node.param_name(k): (mod, k)
-                    for node, mod, local in zip(program.nodes, mods, node_specs, strict=True)
-                    if not node.shared
-                    for k in local
+                    rec.prefix + k: (mod, k)
+                    for rec, mod in zip(records, mods, strict=True)
+                    if not rec.shared
+                    for k in rec.params
                 }
                 with torch.no_grad():
                     for name, value in rt.portable_values(specs, fill):
                         t = getattr(*_owner(*owners[name]))
                         t.copy_(init.from_numpy(value, normalize_dtype(t.dtype), t.device))
-        rt.commit(specs)
+        rt.commit(inf)
         self._refresh()
 
     def _layer_module(
-        self,
-        node: Any,
-        local: Mapping[str, ParamSpec],
-        mode: str,
-        keep: Mapping[str, torch.Tensor],
-        hparams: Mapping[str, Any] | None,
+        self, rec: LayerRecord, mode: str, keep: Mapping[str, torch.Tensor]
     ) -> nn.Module:
         """A `LayerModule` for a layer with no native module: its parameters
         drawn with ``torch.nn.init`` (``mode="native"``) or left empty."""
         tensors: dict[str, torch.Tensor] = {}
-        for k, spec in local.items():
+        for k, spec in rec.params.items():
             if k in keep:
                 tensors[k] = keep[k]
                 continue
@@ -618,12 +565,12 @@ class TorchModel(nn.Module):
             if mode == "native":
                 with self._device or contextlib.nullcontext():
                     tensors[k] = init.sample(
-                        spec.init.primitive(shape), shape, dt, None, node.param_name(k)
+                        spec.init.primitive(shape), shape, dt, None, rec.prefix + k
                     )
             else:
                 tensors[k] = torch.empty(shape, dtype=init.torch_dtype(dt), device=self._device)
-        trainable = {k: s.trainable for k, s in local.items()}
-        return native.LayerModule(node.layer, tensors, trainable, hparams, node.path)
+        trainable = {k: s.trainable for k, s in rec.params.items()}
+        return native.LayerModule(rec.layer, tensors, trainable, rec.resolved, rec.path)
 
     @contextlib.contextmanager
     def _draws(self, mode: str) -> Iterator[None]:
@@ -718,11 +665,11 @@ class TorchModel(nn.Module):
         rt = self._rt
         self._follow_placeholders()
         if strict or not rt.initialized:
-            specs = rt.check_state(shapes)
+            inf = rt.check_state(shapes)
+            if not rt.initialized:
+                self._allocate(inf, list(inf.params), "empty")
         else:
-            specs = _check_subset(rt.specs or {}, shapes, self._ls_model.kind)
-        if not rt.initialized:
-            self._allocate(None, list(specs), "empty", specs)
+            _check_subset(rt.specs or {}, shapes, self._ls_model.kind)
         return super().load_state_dict(tensors, strict=strict, assign=assign)
 
     def _load_from_state_dict(
@@ -743,8 +690,8 @@ class TorchModel(nn.Module):
                 for k, v in state_dict.items()
                 if k.startswith(prefix)
             }
-            specs = self._rt.check_state(shapes)
-            self._allocate(None, list(specs), "empty", specs)
+            inf = self._rt.check_state(shapes)
+            self._allocate(inf, list(inf.params), "empty")
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

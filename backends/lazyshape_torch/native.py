@@ -32,11 +32,13 @@ from torch.nn import Parameter
 from torch.nn.modules import module as _torch_module
 
 from lazyshape._layer import Context, Layer, format_hparam
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 
-#: ``factory(layer, specs, dtype=..., device=...) -> nn.Module | None``; ``specs``
-#: are the layer's concrete parameter specs by local name; None means "run this
-#: case through `LayerModule`" (no size can be read off the specs).
+#: ``factory(record, dtype=..., device=...) -> nn.Module | None``: the native
+#: module of the node whose resolution record (`LayerRecord`) is given, built
+#: from ``record.resolved`` (the layer's hyperparameters with every inferred
+#: size filled in) and sized as ``record.params``; None means "run this node
+#: through `LayerModule`" (a size is still unknown: see `sizes`).
 Factory = Callable[..., nn.Module | None]
 
 
@@ -64,32 +66,52 @@ def register(*layer_types: type[Layer], exact: bool = False) -> Callable[[Factor
 
 
 def register_stateless(
-    layer_type: type[Layer], cls: type[nn.Module], kwargs: Callable[[Any], dict[str, Any]]
+    layer_type: type[Layer], cls: type[nn.Module], rename: Mapping[str, str] | None = None
 ) -> None:
-    """Build ``layer_type`` (a layer with no parameters) as ``cls(**kwargs(layer))``,
-    stamped by `fresh`."""
+    """Build ``layer_type`` (a layer with no parameters) as ``cls(**resolved)``,
+    its resolved hyperparameters being ``cls``'s arguments (``rename`` maps
+    the ones torch names otherwise), stamped by `fresh`."""
 
-    def factory(layer: Any, specs: Mapping[str, ParamSpec], **kw: Any) -> nn.Module:
-        return fresh(cls, **kwargs(layer))
+    def factory(rec: LayerRecord, **kw: Any) -> nn.Module:
+        hp = rec.resolved
+        if rename:
+            hp = {rename.get(k, k): v for k, v in hp.items()}
+        return fresh(cls, **hp)
 
     register(layer_type, exact=True)(factory)
 
 
-def native_module(
-    layer: Layer, specs: Mapping[str, ParamSpec], *, dtype: torch.dtype, device: Any
-) -> nn.Module | None:
-    """The native torch module of ``layer`` for these parameter specs (created,
-    hence initialized, by torch itself), or None when the layer has no entry."""
+def sizes(rec: LayerRecord, *names: str) -> tuple[int, ...] | None:
+    """The resolved hyperparameters ``names`` of ``rec`` as ints (a tuple-valued
+    one, ``normalized_shape``, as a tuple of ints), or None when one is still
+    unknown (a symbolic or None size: a node materialized from a checkpoint
+    whose shapes don't determine it)."""
+    out: list[Any] = []
+    hp = rec.resolved
+    for name in names:
+        v = hp[name]
+        if type(v) is int or isinstance(v, tuple) and all(type(d) is int for d in v):
+            out.append(v)
+        else:
+            return None
+    return tuple(out)
+
+
+def native_module(rec: LayerRecord, *, dtype: torch.dtype, device: Any) -> nn.Module | None:
+    """The native torch module of the node recorded in ``rec`` (created, hence
+    initialized, by torch itself), or None when its layer type has no entry.
+    ``dtype`` is the model's floating dtype."""
+    layer = rec.layer
     factory = NATIVE.get(type(layer))
     if factory is None:
         return None
-    module = factory(layer, specs, dtype=dtype, device=device)
-    if module is None:  # the factory can't size this case from specs: LayerModule
+    module = factory(rec, dtype=dtype, device=device)
+    if module is None:  # a size the factory needs is unknown: LayerModule
         return None
     if factory in _EXACT:
         return module
     params = module._parameters
-    for local, spec in specs.items():
+    for local, spec in rec.params.items():
         got: Any = params.get(local)
         if got is None:
             got = module  # a buffer, or a dotted local name: `out_proj.weight`

@@ -13,14 +13,14 @@ computation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from lazyshape._errors import ShapeError
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 from lazyshape.layers.norm import (
     BatchNorm1d,
     BatchNorm2d,
@@ -34,7 +34,7 @@ from lazyshape.layers.norm import (
     check_values_per_channel,
 )
 
-from .native import register
+from .native import register, sizes
 
 __all__ = []
 
@@ -51,25 +51,14 @@ _INSTANCE = {
 
 
 
-def _float_dtype(specs: Mapping[str, ParamSpec], dtype: Any) -> Any:
+def _float_dtype(rec: LayerRecord, dtype: Any) -> Any:
     """The floating dtype of the module's parameters (``num_batches_tracked``
     is int64 whatever the model's dtype)."""
     for local in ("weight", "running_mean"):
-        spec = specs.get(local)
+        spec = rec.params.get(local)
         if spec is not None and spec.dtype is not None:
             return getattr(torch, spec.dtype)
     return dtype
-
-
-
-def _size(specs: Mapping[str, ParamSpec], given: Any) -> Any:
-    """The per-channel size from the specs, else the hyperparameter (may be None)."""
-    for local in ("weight", "running_mean"):
-        spec = specs.get(local)
-        if spec is not None:
-            return int(spec.shape[0])
-    return given
-
 
 
 def _check_training_input(
@@ -95,85 +84,68 @@ def _check_instance_stats(module: nn.Module, args: tuple[Any, ...]) -> None:
 
 
 
-@register(*_BATCH)
-def _batch_norm(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module | None:
-    size = _size(specs, layer.num_features)
-    if size is None:
-        return None
-    module = _BATCH[type(layer)](
-        size,
-        eps=layer.eps,
-        momentum=layer.momentum,
-        affine=layer.affine,
-        track_running_stats=layer.track_running_stats,
-        bias=layer.bias,
-        dtype=_float_dtype(specs, dtype),
+def _channel_norm(cls: type[nn.Module], rec: LayerRecord, dtype: Any, device: Any) -> nn.Module:
+    hp = rec.resolved
+    return cls(
+        hp["num_features"],
+        eps=hp["eps"],
+        momentum=hp["momentum"],
+        affine=hp["affine"],
+        track_running_stats=hp["track_running_stats"],
+        bias=rec.layer.bias,
+        dtype=_float_dtype(rec, dtype),
         device=device,
     )
-    if layer.track_running_stats:  # otherwise the rule has checked every mode
+
+
+@register(*_BATCH)
+def _batch_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    if sizes(rec, "num_features") is None:
+        return None
+    module = _channel_norm(_BATCH[type(rec.layer)], rec, dtype, device)
+    if module.track_running_stats:  # otherwise the rule has checked every mode
         module.register_forward_pre_hook(_check_batch_stats)
     return module
 
 
-
 @register(*_INSTANCE)
-def _instance_norm(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module | None:
-    size = _size(specs, layer.num_features)
-    if size is None:
+def _instance_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    if sizes(rec, "num_features") is None:
         return None
-    module = _INSTANCE[type(layer)](
-        size,
-        eps=layer.eps,
-        momentum=layer.momentum,
-        affine=layer.affine,
-        track_running_stats=layer.track_running_stats,
-        bias=layer.bias,
-        dtype=_float_dtype(specs, dtype),
-        device=device,
-    )
-    if layer.track_running_stats:
+    module = _channel_norm(_INSTANCE[type(rec.layer)], rec, dtype, device)
+    if module.track_running_stats:
         module.register_forward_pre_hook(_check_instance_stats)
     return module
 
 
-
 @register(LayerNorm)
-def _layer_norm(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module | None:
-    spec = specs.get("weight")
-    shape = tuple(int(d) for d in spec.shape) if spec is not None else layer.normalized_shape
-    if shape is None:
+def _layer_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    known = sizes(rec, "normalized_shape")
+    if known is None:
         return None
+    hp = rec.resolved
     return nn.LayerNorm(
-        shape,
-        eps=layer.eps,
-        elementwise_affine=layer.elementwise_affine,
-        bias=layer.bias,
-        dtype=_float_dtype(specs, dtype),
+        known[0],
+        eps=hp["eps"],
+        elementwise_affine=hp["elementwise_affine"],
+        bias=rec.layer.bias,
+        dtype=_float_dtype(rec, dtype),
         device=device,
     )
-
 
 
 @register(GroupNorm)
-def _group_norm(
-    layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-) -> nn.Module | None:
-    size = _size(specs, layer.num_channels)
-    if size is None:
+def _group_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    known = sizes(rec, "num_channels")
+    if known is None:
         return None
+    hp = rec.resolved
     return nn.GroupNorm(
-        layer.num_groups,
-        size,
-        eps=layer.eps,
-        affine=layer.affine,
-        bias=layer.bias,
-        dtype=_float_dtype(specs, dtype),
+        hp["num_groups"],
+        known[0],
+        eps=hp["eps"],
+        affine=hp["affine"],
+        bias=rec.layer.bias,
+        dtype=_float_dtype(rec, dtype),
         device=device,
     )
-

@@ -4,13 +4,12 @@ The pooling layers' native modules (``nn.MaxPool2d``, ...)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 from lazyshape.layers.pool import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -81,29 +80,23 @@ def adaptive_avg_pool(x: Any, output_size: tuple[int, ...]) -> Any:
 _MAX_MODULES = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 
 
-_AVG_MODULES = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
+_AVG_MODULES = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
 _ADAPTIVE_MODULES = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
 
 
-@register(MaxPool1d, MaxPool2d, MaxPool3d)
-def _max_pool(layer: Any, specs: Mapping[str, ParamSpec], **kw: Any) -> nn.Module:
-    return _MAX_MODULES[layer.n](
-        layer.kernel_size, layer.stride, layer.padding, layer.dilation, ceil_mode=layer.ceil_mode
-    )
+@register(MaxPool1d, MaxPool2d, MaxPool3d, exact=True)
+def _max_pool(rec: LayerRecord, **kw: Any) -> nn.Module:
+    return _MAX_MODULES[rec.layer.n](**rec.resolved)
 
 
-@register(AvgPool1d, AvgPool2d, AvgPool3d)
-def _avg_pool(layer: Any, specs: Mapping[str, ParamSpec], **kw: Any) -> nn.Module:
-    args = (layer.kernel_size, layer.stride, layer.padding, layer.ceil_mode,
-            layer.count_include_pad)
-    if layer.n == 1:
-        return nn.AvgPool1d(*args)
-    return _AVG_MODULES[layer.n](*args, divisor_override=layer.divisor_override)
+@register(AvgPool1d, AvgPool2d, AvgPool3d, exact=True)
+def _avg_pool(rec: LayerRecord, **kw: Any) -> nn.Module:
+    return _AVG_MODULES[rec.layer.n](**rec.resolved)
 
 
-@register(AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d)
-def _adaptive_avg_pool(layer: Any, specs: Mapping[str, ParamSpec], **kw: Any) -> nn.Module:
-    return _ADAPTIVE_MODULES[layer.n](layer.output_size)
+@register(AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, exact=True)
+def _adaptive_avg_pool(rec: LayerRecord, **kw: Any) -> nn.Module:
+    return _ADAPTIVE_MODULES[rec.layer.n](**rec.resolved)
 

@@ -6,17 +6,16 @@ a time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from lazyshape._specs import ParamSpec
+from lazyshape._propagate import LayerRecord
 from lazyshape.layers.recurrent import GRU as LsGRU
 from lazyshape.layers.recurrent import LSTM as LsLSTM
 
-from .native import register
+from .native import register, sizes
 
 __all__ = ["lstm", "gru"]
 
@@ -107,23 +106,13 @@ class GRU(_ReturnState, nn.GRU):  # type: ignore[misc]
 
 
 def _recurrent(cls: type[nn.Module]) -> Any:
-    def factory(
-        layer: Any, specs: Mapping[str, ParamSpec], *, dtype: Any, device: Any
-    ) -> nn.Module:
-        gates_h, input_size = specs["weight_ih_l0"].shape
-        return cls(
-            int(input_size),
-            int(specs["weight_hh_l0"].shape[1]),
-            num_layers=layer.num_layers,
-            bias="bias_ih_l0" in specs,
-            batch_first=layer.batch_first,
-            # torch warns that dropout after the last layer does nothing: pass none
-            dropout=layer.dropout if layer.num_layers > 1 else 0.0,
-            bidirectional="weight_ih_l0_reverse" in specs,
-            return_state=layer.return_state,
-            dtype=dtype,
-            device=device,
-        )
+    def factory(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+        if sizes(rec, "input_size") is None:
+            return None
+        hp = dict(rec.resolved)
+        if hp["num_layers"] == 1:  # torch warns that dropout after the last layer does nothing
+            hp["dropout"] = 0.0
+        return cls(**hp, dtype=dtype, device=device)
 
     return factory
 

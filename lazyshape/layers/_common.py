@@ -4,52 +4,40 @@ from __future__ import annotations
 
 from .._dims import Dim, eq, format_dim, format_shape
 from .._errors import ShapeError
-from .._specs import TensorSpec
+from .._layer import assume_equal
+from .._specs import FLOATING, TensorSpec
 
 __all__ = [
+    "LAYOUTS",
     "check_rank",
     "check_floating",
     "normalize_axis",
     "unify",
     "assume_equal",
-    "ASSUMPTIONS",
     "FLOATING",
     "positive_int",
     "probability",
-    "check_input_rank",
-    "MODEL_DTYPE",
-    "model_dtype",
+    "int_tuple",
 ]
 
-FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
-
-#: equalities the rules assumed but could not prove, drained by the propagation
-#: pass after each node (``(a, b)`` pairs of symbolic dims).
-ASSUMPTIONS: list[tuple[Dim, Dim]] = []
-
-#: ``[dtype]``: the dtype of the parameters that layers leave to the model
-#: (``ParamSpec.dtype`` None), set by the propagation pass around its run and
-#: float32 otherwise (a functional model being defined). Rules read it with
-#: `model_dtype`.
-MODEL_DTYPE: list[str] = ["float32"]
+#: the channels-first layout of a batched input with ``n`` spatial dims (what
+#: conv, pooling and the channel norms take), as messages name it
+LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
-def model_dtype() -> str:
-    """The model's dtype, for a rule whose output has its parameters' dtype
-    (an `Embedding`'s): the ``dtype`` of the `infer` or `build` running."""
-    return MODEL_DTYPE[0]
-
-
-def check_rank(x: TensorSpec, min_ndim: int, layout: str, exact: bool = False) -> None:
-    """Require ``x.ndim >= min_ndim`` (or ``==`` when ``exact``); ``layout`` names
-    the dims, e.g. ``"(N, C, L)"``, for the message."""
-    ok = x.ndim == min_ndim if exact else x.ndim >= min_ndim
-    if not ok:
-        need = f"{min_ndim}" if exact else f"at least {min_ndim}"
-        raise ShapeError(
-            f"expected an input with {need} dims {layout}",
-            f"input shape {format_shape(x.shape)} ({x.ndim} dims)",
-        )
+def check_rank(x: TensorSpec, ndim: int, layout: str, *, at_least: bool = False) -> None:
+    """Require an input of exactly ``ndim`` dims (``at_least``: ``ndim`` or more)
+    laid out as ``layout`` (``"(N, C, H, W)"``), for the message; an input one
+    dim short of an exact rank is reported as a missing batch dim."""
+    got = len(x.shape)
+    if got == ndim or (at_least and got > ndim):
+        return
+    need = f"at least {ndim}" if at_least else f"{ndim}"
+    hint = " (is the batch dim missing?)" if not at_least and got == ndim - 1 else ""
+    raise ShapeError(
+        f"expected an input with {need} dims {layout}",
+        f"input shape {format_shape(x.shape)} ({got} dims){hint}",
+    )
 
 
 def check_floating(x: TensorSpec) -> None:
@@ -66,11 +54,6 @@ def normalize_axis(axis: int, ndim: int, what: str = "dim") -> int:
             f"`{what}` (={axis})",
         )
     return axis + ndim if axis < 0 else axis
-
-
-def assume_equal(a: Dim, b: Dim) -> None:
-    """Record that ``a == b`` was assumed without proof (reported by `infer`)."""
-    ASSUMPTIONS.append((a, b))
 
 
 def unify(a: Dim, b: Dim, what: str) -> Dim:
@@ -101,13 +84,18 @@ def probability(value: object, name: str, kind: str) -> float:
     return float(value)
 
 
-def check_input_rank(x: TensorSpec, ndim: int, layout: str) -> None:
-    """Require a batched input of exactly ``ndim`` dims laid out as ``layout``
-    (``"(N, C, H, W)"``); one dim short is reported as a missing batch dim."""
-    if x.ndim == ndim:
-        return
-    hint = " (is the batch dim missing?)" if x.ndim == ndim - 1 else ""
-    raise ShapeError(
-        f"expected an input with {ndim} dims {layout}",
-        f"input shape {format_shape(x.shape)} ({x.ndim} dims){hint}",
-    )
+def int_tuple(value: object, n: int, name: str, kind: str, minimum: int = 1) -> tuple[int, ...]:
+    """A per-spatial-dim hyperparameter (``kernel_size``, ``stride``,
+    ``padding``, ``dilation``): an int (repeated) or a tuple/list of ``n``
+    ints, each ``>= minimum`` (at construction)."""
+    vals = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    ints = tuple(v for v in vals if type(v) is int and v >= minimum)
+    if len(ints) != n or len(vals) != n:
+        what = "positive" if minimum == 1 else "non-negative" if minimum == 0 else f">= {minimum}"
+        shown = tuple(value) if isinstance(value, list) else value
+        raise ShapeError(
+            f"`{name}` to be a {what} int or a tuple of {n} {what} int{'s' if n > 1 else ''}",
+            f"`{name}` (={shown!r})",
+            kind=kind,
+        )
+    return ints

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from .. import ops
-from .._dims import Dim, eq, format_dim, format_shape
+from .._dims import Dim, definitely_equal, eq, format_dim, format_shape
 from .._errors import ShapeError
 from .._init import kaiming_uniform, xavier_uniform, zeros
 from .._layer import Context, Layer
@@ -26,7 +26,7 @@ from ._common import (
     FLOATING,
     assume_equal,
     check_floating,
-    check_input_rank,
+    check_rank,
     positive_int,
     probability,
     unify,
@@ -157,7 +157,7 @@ def check_attention(
     """Validate query, key, value (and mask); return the resolved sizes. The key
     and value sizes are ``kdim`` / ``vdim`` when given, else the embedding dim."""
     b, t = (0, 1) if batch_first else (1, 0)
-    check_input_rank(q, 3, "(B, T, E)" if batch_first else "(T, B, E)")
+    check_rank(q, 3, "(B, T, E)" if batch_first else "(T, B, E)")
     if q.dtype not in FLOATING:
         check_floating(q)
     e = _match(q.shape[2], embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
@@ -369,10 +369,14 @@ class MultiheadAttention(Layer):
         y = ops.linear(o, params["out_proj.weight"], params.get("out_proj.bias"))
         return y if self.batch_first else ops.permute_dims(y, (1, 0, 2))
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim == 3:
-            hp["embed_dim"] = inputs[0].shape[2]
+            embed_dim = hp["embed_dim"] = inputs[0].shape[2]
+            if len(inputs) >= 3 and inputs[1].ndim == inputs[2].ndim == 3:
+                kdim, vdim = inputs[1].shape[2], inputs[2].shape[2]
+                if not (definitely_equal(kdim, embed_dim) and definitely_equal(vdim, embed_dim)):
+                    hp["kdim"], hp["vdim"] = kdim, vdim  # torch's kdim / vdim
         return hp
 
 

@@ -26,7 +26,15 @@ from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
-from ._common import FLOATING, assume_equal, check_floating, check_input_rank, positive_int
+from ._common import (
+    FLOATING,
+    LAYOUTS,
+    assume_equal,
+    check_floating,
+    check_rank,
+    int_tuple,
+    positive_int,
+)
 
 __all__ = [
     "Conv1d",
@@ -38,8 +46,6 @@ __all__ = [
     "PADDING_MODES",
     "CONV_WEIGHT_INIT",
     "Pads",
-    "normalize_kernel",
-    "normalize_ints",
     "normalize_padding",
     "normalize_transpose_padding",
     "normalize_output_padding",
@@ -64,49 +70,13 @@ CONV_WEIGHT_INIT: Initializer = kaiming_uniform(a=math.sqrt(5))
 #: explicit ``(lo, hi)`` padding per spatial dim
 Pads = tuple[tuple[int, int], ...]
 
-_LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
 # -- 1. hyperparameter normalisers (at construction) ----------------------------
 
 
-def _show(value: object) -> str:
-    return repr(tuple(value)) if isinstance(value, list) else repr(value)
-
-
 def _ints(n: int) -> str:
     return "1 int" if n == 1 else f"{n} ints"
-
-
-def _ntuple(value: object, n: int, name: str, kind: str) -> tuple[int, ...]:
-    """An int, or a tuple/list of ``n`` ints, as an ``n``-tuple of ints."""
-    if type(value) is int:
-        return (value,) * n
-    if (
-        isinstance(value, (tuple, list))
-        and len(value) == n
-        and all(type(v) is int for v in value)
-    ):
-        return tuple(value)
-    raise ShapeError(
-        f"`{name}` to be an int or a tuple of {_ints(n)}", f"`{name}` (={_show(value)})", kind=kind
-    )
-
-
-def normalize_ints(
-    value: object, n: int, name: str, kind: str, minimum: int = 1
-) -> tuple[int, ...]:
-    """``stride``, ``dilation``, ``padding``...: an int or ``n`` ints, each ``>= minimum``."""
-    out = _ntuple(value, n, name, kind)
-    if any(v < minimum for v in out):
-        need = "positive" if minimum == 1 else f">= {minimum}"
-        raise ShapeError(f"`{name}` to be {need}", f"`{name}` (={_show(value)})", kind=kind)
-    return out
-
-
-def normalize_kernel(value: object, n: int, kind: str) -> tuple[int, ...]:
-    """``kernel_size``: an int or ``n`` positive ints."""
-    return normalize_ints(value, n, "kernel_size", kind)
 
 
 def normalize_padding(
@@ -143,7 +113,7 @@ def normalize_padding(
             f"`padding` (={padding!r})",
             kind=kind,
         )
-    p = normalize_ints(padding, n, "padding", kind, minimum=0)
+    p = int_tuple(padding, n, "padding", kind, minimum=0)
     return p, tuple((v, v) for v in p)
 
 
@@ -157,7 +127,7 @@ def normalize_transpose_padding(padding: object, n: int, kind: str) -> tuple[int
             f"`padding` (={padding!r})",
             kind=kind,
         )
-    return normalize_ints(padding, n, "padding", kind, minimum=0)
+    return int_tuple(padding, n, "padding", kind, minimum=0)
 
 
 def normalize_output_padding(
@@ -168,7 +138,7 @@ def normalize_output_padding(
 ) -> tuple[int, ...]:
     """``output_padding``: ``>= 0`` and, in every dim, smaller than the stride or
     the dilation (torch's check)."""
-    op = normalize_ints(output_padding, len(stride), "output_padding", kind, minimum=0)
+    op = int_tuple(output_padding, len(stride), "output_padding", kind, minimum=0)
     if any(o >= s and o >= d for o, s, d in zip(op, stride, dilation, strict=True)):
         raise ShapeError(
             "`output_padding` smaller than `stride` or `dilation` in every dim",
@@ -213,7 +183,7 @@ def _check_input(x: TensorSpec, n: int, in_channels: int | None, groups: int) ->
     against ``in_channels``, divisible by ``groups``) and non-empty spatial dims;
     returns ``C``."""
     if len(x.shape) != n + 2:
-        check_input_rank(x, n + 2, _LAYOUTS[n])
+        check_rank(x, n + 2, LAYOUTS[n])
     if x.dtype not in FLOATING:
         check_floating(x)
     shape = x.shape
@@ -479,9 +449,9 @@ class _ConvNd(Layer):
         if in_channels is not None:
             positive_int(in_channels, "in_channels", kind)
         self.in_channels = in_channels
-        self.kernel_size = normalize_kernel(kernel_size, n, kind)
-        self.stride = normalize_ints(stride, n, "stride", kind)
-        self.dilation = normalize_ints(dilation, n, "dilation", kind)
+        self.kernel_size = int_tuple(kernel_size, n, "kernel_size", kind)
+        self.stride = int_tuple(stride, n, "stride", kind)
+        self.dilation = int_tuple(dilation, n, "dilation", kind)
         self.padding, self._pads = normalize_padding(
             padding, self.kernel_size, self.stride, self.dilation, kind
         )
@@ -519,7 +489,7 @@ class _ConvNd(Layer):
             x, params["weight"], params.get("bias"), self.stride, pads, self.dilation, self.groups
         )
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if self.in_channels is None and inputs and inputs[0].ndim > 1:
             hp["in_channels"] = inputs[0].shape[1]
@@ -609,10 +579,10 @@ class _ConvTransposeNd(Layer):
         if in_channels is not None:
             positive_int(in_channels, "in_channels", kind)
         self.in_channels = in_channels
-        self.kernel_size = normalize_kernel(kernel_size, n, kind)
-        self.stride = normalize_ints(stride, n, "stride", kind)
+        self.kernel_size = int_tuple(kernel_size, n, "kernel_size", kind)
+        self.stride = int_tuple(stride, n, "stride", kind)
         self.padding = normalize_transpose_padding(padding, n, kind)
-        self.dilation = normalize_ints(dilation, n, "dilation", kind)
+        self.dilation = int_tuple(dilation, n, "dilation", kind)
         self.output_padding = normalize_output_padding(
             output_padding, self.stride, self.dilation, kind
         )
@@ -649,7 +619,7 @@ class _ConvTransposeNd(Layer):
             self.groups,
         )
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if self.in_channels is None and inputs and inputs[0].ndim > 1:
             hp["in_channels"] = inputs[0].shape[1]

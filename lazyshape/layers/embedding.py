@@ -14,7 +14,7 @@ from .._errors import ShapeError
 from .._init import Initializer, normal
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
-from ._common import model_dtype, positive_int
+from ._common import positive_int
 
 __all__ = [
     "Embedding",
@@ -66,11 +66,11 @@ def check_ids(x: TensorSpec) -> None:
 # -- shape computation -------------------------------------------------------------
 
 
-def embedding_output(x: TensorSpec, embedding_dim: int, dtype: str = "float32") -> TensorSpec:
-    """``(*) -> (*, embedding_dim)``. The output has the weight's dtype, which a
-    rule doesn't see (it is the model's); ``dtype`` says which to assume."""
+def embedding_output(x: TensorSpec, embedding_dim: int) -> TensorSpec:
+    """``(*) -> (*, embedding_dim)``, of the weight's dtype: the model's (None,
+    filled in by the pass)."""
     check_ids(x)
-    return TensorSpec._make((*x.shape, embedding_dim), dtype)
+    return TensorSpec._make((*x.shape, embedding_dim), None)  # type: ignore[arg-type]
 
 
 # -- parameter rule ---------------------------------------------------------------
@@ -129,7 +129,7 @@ class Embedding(Layer):
         return hp
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
-        return embedding_output(x, self.embedding_dim, model_dtype())
+        return embedding_output(x, self.embedding_dim)
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
         return embedding_params(self.num_embeddings, self.embedding_dim)

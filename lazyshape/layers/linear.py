@@ -36,7 +36,7 @@ def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
     """Validate the input of shape ``(*, in_features)``; return its in_features."""
     shape = x.shape
     if not shape:
-        check_rank(x, 1, "(*, in_features)")
+        check_rank(x, 1, "(*, in_features)", at_least=True)
     if x.dtype not in FLOATING:
         check_floating(x)
     got = shape[-1]
@@ -117,7 +117,7 @@ class Linear(Layer):
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
         return ops.linear(x, params["weight"], params.get("bias"))
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim:
             hp["in_features"] = inputs[0].shape[-1]

@@ -43,7 +43,7 @@ from .._errors import ShapeError
 from .._init import ones, zeros
 from .._layer import Context, Layer
 from .._specs import ParamSpec, Shape, TensorSpec, normalize_dtype
-from ._common import FLOATING, assume_equal, check_floating, check_input_rank, positive_int
+from ._common import FLOATING, assume_equal, check_floating, check_rank, positive_int
 
 __all__ = [
     "BatchNorm1d",
@@ -150,7 +150,7 @@ def check_norm_input(x: TensorSpec, ranks: tuple[int, ...], layout: str) -> None
     (``"(N, C) or (N, C, L)"``)."""
     if x.ndim not in ranks:
         if len(ranks) == 1:
-            check_input_rank(x, ranks[0], layout)
+            check_rank(x, ranks[0], layout)
         hint = " (is the batch dim missing?)" if x.ndim == min(ranks) - 1 else ""
         need = " or ".join(str(r) for r in ranks)
         raise ShapeError(
@@ -310,7 +310,7 @@ def layer_norm_output(
 def group_norm_output(x: TensorSpec, num_groups: int, num_channels: int | None) -> TensorSpec:
     """``(N, C, *)``: same shape; ``C`` divisible by ``num_groups``."""
     if x.ndim < 2:
-        check_input_rank(x, 2, "(N, C, *)")
+        check_rank(x, 2, "(N, C, *)")
     if x.dtype not in FLOATING:
         check_floating(x)
     channels = check_channels(x, num_channels, "num_channels")
@@ -461,7 +461,7 @@ class _ChannelNorm(_Norm):
         channels = x.shape[1] if self.num_features is None else self.num_features
         return norm_params(channels, self.affine, self.bias, self.track_running_stats)
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim >= 2:
             hp["num_features"] = inputs[0].shape[1]
@@ -694,7 +694,7 @@ class LayerNorm(_Norm):
         centered, _, var = _moments(x, tuple(range(ndim - self.normalized_ndim, ndim)))
         return self._affine(params, centered / ops.sqrt(var + self.eps), per_channel=False)
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim >= self.normalized_ndim:
             hp["normalized_shape"] = tuple(inputs[0].shape[inputs[0].ndim - self.normalized_ndim :])
@@ -746,7 +746,7 @@ class GroupNorm(_Norm):
         y = ops.reshape(centered / ops.sqrt(var + self.eps), shape)
         return self._affine(params, y, per_channel=True)
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim >= 2:
             hp["num_channels"] = inputs[0].shape[1]

@@ -20,7 +20,7 @@ from .._dims import Dim, format_shape, ge, resolve
 from .._errors import ShapeError, check
 from .._layer import Layer
 from .._specs import TensorSpec
-from ._common import check_floating, check_input_rank
+from ._common import LAYOUTS, check_floating, check_rank, int_tuple
 
 __all__ = [
     "MaxPool1d",
@@ -33,7 +33,6 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "AdaptiveAvgPool3d",
     "window_padding",
-    "LAYOUTS",
     "normalize_pool_args",
     "normalize_output_size",
     "check_pool_input",
@@ -47,23 +46,9 @@ __all__ = [
 
 
 #: the batched input layout of an ``n``-d pooling layer
-LAYOUTS = {1: "(N, C, L)", 2: "(N, C, H, W)", 3: "(N, C, D, H, W)"}
 
 
 # -- hyperparameter normalisers (run once, at construction) ------------------
-
-
-def _ntuple(value: Any, n: int, name: str, kind: str, minimum: int = 1) -> tuple[int, ...]:
-    """An int (repeated) or a tuple/list of ``n`` ints, each ``>= minimum``."""
-    vals = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
-    if len(vals) != n or not all(type(v) is int and v >= minimum for v in vals):
-        what = "positive" if minimum == 1 else "non-negative"
-        raise ShapeError(
-            f"`{name}` to be a {what} int or a tuple of {n} {what} ints",
-            f"`{name}` (={value!r})",
-            kind=kind,
-        )
-    return vals
 
 
 def normalize_pool_args(
@@ -72,10 +57,10 @@ def normalize_pool_args(
     """``(kernel_size, stride, padding, dilation)`` as ``n``-tuples; ``stride=None``
     means ``kernel_size`` (torch's default). Padding is at most half the kernel,
     ``padding <= kernel_size // 2``, as every torch pooling op requires."""
-    k = _ntuple(kernel_size, n, "kernel_size", kind)
-    s = k if stride is None else _ntuple(stride, n, "stride", kind)
-    p = _ntuple(padding, n, "padding", kind, minimum=0)
-    d = _ntuple(dilation, n, "dilation", kind)
+    k = int_tuple(kernel_size, n, "kernel_size", kind)
+    s = k if stride is None else int_tuple(stride, n, "stride", kind)
+    p = int_tuple(padding, n, "padding", kind, minimum=0)
+    d = int_tuple(dilation, n, "dilation", kind)
     if any(pi > ki // 2 for pi, ki in zip(p, k, strict=True)):
         raise ShapeError(
             "`padding` at most half of `kernel_size` (padding <= kernel_size // 2)",
@@ -108,7 +93,7 @@ def check_pool_input(x: TensorSpec, n: int, empty_channels: bool = False) -> Non
     """A batched floating-point ``(N, C, *spatial)`` input whose spatial dims (and
     channels, unless ``empty_channels``) are non-empty; only the batch may be 0."""
     if len(x.shape) != n + 2:
-        check_input_rank(x, n + 2, LAYOUTS[n])
+        check_rank(x, n + 2, LAYOUTS[n])
     check_floating(x)
     first = 2 if empty_channels else 1
     if 0 in x.shape[first:]:  # a symbolic dim is never equal to an int

@@ -27,7 +27,7 @@ from ._common import (
     FLOATING,
     assume_equal,
     check_floating,
-    check_input_rank,
+    check_rank,
     positive_int,
     probability,
     unify,
@@ -57,7 +57,7 @@ GATES = {"LSTM": 4, "GRU": 3}
 
 def check_recurrent_input(x: TensorSpec, input_size: int | None, batch_first: bool) -> Dim:
     """Validate the input sequence; return its feature size F."""
-    check_input_rank(x, 3, "(B, T, F)" if batch_first else "(T, B, F)")
+    check_rank(x, 3, "(B, T, F)" if batch_first else "(T, B, F)")
     if x.dtype not in FLOATING:
         check_floating(x)
     steps = x.shape[1 if batch_first else 0]
@@ -296,7 +296,7 @@ class _Recurrent(Layer):
             return y
         return (y, *(ops.stack(acc, axis=0) for acc in finals))
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim == 3:
             hp["input_size"] = inputs[0].shape[2]

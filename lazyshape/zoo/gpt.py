@@ -47,7 +47,7 @@ class PositionEmbedding(Layer):
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
         return x + params["weight"][: x.shape[1]]
 
-    def describe(self, *inputs: TensorSpec) -> dict[str, Any]:
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         return {"max_len": self.max_len, "embed_dim": inputs[0].shape[2] if inputs else None}
 
 
