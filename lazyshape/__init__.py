@@ -11,15 +11,16 @@ PyTorch or JAX::
     m = ls.build(net, "torch")             # a real torch.nn.Module
 """
 
+from . import backend as backend
 from . import dims as dims
 from . import init as init
 from . import ops as ops
 from ._backends import asarray as asarray
 from ._backends import backends as backends
+from ._backends import to_numpy as to_numpy
 from ._build import build as build
 from ._checkpoint import load as load
 from ._checkpoint import save as save
-from ._checkpoint import to_numpy as to_numpy
 from ._dims import Dim as Dim
 from ._dims import Expr as Expr
 from ._dims import Sym as Sym
@@ -34,8 +35,8 @@ from ._layer import SymbolicTensor as SymbolicTensor
 from ._propagate import Inference as Inference
 from ._propagate import LayerRecord as LayerRecord
 from ._propagate import infer as infer
-from ._runtime import Placeholder as Placeholder
 from ._specs import ParamSpec as ParamSpec
+from ._specs import Placeholder as Placeholder
 from ._specs import TensorSpec as TensorSpec
 from ._summary import summary as summary
 from .layers.activation import GELU as GELU

@@ -12,23 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ._backends import backend_for, to_numpy
 from ._errors import ShapeError
+from ._specs import Placeholder
 
-__all__ = ["save", "load", "to_numpy"]
-
-
-def to_numpy(x: Any) -> np.ndarray[Any, Any]:
-    """A NumPy copy of a NumPy, torch or JAX array."""
-    if hasattr(x, "detach"):  # torch, without importing it
-        x = x.detach().cpu()
-        if str(x.dtype) == "torch.bfloat16":
-            import ml_dtypes
-
-            bf: np.ndarray[Any, Any] = x.float().numpy().astype(ml_dtypes.bfloat16)
-            return bf
-        out: np.ndarray[Any, Any] = np.asarray(x.numpy())
-        return out
-    return np.asarray(x)
+__all__ = ["save", "load"]
 
 
 def save(model_or_state: Any, path: str | os.PathLike[str]) -> None:
@@ -38,9 +26,7 @@ def save(model_or_state: Any, path: str | os.PathLike[str]) -> None:
         raise TypeError(f"save takes a built model or a state mapping, got {type(state).__name__}")
     arrays: dict[str, np.ndarray[Any, Any]] = {}
     for name, value in state.items():
-        if not hasattr(value, "dtype") or type(value).__name__ in (
-            "Placeholder", "UninitializedParameter", "UninitializedBuffer"
-        ):
+        if _is_placeholder(value):
             raise ShapeError(
                 "materialized parameters to save", f"`{name}` is {value!r}; call materialize first"
             )
@@ -51,6 +37,14 @@ def save(model_or_state: Any, path: str | os.PathLike[str]) -> None:
     from safetensors.numpy import save_file  # imported on use: keeps `import lazyshape` fast
 
     save_file(arrays, os.fspath(path), metadata={"format": "lazyshape"})
+
+
+def _is_placeholder(value: Any) -> bool:
+    if isinstance(value, Placeholder):
+        return True
+    if isinstance(value, (np.ndarray, np.generic)):
+        return False
+    return backend_for(value).is_placeholder(value)
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray[Any, Any]]:

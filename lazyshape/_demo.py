@@ -151,6 +151,6 @@ def _indent(text: str) -> str:
 
 
 def _np(x: Any) -> np.ndarray[Any, Any]:
-    from ._checkpoint import to_numpy
+    from ._backends import to_numpy
 
     return to_numpy(x)

@@ -51,10 +51,8 @@ __all__ = [
     "fan_in_uniform",
     "sample_numpy",
     "portable_generator",
+    "numpy_dtype",
 ]
-
-Primitive = "Uniform | Normal | TruncNormal | Constant | Orthogonal"
-
 
 class Initializer:
     """Base class: a description of how to fill a parameter."""
@@ -359,7 +357,7 @@ def sample_numpy(
     """Draw a primitive initializer as a NumPy array of ``shape`` and ``dtype``.
 
     Values are drawn in float64 and rounded once to ``dtype``."""
-    np_dtype = _numpy_dtype(dtype)
+    np_dtype = numpy_dtype(dtype)
     if isinstance(prim, Constant):
         return np.full(shape, prim.val, dtype=np_dtype)
     if isinstance(prim, Uniform):
@@ -408,9 +406,11 @@ def _orthogonal(
     return (gain * q).reshape(shape)
 
 
-def _numpy_dtype(dtype: str) -> Any:
+def numpy_dtype(dtype: str) -> np.dtype[Any]:
+    """The NumPy dtype of a canonical dtype name (bfloat16 through ``ml_dtypes``)."""
     if dtype == "bfloat16":
-        import ml_dtypes  # shipped with JAX; only needed for bfloat16
+        import ml_dtypes  # a dependency; imported only for bfloat16
 
-        return ml_dtypes.bfloat16
+        bf16: np.dtype[Any] = np.dtype(ml_dtypes.bfloat16)
+        return bf16
     return np.dtype(dtype)

@@ -14,7 +14,7 @@ import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -24,12 +24,15 @@ from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
 from ._layer import Context, Layer, shape_input_dtype
 from ._propagate import Inference, LayerRecord, infer
-from ._specs import ParamSpec, TensorSpec, normalize_dtype
+from ._specs import ParamSpec, Placeholder, TensorSpec, normalize_dtype
 
 __all__ = [
-    "BuildConfig", "Runtime", "Placeholder", "run_program", "RNG_MODES", "Step", "Binder",
+    "BuildConfig", "Runtime", "run_program", "RNG_MODES", "Step", "Binder",
     "bind_program", "chain_steps", "run_steps", "passthrough", "param_owners", "node_values",
+    "BuiltModel", "pack_outputs", "render_model", "NativeRegistry",
 ]
+
+T = TypeVar("T")
 
 RNG_MODES = ("native", "portable")
 SHAPE_CHANGE = ("error", "reinit")
@@ -62,17 +65,38 @@ class BuildConfig:
         return 0 if self.seed is None else self.seed
 
 
-class Placeholder:
-    """A parameter not materialized yet: its partial shape (``(256, ?)``) and dtype."""
+class BuiltModel:
+    """The surface every backend's built model shares: ``initialized``,
+    ``inference``, ``materialize`` and a ``repr`` with the inferred sizes.
 
-    __slots__ = ("shape", "dtype")
+    A subclass holds its `Runtime` in ``_rt`` and the inference of the last
+    resolved inputs in ``_inference``, and implements ``_prepare(inputs)``:
+    resolve, and (re)materialize when needed."""
 
-    def __init__(self, shape: tuple[Dim, ...], dtype: str) -> None:
-        self.shape = shape
-        self.dtype = dtype
+    _rt: Runtime
+    _inference: Inference | None
+
+    @property
+    def initialized(self) -> bool:
+        """True once parameters exist."""
+        return self._rt.initialized
+
+    @property
+    def inference(self) -> Inference | None:
+        """The inference of the last resolved inputs (None before any)."""
+        return self._inference
+
+    def materialize(self, *inputs: Any) -> Any:
+        """Resolve from shapes, specs or arrays and allocate, computing nothing;
+        returns the model."""
+        self._prepare(inputs)
+        return self
+
+    def _prepare(self, xs: tuple[Any, ...]) -> Any:
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"<Uninitialized {format_shape(self.shape)} {self.dtype}>"
+        return render_model(self._rt.model, self._inference)
 
 
 class Runtime:
@@ -477,6 +501,45 @@ def run_program(
                      xs)
 
 
+class NativeRegistry(Generic[T]):
+    """A backend's overrides per layer type: what it builds or runs instead of
+    the layer's generic ``forward`` (torch: a factory of native modules; NumPy:
+    a binder of fast steps). Looked up by exact type: a subclass may change
+    ``forward``, so it gets the generic path unless registered itself.
+
+    ::
+
+        NATIVE = NativeRegistry[Factory]()
+
+        @NATIVE.register(ls.Linear)
+        def _linear(record, *, dtype, device): ...
+    """
+
+    def __init__(self) -> None:
+        self._table: dict[type[Layer], T] = {}
+
+    def register(self, *layer_types: type[Layer]) -> Callable[[T], T]:
+        """Decorator: ``layer_types`` use the decorated object."""
+
+        def deco(obj: T) -> T:
+            for tp in layer_types:
+                self._table[tp] = obj
+            return obj
+
+        return deco
+
+    def get(self, layer_type: type[Layer]) -> T | None:
+        """The override registered for exactly ``layer_type``, or None."""
+        return self._table.get(layer_type)
+
+    def __contains__(self, layer_type: object) -> bool:
+        return layer_type in self._table
+
+    def types(self) -> list[type[Layer]]:
+        """The registered layer types."""
+        return list(self._table)
+
+
 #: a node bound to its parameters: ``step(*inputs) -> output(s)``
 Step = Callable[..., Any]
 #: a backend's own forward of one layer type: ``(layer, params, ctx) -> step``, or
@@ -494,7 +557,7 @@ def bind_program(
     program: Program,
     node_params: Sequence[Mapping[str, Any]],
     ctx: Context,
-    binders: Mapping[type, Binder] | None = None,
+    binders: NativeRegistry[Binder] | None = None,
     on_node: Callable[[int, Context], None] | None = None,
 ) -> list[Step]:
     """One callable per node with its parameters (and ``ctx``) bound, so a
@@ -510,7 +573,7 @@ def bind_program(
     steps: list[Step] = []
     for i, (node, params) in enumerate(zip(program.nodes, node_params, strict=True)):
         layer = node.layer
-        binder = binders.get(type(layer)) if binders else None
+        binder = binders.get(type(layer)) if binders is not None else None
         step = binder(layer, params, ctx) if binder is not None else None
         if step is None:
             if layer.needs_context:

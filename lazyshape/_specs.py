@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from ._init import Initializer
 
 __all__ = [
-    "TensorSpec", "ParamSpec", "Shape", "normalize_dtype", "as_shape", "itemsize", "FLOATING",
+    "TensorSpec", "ParamSpec", "Placeholder", "Shape", "normalize_dtype", "as_shape", "itemsize",
+    "FLOATING",
 ]
 
 Shape = tuple[Dim, ...]
@@ -249,3 +250,16 @@ _ps_shape = ParamSpec.__dict__["shape"].__set__
 _ps_dtype = ParamSpec.__dict__["dtype"].__set__
 _ps_init = ParamSpec.__dict__["init"].__set__
 _ps_trainable = ParamSpec.__dict__["trainable"].__set__
+
+
+class Placeholder:
+    """A parameter not materialized yet: its partial shape (``(256, ?)``) and dtype."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[Dim, ...], dtype: str) -> None:
+        self.shape = shape
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"<Uninitialized {format_shape(self.shape)} {self.dtype}>"

@@ -21,6 +21,7 @@ class JaxBackend:
     # jax.Array's concrete type lives in jaxlib (``jaxlib._jax.ArrayImpl``);
     # tracers under jit/grad/vmap live in ``jax._src.interpreters.*``.
     array_modules = ("jax", "jaxlib")
+    order = 20
 
     def available(self) -> bool:
         return (
@@ -44,6 +45,27 @@ class JaxBackend:
         from .init import jax_dtype
 
         return jnp.asarray(value, dtype=None if dtype is None else jax_dtype(dtype))
+
+    def to_numpy(self, x: Any) -> Any:
+        import numpy as np
+
+        return np.array(x, copy=True)
+
+    def is_placeholder(self, x: Any) -> bool:
+        from lazyshape.backend import Placeholder
+
+        return isinstance(x, Placeholder)
+
+    def forward(self, model: Any, *xs: Any) -> Any:
+        return model.apply(model.params, *xs)  # the pure API: eager, evaluation mode
+
+    def native_dtype(self, dtype: str) -> str:
+        import jax
+
+        if jax.config.jax_enable_x64:
+            return dtype
+        return {"float64": "float32", "int64": "int32", "uint64": "uint32",
+                "complex128": "complex64"}.get(dtype, dtype)
 
 
 BACKEND = JaxBackend()

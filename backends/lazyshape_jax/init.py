@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazyshape._init import Constant, Initializer, Normal, Orthogonal, TruncNormal, Uniform
+from lazyshape.backend import Constant, Initializer, Normal, Orthogonal, TruncNormal, Uniform
 
 # the init protocol (`sample_all` is this backend's own batch form of `sample`)
 __all__ = ["make_rng", "sample", "from_numpy"]

@@ -16,18 +16,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazyshape._checkpoint import to_numpy
-from lazyshape._dims import format_shape
-from lazyshape._errors import ShapeError
-from lazyshape._layer import Context, Layer
-from lazyshape._propagate import Inference
-from lazyshape._runtime import (
+from lazyshape.backend import (
     BuildConfig,
+    BuiltModel,
+    Context,
+    Inference,
+    Layer,
     Runtime,
+    ShapeError,
+    format_shape,
     node_values,
     pack_outputs,
-    render_model,
     run_program,
+    to_numpy,
 )
 
 from . import init
@@ -71,7 +72,7 @@ class _Rematerialize(Exception):
         self.todo = todo
 
 
-class JaxModel:
+class JaxModel(BuiltModel):
     """A model built on JAX.
 
     Pure API (jit/grad/vmap-able):
@@ -163,16 +164,6 @@ class JaxModel:
     # -- stateful convenience --------------------------------------------------
 
     @property
-    def initialized(self) -> bool:
-        """True once parameters exist."""
-        return self._rt.initialized
-
-    @property
-    def inference(self) -> Inference | None:
-        """The inference of the last resolved inputs."""
-        return self._inference
-
-    @property
     def params(self) -> Params:
         """The stored params, nested (``{}`` before materialization)."""
         return self._params
@@ -182,13 +173,12 @@ class JaxModel:
         # e.g. after an optimizer step on m.params; checked like a checkpoint
         self.load_state_dict(flatten_params(value))
 
-    def materialize(self, *inputs: Any) -> JaxModel:
-        """Resolve from shapes, specs or arrays and allocate, computing nothing."""
-        inf, todo = self._rt.resolve(inputs)
+    def _prepare(self, xs: tuple[Any, ...]) -> Inference:
+        inf, todo = self._rt.resolve(xs)
         if todo or not self._rt.initialized:
             self._allocate(inf, todo)
         self._inference = inf
-        return self
+        return inf
 
     def __call__(self, *xs: Any) -> Any:
         """Forward in evaluation mode: ``m(x)``; several inputs for a multi-input
@@ -261,16 +251,16 @@ class JaxModel:
         }
         self._set(values, inf)
 
-    def __repr__(self) -> str:
-        return render_model(self.model, self._inference)
-
 
 def _host_or_jax(value: Any) -> Any:
-    if isinstance(value, jax.Array):
+    """A JAX array as it is; any other backend's array (or anything array-like)
+    as a NumPy array."""
+    if isinstance(value, (jax.Array, np.ndarray)):
         return value
-    if hasattr(value, "detach"):  # torch, without importing it
+    try:
         return to_numpy(value)
-    return np.asarray(value)
+    except TypeError:  # not an array of any backend: array-like
+        return np.asarray(value)
 
 
 def _check_params(rt: Runtime, inf: Inference, flat: Mapping[str, Any]) -> None:

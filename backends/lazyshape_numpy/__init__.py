@@ -16,6 +16,7 @@ class NumpyBackend:
 
     name = "numpy"
     array_modules = ("numpy",)
+    order = 0
 
     def available(self) -> bool:
         return True
@@ -33,7 +34,25 @@ class NumpyBackend:
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         import numpy as np
 
-        return np.asarray(value, dtype=dtype)
+        from lazyshape.backend import numpy_dtype
+
+        return np.asarray(value, dtype=None if dtype is None else numpy_dtype(dtype))
+
+    def to_numpy(self, x: Any) -> Any:
+        import numpy as np
+
+        return np.array(x, copy=True)
+
+    def is_placeholder(self, x: Any) -> bool:
+        from lazyshape.backend import Placeholder
+
+        return isinstance(x, Placeholder)
+
+    def forward(self, model: Any, *xs: Any) -> Any:
+        return model(*xs)  # inference only: always evaluation mode, no gradients
+
+    def native_dtype(self, dtype: str) -> str:
+        return dtype
 
 
 BACKEND = NumpyBackend()

@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+import lazyshape as ls
+from lazyshape.backend import Binder, Context, Step, passthrough
+
+from .native import register
 
 __all__ = ["relu", "gelu", "sigmoid", "silu", "leaky_relu", "softmax", "dropout"]
 
@@ -61,3 +68,35 @@ def dropout(x: Any, p: float, rng: Any) -> Any:
     keep = rng.random(x.shape) >= p
     return np.where(keep, x / x.dtype.type(1.0 - p), x.dtype.type(0))
 
+
+
+# -- the activations' steps (see native.py) -----------------------------------------
+
+
+def _fixed(fn: Step) -> Binder:
+    return lambda layer, params, ctx: fn
+
+
+for _tp, _step in [(ls.ReLU, relu), (ls.Tanh, np.tanh), (ls.Sigmoid, sigmoid), (ls.SiLU, silu),
+                   (ls.Identity, passthrough)]:
+    register(_tp)(_fixed(_step))
+
+
+@register(ls.GELU)
+def _bind_gelu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return functools.partial(gelu, approximate=layer.approximate)
+
+
+@register(ls.LeakyReLU)
+def _bind_leaky_relu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return functools.partial(leaky_relu, negative_slope=layer.negative_slope)
+
+
+@register(ls.Softmax)
+def _bind_softmax(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
+    return functools.partial(softmax, axis=layer.dim)
+
+
+@register(ls.Dropout)
+def _bind_dropout(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step | None:
+    return passthrough if not ctx.training else None

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from lazyshape._init import Initializer, sample_numpy
+from lazyshape.backend import Initializer, numpy_dtype, sample_numpy
 
 __all__ = ["make_rng", "sample", "from_numpy"]
 
@@ -23,6 +23,4 @@ def sample(prim: Initializer, shape: tuple[int, ...], dtype: str, rng: Any, name
 
 def from_numpy(value: Any, dtype: str, device: Any) -> Any:
     """A backend array from a NumPy array (a copy in ``dtype``)."""
-    from lazyshape._init import _numpy_dtype
-
-    return np.array(value, dtype=_numpy_dtype(dtype), copy=True)
+    return np.array(value, dtype=numpy_dtype(dtype), copy=True)

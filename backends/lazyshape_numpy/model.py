@@ -2,35 +2,35 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from lazyshape._checkpoint import to_numpy
-from lazyshape._layer import Context, Layer
-from lazyshape._propagate import Inference
-from lazyshape._runtime import (
-    Binder,
+from lazyshape.backend import (
     BuildConfig,
+    BuiltModel,
+    Context,
+    Inference,
+    Layer,
     Runtime,
     Step,
     bind_program,
     chain_steps,
     pack_outputs,
-    passthrough,
-    render_model,
     run_steps,
+    to_numpy,
 )
-from lazyshape.layers import activation, linear
 
-from . import init, ops
+from . import init
+from . import ops as ops  # importing the ops registers every family's steps
+from .linear import fuse
+from .native import BINDERS
 
 __all__ = ["NumpyModel"]
 
 
-class NumpyModel:
+class NumpyModel(BuiltModel):
     """A model built on NumPy (inference only).
 
     ``m(x)`` runs the forward (the first call resolves and materializes);
@@ -54,16 +54,6 @@ class NumpyModel:
         self._shape: Any = None
         self._dtype: Any = None
         self._ctx = Context(training=False, rng=self._rng)  # inference only
-
-    @property
-    def initialized(self) -> bool:
-        """True once parameters exist."""
-        return self._rt.initialized
-
-    @property
-    def inference(self) -> Inference | None:
-        """The inference of the last resolved inputs."""
-        return self._inference
 
     def _prepare(self, xs: tuple[Any, ...]) -> Inference:
         inf, todo = self._rt.resolve(xs)
@@ -99,12 +89,7 @@ class NumpyModel:
         program = self._bound = self._rt.program
         self._steps = bind_program(program, self._node_params, self._ctx, BINDERS)
         chain = chain_steps(program, self._steps)
-        self._chain = None if chain is None else _fuse(chain)
-
-    def materialize(self, *inputs: Any) -> NumpyModel:
-        """Resolve from shapes, specs or arrays and allocate, computing nothing."""
-        self._prepare(inputs)
-        return self
+        self._chain = None if chain is None else fuse(chain)
 
     def __call__(self, *xs: Any) -> Any:
         """Forward: ``m(x)``; several inputs for a multi-input model."""
@@ -149,89 +134,3 @@ class NumpyModel:
             for n, s in inf.params.items()
         }
         self._set(values, inf)
-
-    def __repr__(self) -> str:
-        return render_model(self.model, self._inference)
-
-
-# -- NumPy's own steps for built-in layers (see `bind_program`) ----------------------
-# Each computes exactly what the layer's ``forward`` computes on NumPy arrays, with
-# the op resolved once here instead of dispatched through ``ls.ops`` on every call
-# (and a Linear's weight transposed once). Exact types only: a subclass, or a
-# layer of another type, runs its own ``forward``. Hyperparameters are read when
-# the model binds (at materialization), as the torch backend's native modules do.
-
-
-def _affine(w_t: Any, b: Any, x: Any) -> Any:
-    return x @ w_t + b
-
-
-def _matmul(w_t: Any, x: Any) -> Any:
-    return x @ w_t
-
-
-def _affine_relu(w_t: Any, b: Any, x: Any) -> Any:
-    return np.maximum(x @ w_t + b, 0)  # ops.relu(_affine(w_t, b, x)), one call fewer
-
-
-def _linear(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
-    w_t = params["weight"].T
-    b = params.get("bias")
-    if b is None:
-        return functools.partial(_matmul, w_t)
-    return functools.partial(_affine, w_t, b)
-
-
-def _relu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
-    return ops.relu
-
-
-def _gelu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
-    return functools.partial(ops.gelu, approximate=layer.approximate)
-
-
-def _leaky_relu(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
-    return functools.partial(ops.leaky_relu, negative_slope=layer.negative_slope)
-
-
-def _softmax(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
-    return functools.partial(ops.softmax, axis=layer.dim)
-
-
-def _identity(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step:
-    return passthrough
-
-
-def _dropout(layer: Any, params: Mapping[str, Any], ctx: Context) -> Step | None:
-    return passthrough if not ctx.training else None
-
-
-def _fuse(chain: list[Step]) -> list[Step]:
-    """A chain with each ``Linear`` step followed by a ``ReLU`` step made one
-    step (the same operations, one Python call fewer)."""
-    out: list[Step] = []
-    for step in chain:
-        prev = out[-1] if out else None
-        if step is ops.relu and isinstance(prev, functools.partial) and prev.func is _affine:
-            out[-1] = functools.partial(_affine_relu, *prev.args)
-        else:
-            out.append(step)
-    return out
-
-
-def _fixed(fn: Step) -> Binder:
-    return lambda layer, params, ctx: fn
-
-
-BINDERS: dict[type, Binder] = {
-    linear.Linear: _linear,
-    activation.ReLU: _relu,
-    activation.GELU: _gelu,
-    activation.Tanh: _fixed(np.tanh),
-    activation.Sigmoid: _fixed(ops.sigmoid),
-    activation.SiLU: _fixed(ops.silu),
-    activation.LeakyReLU: _leaky_relu,
-    activation.Softmax: _softmax,
-    activation.Identity: _identity,
-    activation.Dropout: _dropout,
-}

@@ -18,6 +18,7 @@ class TorchBackend:
 
     name = "torch"
     array_modules = ("torch",)
+    order = 10
 
     def available(self) -> bool:
         return importlib.util.find_spec("torch") is not None
@@ -36,12 +37,41 @@ class TorchBackend:
         """A torch tensor (a copy) from a NumPy array or anything array-like."""
         import numpy as np
 
-        from lazyshape._specs import normalize_dtype
+        from lazyshape.backend import normalize_dtype
 
         from .init import from_numpy
 
         arr = np.asarray(value)
         return from_numpy(arr, normalize_dtype(dtype or arr.dtype), None)
+
+    def to_numpy(self, x: Any) -> Any:
+        import torch
+
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:  # NumPy has no bfloat16: ml_dtypes' (a dependency)
+            import ml_dtypes
+
+            return x.float().numpy().astype(ml_dtypes.bfloat16)
+        return x.numpy().copy()
+
+    def is_placeholder(self, x: Any) -> bool:
+        from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+        return isinstance(x, (UninitializedParameter, UninitializedBuffer))
+
+    def forward(self, model: Any, *xs: Any) -> Any:
+        import torch
+
+        training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return model(*xs)
+        finally:
+            model.train(training)
+
+    def native_dtype(self, dtype: str) -> str:
+        return dtype
 
 
 BACKEND = TorchBackend()

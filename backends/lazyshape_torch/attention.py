@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    LayerRecord,
+)
 from lazyshape.layers.attention import MultiheadAttention as LsMultiheadAttention
 
 from .activation import dropout

@@ -10,7 +10,9 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    LayerRecord,
+)
 from lazyshape.layers.conv import (
     Conv1d,
     Conv2d,

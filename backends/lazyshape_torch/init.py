@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from lazyshape._init import Constant, Initializer, Normal, Orthogonal, TruncNormal, Uniform
+from lazyshape.backend import Constant, Initializer, Normal, Orthogonal, TruncNormal, Uniform
 
-__all__ = ["make_rng", "sample", "from_numpy", "torch_dtype"]
+__all__ = ["make_rng", "sample", "from_numpy"]
 
 
 _DTYPES: dict[str, torch.dtype] = {}

@@ -16,7 +16,9 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 import lazyshape as ls
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    LayerRecord,
+)
 
 from .native import Prototype, may_stamp, register, sizes
 

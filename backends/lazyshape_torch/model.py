@@ -32,13 +32,22 @@ import torch
 from torch import nn
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from lazyshape._dims import Dim, format_shape
-from lazyshape._errors import ShapeError
-from lazyshape._graph import Module
-from lazyshape._layer import Layer, format_hparam
-from lazyshape._propagate import Inference, LayerRecord
-from lazyshape._runtime import BuildConfig, Runtime, pack_outputs
-from lazyshape._specs import ParamSpec, normalize_dtype
+from lazyshape import Module
+from lazyshape.backend import (
+    BuildConfig,
+    BuiltModel,
+    Dim,
+    Inference,
+    Layer,
+    LayerRecord,
+    ParamSpec,
+    Runtime,
+    ShapeError,
+    format_hparam,
+    format_shape,
+    normalize_dtype,
+    pack_outputs,
+)
 
 from . import init, native
 from . import ops as ops  # importing the ops registers every family's native modules
@@ -257,7 +266,7 @@ _INTERNAL = frozenset({
 })
 
 
-class TorchModel(nn.Module):
+class TorchModel(nn.Module, BuiltModel):
     """A lazyshape model built on torch: a ``torch.nn.Module``.
 
     ``m(x)`` resolves (a `ShapeError` before any compute), materializes on the
@@ -430,16 +439,6 @@ class TorchModel(nn.Module):
 
     # -- resolution and materialization --------------------------------------
 
-    @property
-    def initialized(self) -> bool:
-        """True once parameters exist."""
-        return self._rt.initialized
-
-    @property
-    def inference(self) -> Inference | None:
-        """The inference of the last resolved inputs."""
-        return self._inference
-
     def _follow_placeholders(self) -> None:
         """Before materialization, take the dtype and device the placeholders were
         moved to (``m.half()``, ``m.to(torch.float64)``, ``m.to("meta")``): the
@@ -600,11 +599,6 @@ class TorchModel(nn.Module):
                 )
 
     # -- the public surface -------------------------------------------------
-
-    def materialize(self, *inputs: Any) -> TorchModel:
-        """Resolve from shapes, specs or tensors and allocate, computing nothing."""
-        self._prepare(inputs)
-        return self
 
     def forward(self, *xs: Any) -> Any:
         """Forward: ``m(x)``; several inputs for a multi-input model."""

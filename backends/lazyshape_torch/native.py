@@ -31,8 +31,12 @@ from torch import nn
 from torch.nn import Parameter
 from torch.nn.modules import module as _torch_module
 
-from lazyshape._layer import Context, Layer, format_hparam
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    Context,
+    Layer,
+    LayerRecord,
+    format_hparam,
+)
 
 #: ``factory(record, dtype=..., device=...) -> nn.Module | None``: the native
 #: module of the node whose resolution record (`LayerRecord`) is given, built

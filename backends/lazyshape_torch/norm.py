@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lazyshape._errors import ShapeError
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    LayerRecord,
+    ShapeError,
+)
 from lazyshape.layers.norm import (
     BatchNorm1d,
     BatchNorm2d,

@@ -9,7 +9,9 @@ from typing import Any
 import torch.nn.functional as F
 from torch import nn
 
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    LayerRecord,
+)
 from lazyshape.layers.pool import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,

@@ -11,7 +11,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lazyshape._propagate import LayerRecord
+from lazyshape.backend import (
+    LayerRecord,
+)
 from lazyshape.layers.recurrent import GRU as LsGRU
 from lazyshape.layers.recurrent import LSTM as LsLSTM
 

@@ -38,10 +38,12 @@ from lazyshape._errors import ShapeError
 from lazyshape._layer import Layer
 from lazyshape._propagate import Inference
 from lazyshape._specs import TensorSpec
+from lazyshape.backend import get_backend
 
 from ._known import known_issue
 from ._onnx import onnx_infer
 from ._oracles import FLOATING, as_numpy_dtype
+from ._primitives import Specs
 from ._registry import (
     Deviation,
     LayerEntry,
@@ -56,7 +58,6 @@ from .strategies import PROBE_DTYPES, default_inputs, probes, symbolize
 
 __all__ = ["check_layer", "CheckResult", "forward_on", "input_arrays", "scaled_settings"]
 
-Specs = tuple[TensorSpec, ...]
 
 
 class CheckResult:
@@ -135,33 +136,13 @@ def forward_on(
     m.materialize(*specs)
     state = {k: ls.to_numpy(v) for k, v in m.state_dict().items()}
     xs = [ls.asarray(a, backend) for a in arrays]
-    if backend == "torch":
-        import torch
-
-        m.eval()
-        with torch.no_grad():
-            y = m(*xs)
-    elif backend == "jax":
-        y = m.apply(m.params, *xs)  # the pure API: eager, no compilation per shape
-    else:
-        y = m(*xs)
+    y = get_backend(backend).forward(m, *xs)  # evaluation mode, no gradients
     return [ls.to_numpy(a) for a in _flat(y)], state
 
 
-def _jax_x64() -> bool:
-    import jax
-
-    return bool(jax.config.jax_enable_x64)
-
-
-_X32 = {"float64": "float32", "int64": "int32", "uint64": "uint32", "complex128": "complex64"}
-
-
 def _expected_dtype(backend: str, dtype: str) -> str:
-    """The dtype ``backend`` can hold for ``dtype`` (JAX without x64: 32 bits)."""
-    if backend == "jax" and not _jax_x64():
-        return _X32.get(dtype, dtype)
-    return dtype
+    """The dtype ``backend`` holds for ``dtype`` (JAX without x64: 32 bits)."""
+    return get_backend(backend).native_dtype(dtype)
 
 
 def _representable(specs: Specs) -> bool:

@@ -21,7 +21,7 @@ from lazyshape._graph import program_of
 from lazyshape._layer import Layer
 from lazyshape._specs import TensorSpec
 
-from ._check import _flat, _jax_x64, _quiet, input_arrays
+from ._check import _flat, _quiet, input_arrays
 from ._known import known_issue
 from ._report import describe, spec_text
 
@@ -37,7 +37,6 @@ MAX_PARAM_BYTES = 1 << 24
 
 FUZZ_DTYPES = ("float64", "float16", "int32", "int64", "bool")
 #: the floating dtypes JAX holds in 32 bits unless x64 is on
-_WIDE = ("float64", "complex128")
 
 
 class ModelCheckError(AssertionError):
@@ -229,8 +228,9 @@ def check_model(
     for name in names:
         if name in skip_forward:
             continue
-        if name == "jax" and not _jax_x64() and any(x.dtype in _WIDE for x in inputs):
-            count("no forward")  # JAX without x64 has no float64: the array arrives as float32
+        backend = ls.backend.get_backend(name)
+        if any(backend.native_dtype(x.dtype) != x.dtype for x in inputs):
+            count("no forward")  # e.g. JAX without x64: a float64 array arrives as float32
             continue
         m = ls.build(model, name, rng="portable", seed=seed)
         if hasattr(m, "eval"):

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lazyshape._layer import Layer
-from lazyshape._specs import TensorSpec
+
+from ._primitives import Specs
 
 __all__ = ["KnownIssue", "KNOWN_ISSUES", "known_issue"]
 
-Specs = tuple[TensorSpec, ...]
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from lazyshape._layer import Layer
 from lazyshape._specs import TensorSpec, normalize_dtype
+from lazyshape.backend import numpy_dtype
 
+from ._primitives import Specs
 from ._registry import Deviation, NotApplicable, Oracle
 
 __all__ = [
@@ -45,7 +45,6 @@ FLOATING = ("float16", "bfloat16", "float32", "float64")
 #: above this many elements an input is a ``meta`` tensor (shape-only) for torch
 _META_ELEMENTS = 1 << 16
 
-Specs = tuple[TensorSpec, ...]
 Result = tuple[tuple[tuple[int, ...], str], ...]
 
 
@@ -373,12 +372,5 @@ for _kind, _name in [
 
 
 def as_numpy_dtype(name: str) -> Any:
-    """A NumPy dtype for a canonical name (bfloat16 through ml_dtypes when present)."""
-    if name == "bfloat16":
-        try:
-            import ml_dtypes
-
-            return np.dtype(ml_dtypes.bfloat16)
-        except ImportError:  # pragma: no cover - ml_dtypes comes with JAX
-            raise NotApplicable("bfloat16 needs ml_dtypes") from None
-    return np.dtype(name)
+    """A NumPy dtype for a canonical name (bfloat16 through ml_dtypes)."""
+    return numpy_dtype(name)

@@ -22,9 +22,10 @@ from hypothesis.strategies import SearchStrategy
 from lazyshape._layer import Layer
 from lazyshape._specs import TensorSpec
 
+from ._primitives import Specs, default_inputs
+
 __all__ = ["LayerEntry", "Oracle", "register", "entry_for", "entries", "kinds"]
 
-Specs = tuple[TensorSpec, ...]
 #: ``oracle(layer, specs) -> ((shape, dtype), ...)``: the output(s) the framework
 #: computes for concrete inputs; raising means the framework rejects them.
 OracleFn = Callable[[Layer, Specs], Any]
@@ -179,8 +180,6 @@ def register(
 
         return deco
     if inputs is None:
-        from .strategies import default_inputs
-
         inputs = default_inputs
     entry = LayerEntry(
         layer_type=layer_type,
