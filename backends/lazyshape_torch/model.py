@@ -43,10 +43,13 @@ from lazyshape.backend import (
     ParamSpec,
     Runtime,
     ShapeError,
+    Step,
+    chain_steps,
     format_hparam,
     format_shape,
     normalize_dtype,
     pack_outputs,
+    run_steps,
 )
 
 from . import init, native
@@ -261,7 +264,7 @@ def _module_kinds(layer: Layer, prefix: str = "") -> dict[str, str]:
 #: TorchModel's own attributes: setting one doesn't install the placeholders
 _INTERNAL = frozenset({
     "_ls_model", "_config", "_rt", "_dtype", "_device", "_inference", "_ready1", "_ready",
-    "_rng_state", "_kinds_cache", "_program", "_owner", "_node_mods", "_root", "_is_chain",
+    "_rng_state", "_kinds_cache", "_program", "_owner", "_node_mods", "_root",
     "_chain", "_steps", "training",
 })
 
@@ -299,9 +302,8 @@ class TorchModel(nn.Module, BuiltModel):
         ]
         self._node_mods: list[Any] = [None] * len(program.nodes)
         self._root: nn.Module | None = None
-        self._is_chain = _is_chain(program)
         self._chain: tuple[nn.Module, ...] | None = None
-        self._steps: tuple[tuple[nn.Module, tuple[int, ...], tuple[int, ...]], ...] | None = None
+        self._steps: list[Step] | None = None
         nodes = program.nodes
         self._check_child_names()
         if len(nodes) == 1 and not nodes[0].path:
@@ -433,7 +435,8 @@ class TorchModel(nn.Module, BuiltModel):
         mods = [d["_node_mods"][o] for o in self._owner]
         d["_node_mods"] = mods
         d["_steps"] = None  # built by the first _run (a chain's forward never needs them)
-        d["_chain"] = tuple(mods) if self._is_chain else None
+        chain = chain_steps(self._program, mods)  # a Sequential: the nn.Sequential loop
+        d["_chain"] = None if chain is None else tuple(chain)
         self._ready1.clear()
         self._ready.clear()
 
@@ -472,7 +475,6 @@ class TorchModel(nn.Module, BuiltModel):
             # a layer or Sequential called with another number of inputs: the
             # same nodes, wired to other input slots
             self._program = self._rt.program
-            self._is_chain = _is_chain(self._program)
             self._refresh()
         if todo or not self._rt.initialized:
             self._allocate(inf, todo, "portable" if self._config.rng == "portable" else "native")
@@ -629,24 +631,14 @@ class TorchModel(nn.Module, BuiltModel):
         return self._run(xs)
 
     def _run(self, xs: tuple[Any, ...]) -> Any:
-        """Walk the program's slots (any graph), calling each node's module."""
-        vals: list[Any] = [None] * self._program.n_slots
-        vals[: len(xs)] = xs
+        """Run the program (any graph), each node's module a step."""
         steps = self._steps
         if steps is None:
-            steps = self._steps = tuple(
-                (m, node.ins, node.outs)
+            steps = self._steps = [
+                m if len(node.outs) == 1 else _flat_outputs(m)
                 for m, node in zip(self._node_mods, self._program.nodes, strict=True)
-            )
-        for mod, ins, outs in steps:
-            out = mod(*[vals[j] for j in ins])
-            if len(outs) == 1:
-                vals[outs[0]] = out
-            else:  # a native module returns torch's nesting: (out, (h_n, c_n))
-                for slot, o in zip(outs, _flatten(out), strict=True):
-                    vals[slot] = o
-        res = [vals[i] for i in self._program.outputs]
-        return pack_outputs(self._program, tuple(res))
+            ]
+        return pack_outputs(self._program, run_steps(self._program, steps, xs))
 
     def load_state_dict(  # type: ignore[override]
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
@@ -728,17 +720,10 @@ def _flatten(out: Any) -> list[Any]:
     return [out]
 
 
-def _is_chain(program: Any) -> bool:
-    """True when every node feeds the next (a Sequential): the forward is then
-    the ``nn.Sequential`` loop."""
-    if program.n_inputs != 1 or not program.nodes:
-        return False
-    slot = 0
-    for node in program.nodes:
-        if node.ins != (slot,) or len(node.outs) != 1:
-            return False
-        slot = node.outs[0]
-    return tuple(program.outputs) == (slot,)
+def _flat_outputs(mod: nn.Module) -> Step:
+    """The step of a multi-output node: a native module returns torch's nesting
+    (``(out, (h_n, c_n))``), the program's slots take its leaves."""
+    return lambda *xs: tuple(_flatten(mod(*xs)))
 
 
 def _as_tensor(value: Any) -> torch.Tensor:

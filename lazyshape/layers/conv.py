@@ -54,7 +54,9 @@ __all__ = [
     "conv_out_dim",
     "conv_transpose_out_dim",
     "conv_output",
+    "conv_room",
     "conv_rooms",
+    "room_out_dim",
     "conv_params",
     "conv_transpose_output",
     "conv_transpose_params",
@@ -251,9 +253,26 @@ def conv_out_dim(
     d: Dim, kernel: int, stride: int = 1, padding: int | tuple[int, int] = 0, dilation: int = 1
 ) -> Dim:
     """``(d + 2p - dil*(k-1) - 1) // s + 1``; ``padding`` is ``p`` or a ``(lo, hi)``
-    pair, counted as ``lo + hi``."""
+    pair, counted as ``lo + hi``. Computed as `room_out_dim` of `conv_room`."""
     lo, hi = (padding, padding) if isinstance(padding, int) else padding
-    return (d + (lo + hi - dilation * (kernel - 1) - 1)) // stride + 1
+    return room_out_dim(d, conv_room(kernel, (lo, hi), dilation), stride)
+
+
+def conv_room(kernel: int, pads: tuple[int, int], dilation: int) -> int:
+    """``lo + hi - (dil*(k-1) + 1)``: the padded size less the dilated kernel's
+    extent, beyond the input size; fixed by the hyperparameters (layers compute
+    it once per spatial dim, `conv_rooms`). An output needs ``d + room >= 0``."""
+    lo, hi = pads
+    return lo + hi - (dilation * (kernel - 1) + 1)
+
+
+def room_out_dim(d: Dim, room: int, stride: int) -> Dim:
+    """A convolution's output size from its `conv_room`: ``(d + room)//s + 1``
+    (`conv_out_dim`'s formula). A stride-1 symbolic dim needs no division:
+    ``d + room + 1``, just ``d`` for a "same" convolution."""
+    if stride == 1 and type(d) is not int:
+        return d if room == -1 else d + (room + 1)
+    return (d + room) // stride + 1
 
 
 def conv_transpose_out_dim(
@@ -271,13 +290,9 @@ def conv_transpose_out_dim(
 def conv_rooms(
     kernel_size: tuple[int, ...], pads: Pads, dilation: tuple[int, ...]
 ) -> tuple[int, ...]:
-    """Per spatial dim, ``lo + hi - (dil*(k-1) + 1)``: the padded size less the
-    dilated kernel's extent, beyond the input size. An output dim is then
-    ``(d + room)//s + 1`` (`conv_out_dim`), and needs ``d + room >= 0``. Fixed
-    by the hyperparameters: layers compute it once."""
+    """`conv_room` of every spatial dim."""
     return tuple(
-        lo + hi - (dil * (k - 1) + 1)
-        for k, (lo, hi), dil in zip(kernel_size, pads, dilation, strict=True)
+        conv_room(k, pad, dil) for k, pad, dil in zip(kernel_size, pads, dilation, strict=True)
     )
 
 
@@ -299,17 +314,10 @@ def conv_output(
         _check_padding_fits(x, pads, padding_mode)
     spatial: list[Dim] = []
     for d, s, room in zip(x.shape[2:], stride, rooms, strict=True):
-        if type(d) is int:  # the concrete fast path: conv_out_dim's formula on ints
-            if d + room >= 0:
-                spatial.append((d + room) // s + 1)
-                continue
-        # `lt(d + room, 0)` without building the sum: a dim plus a constant has
-        # the dim's bounds shifted by the constant
-        elif bounds(d)[1] + room >= 0:
-            if s == 1:  # no division: `d + room + 1` (just `d` for a "same" conv)
-                spatial.append(d if room == -1 else d + (room + 1))
-            else:
-                spatial.append((d + room) // s + 1)
+        # an output needs `d + room >= 0`; for a symbolic dim, `lt(d + room, 0)`
+        # without building the sum (a dim plus a constant: its bounds, shifted)
+        if (d + room if type(d) is int else bounds(d)[1] + room) >= 0:
+            spatial.append(room_out_dim(d, room, s))
             continue
         i = 2 + len(spatial)
         lo, hi = pads[i - 2]

@@ -71,6 +71,8 @@ class Graph:
         self.nodes: list[Any] = []
         self.inputs: list[Any] = []
         self.initializers: list[Any] = []
+        #: the opset the model declares: `OPSET`, or a newer one a builder's op needs
+        self.opset = OPSET
         self._n = 0
 
     def name(self, stem: str) -> str:
@@ -128,7 +130,7 @@ def onnx_infer(layer: Layer, specs: Sequence[TensorSpec]) -> tuple[tuple[Dims | 
     outs = builder(layer, g, names, tuple(specs))
     outputs = [helper.make_value_info(o, onnx.TypeProto()) for o in outs]
     graph = helper.make_graph(g.nodes, "lazyshape_oracle", g.inputs, outputs, g.initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", g.opset)])
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     result = []
     for out in inferred.graph.output:
@@ -161,7 +163,7 @@ def onnx_oracle() -> Oracle:
     return Oracle("onnx", _concrete, dtypes=False, rejects=False)
 
 
-# -- issue-2 layers ----------------------------------------------------------------
+# -- linear, activations, reshapes, merges ---------------------------------------
 
 
 def _linear(layer: Any, g: Graph, xs: list[str], specs: tuple[TensorSpec, ...]) -> list[str]:
