@@ -28,6 +28,8 @@ class ShapeError(ValueError):
         hparams: the hyperparameters that matter for this error.
     """
 
+    __module__ = "lazyshape"  # as users name it: ``lazyshape.ShapeError``
+
     def __init__(
         self,
         expected: str,

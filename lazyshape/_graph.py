@@ -51,10 +51,6 @@ class PNode:
         self.in0 = ins[0] if len(ins) == 1 else -1
         self.out0 = outs[0] if len(outs) == 1 else -1
 
-    def param_name(self, local: str) -> str:
-        """The canonical name of one of this node's parameters."""
-        return self.prefix + local
-
 
 class Program:
     """A model compiled to a flat, topologically ordered list of nodes."""
@@ -348,7 +344,6 @@ class Model(Module):
         super().__init__(name=name)
         self._inputs = _as_tensors(inputs, "inputs")
         self._outputs = _as_tensors(outputs, "outputs")
-        self._multi_out = isinstance(outputs, (list, tuple))
         for t in self._inputs:
             if t.call.layer is not None:
                 raise ValueError("Model inputs must come from ls.Input")

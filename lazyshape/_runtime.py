@@ -535,10 +535,6 @@ class NativeRegistry(Generic[T]):
     def __contains__(self, layer_type: object) -> bool:
         return layer_type in self._table
 
-    def types(self) -> list[type[Layer]]:
-        """The registered layer types."""
-        return list(self._table)
-
 
 #: a node bound to its parameters: ``step(*inputs) -> output(s)``
 Step = Callable[..., Any]

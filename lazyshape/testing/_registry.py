@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,8 +95,6 @@ class LayerEntry:
     accepts: Callable[[TensorSpec], bool] | None = None
     #: number of inputs when used in a Sequential chain (None: not chainable)
     chain_arity: int | None = 1
-    notes: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
