@@ -3,7 +3,7 @@
 ``python -m benchmarks`` (``make bench``, which installs the ``bench`` extra:
 flax, Keras, matplotlib) runs every section, prints a matrix of ratios
 (lazyshape / peer, per model and step) and every figure against its target
-(issues 2, 3 and 5), and writes ``benchmarks/results/bench.json`` (every
+and writes ``benchmarks/results/bench.json`` (every
 sample and setting), ``bench.md`` (the tables) and ``bench-*.png`` (the
 plots, the scaling curve among them). ``--quick`` (``make bench-quick``, CI's
 smoke run) runs a reduced set in under two minutes; ``--only SECTION`` one

@@ -1,4 +1,4 @@
-"""Cold start (issue 5, step 6): what a user waits for in a fresh process.
+"""Cold start: what a user waits for in a fresh process.
 
 ``import lazyshape`` (the core: no framework), then defining model C
 (``lazyshape.zoo.resnet18()``) and its first ``ls.infer`` on

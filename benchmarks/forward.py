@@ -1,8 +1,8 @@
-"""Forward after materialization (issue 5, step 3; issue 2's forward figures):
+"""Forward after materialization:
 a lazyshape-built model against the model a user of that framework would write
 by hand, with the same weights and the same input.
 
-Cases (`CASES`): issue 2's small MLP (batches 2 and 256), and the reference
+Cases (`CASES`): a small MLP (batches 2 and 256), and the reference
 models A, B, C and D at small batches (C on 64x64 images, D on 8 tokens: the
 point is the per-call overhead, not the arithmetic):
 
@@ -329,7 +329,7 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCell]]
     section: dict[str, Any] = {}
     comparisons: list[Comparison] = []
     cells: list[RatioCell] = []
-    # --quick: issue 2's MLP and ResNet-18 on torch (jitting model A alone takes seconds)
+    # --quick: the small MLP and ResNet-18 on torch (jitting model A alone takes seconds)
     cases = [c for c in CASES if c.name in ("mlp", "C")] if quick else CASES
     for case in cases:
         for backend in case.backends if not quick or case.name == "mlp" else ("torch",):

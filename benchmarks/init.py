@@ -1,5 +1,4 @@
-"""Deferred initialization to a usable model (issue 5, step 2; issue 3's
-materialization figure).
+"""Deferred initialization to a usable model.
 
 Shapes resolved, every parameter allocated and initialized: lazyshape on each
 backend (``ls.build(model, backend).materialize(shape)``) against PyTorch's
@@ -94,7 +93,7 @@ def _compare(res: StepResult) -> list[Comparison]:
     else:
         ratio("lazyshape_torch", "torch_lazy", 1.1, "<=", "vs PyTorch's lazy dry run")
     ratio("lazyshape_torch", "torch_hand", 1.2 if key == "C" else None, "<=",
-          "issue 3: vs constructing the hand-written torch model" if key == "C"
+          "vs constructing the hand-written torch model" if key == "C"
           else "vs constructing the hand-written torch model")
     ratio("lazyshape_jax", "flax_init", None, "<=", "vs flax init (eager, real batch)")
     ratio("lazyshape_jax", "keras", None, "<=", "vs Keras build (JAX backend)")

@@ -1,5 +1,4 @@
-"""Peak memory of each step (issue 5, step 5; issue 3's materialization memory),
-one fresh process per measurement (`benchmarks._worker`'s ``memory`` task).
+"""Peak memory of each step (resolution and materialization), one fresh process per measurement (`benchmarks._worker`'s ``memory`` task).
 
 Each process imports what its contender needs and defines the model; then the
 resident-set high-water mark is reset and the step runs once. Reported: the
@@ -70,7 +69,7 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCell]]
             if peer == "torch_hand":
                 comparisons.append(Comparison(
                     f"{tag}: {ours} / {peer} (peak increase)", "x", Stats.of([inc]), 1.1, "<=",
-                    "issue 5: materialization vs the hand-written model"))
+                    "materialization vs the hand-written model"))
                 comparisons.append(Comparison(
                     f"{tag}: {ours} / {peer} (peak resident set)", "x",
                     Stats.of([r0["peak_bytes"] / r1["peak_bytes"]]),
@@ -81,7 +80,7 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCell]]
                 f"{tag}: {ours} peak / (parameter bytes + baseline)", "x",
                 Stats.of([r0["peak_bytes"] / (pb + r0["baseline_bytes"])]),
                 1.1 if key == "C" else None, "<=",
-                f"issue 3; parameters and buffers {_mib(pb)}"))
+                f"parameters and buffers {_mib(pb)}"))
             comparisons.append(Comparison(
                 f"{tag}: {ours} peak increase / parameter bytes", "x",
                 Stats.of([r0["increase_bytes"] / pb]),

@@ -1,6 +1,6 @@
 """The benchmark models, described once, with a builder per framework.
 
-Issue 5's reference models, and issue 3's GPT-2-small stack:
+The reference models, and a GPT-2-small stack:
 
 - **A**: 1000 x (``Linear(64)``, ``ReLU``) on ``(8, 32)``: 2000 modules, each
   a distinct layer object;
@@ -350,8 +350,6 @@ class RefModel:
     symbolic_shape: tuple[Any, ...]
     input_dtype: str = "float32"
     plan: Plan | None = None
-    #: also a model of issue 3's "symbolic resolution" target
-    issue3: bool = False
 
 
 REFERENCE: dict[str, RefModel] = {
@@ -362,11 +360,11 @@ REFERENCE: dict[str, RefModel] = {
         RefModel("B", "B: MLP 4096", mlp4096().description, (32, 1024), ("B", 1024),
                  plan=mlp4096()),
         RefModel("C", "C: ResNet-18", "lazyshape.zoo.resnet18() on (8, 3, 224, 224)",
-                 (8, 3, 224, 224), ("B", 3, "H", "W"), issue3=True),
+                 (8, 3, 224, 224), ("B", 3, "H", "W")),
         RefModel("D", "D: 12 transformer blocks", transformer_stack().description,
                  (4, 128, 768), ("B", "T", 768), plan=transformer_stack()),
         RefModel("gpt2", "GPT-2 small", "lazyshape.zoo.gpt2() on token ids (4, 128)",
-                 (4, 128), ("B", "T"), input_dtype="int64", issue3=True),
+                 (4, 128), ("B", "T"), input_dtype="int64"),
     )
 }
 

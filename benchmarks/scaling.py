@@ -1,4 +1,4 @@
-"""Scaling (issue 5, step 4): resolution time and memory of stacks of 10 to
+"""Scaling: resolution time and memory of stacks of 10 to
 100,000 layers, ``(Linear(64), ReLU)`` blocks on ``(8, 32)``, as a
 ``Sequential`` and as a functional ``Model`` (``ls.Input`` and layer calls).
 

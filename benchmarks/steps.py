@@ -13,7 +13,7 @@ timed. Steps:
   - ``torch_meta``: the ``Lazy*`` model made under ``torch.device("meta")``
     and one ``no_grad`` forward of a meta input (GPT-2: the hand-written model
     on meta: torch has no lazy attention);
-  - ``torch_lazy`` (model A only, issue 2's figure): the same on the CPU with a
+  - ``torch_lazy`` (model A only): the same on the CPU with a
     real batch;
   - ``flax_eval_shape``: ``jax.eval_shape(model.init, key, ShapeDtypeStruct)``;
   - ``python_floor`` (model A only): a bare loop doing the bookkeeping;
