@@ -1,4 +1,5 @@
-"""Peak memory of each step (resolution and materialization), one fresh process per measurement (`benchmarks._worker`'s ``memory`` task).
+"""Peak memory of each step (resolution and materialization), one fresh process
+per measurement (`benchmarks._worker`'s ``memory`` task).
 
 Each process imports what its contender needs and defines the model; then the
 resident-set high-water mark is reset and the step runs once. Reported: the
