@@ -17,7 +17,7 @@ model; the output spec is computed at once, so ``h.shape`` is known.
 
 Rules are pure: what a rule reports to the pass running it (an equality of
 symbolic dims it had to assume, `assume_equal`) goes to that pass's own log,
-bound in a `contextvars.ContextVar` for the duration of the pass, so passes
+bound in a `contextvars.ContextVar` (`ASSUMED`) for the duration of the pass, so passes
 in different threads never see each other's. A rule whose output has the
 model's dtype (which it cannot know) returns a spec of dtype None, which the
 pass fills in, as it fills in a `ParamSpec` of dtype None.
@@ -25,9 +25,8 @@ pass fills in, as it fills in a `ParamSpec` of dtype None.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
@@ -37,31 +36,20 @@ from ._specs import FLOATING, ParamSpec, TensorSpec
 
 __all__ = [
     "Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam", "check_param_dtype",
-    "shape_input_dtype", "assume_equal", "collecting_assumptions",
+    "shape_input_dtype", "assume_equal", "ASSUMED",
 ]
 
 #: the assumption log of the propagation pass running in this context (None
 #: outside a pass: a functional model being defined keeps no log)
-_ASSUMED: ContextVar[list[tuple[Dim, Dim]] | None] = ContextVar("lazyshape_assumed", default=None)
+ASSUMED: ContextVar[list[tuple[Dim, Dim]] | None] = ContextVar("lazyshape_assumed", default=None)
 
 
 def assume_equal(a: Dim, b: Dim) -> None:
     """Record that a rule assumed ``a == b`` without proof (the pass running the
     rule reports it in `Inference.assumptions`)."""
-    log = _ASSUMED.get()
+    log = ASSUMED.get()
     if log is not None:
         log.append((a, b))
-
-
-@contextlib.contextmanager
-def collecting_assumptions(log: list[tuple[Dim, Dim]]) -> Iterator[None]:
-    """Within the block, rules run in this context report their assumptions to
-    ``log`` (the propagation pass drains it after each node)."""
-    token = _ASSUMED.set(log)
-    try:
-        yield
-    finally:
-        _ASSUMED.reset(token)
 
 
 class Context:

@@ -28,9 +28,9 @@ from ._dims import (
 from ._errors import ShapeError
 from ._graph import Module, first_reader, program_of
 from ._layer import (
+    ASSUMED,
     Layer,
     check_param_dtype,
-    collecting_assumptions,
     resolve_node,
     shape_input_dtype,
 )
@@ -396,7 +396,7 @@ class _Pass:
     (`tests/test_graph.py` checks it).
 
     Everything the pass needs travels with it: the model's dtype, and the log
-    its rules report assumptions to (bound for the run, `collecting_assumptions`).
+    its rules report assumptions to (bound to `ASSUMED` for the run).
     """
 
     __slots__ = ("owners", "raw", "assumptions", "dtype", "log")
@@ -404,8 +404,8 @@ class _Pass:
     def __init__(self, dtype: str) -> None:
         #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
         self.dtype = dtype
-        #: id(layer) -> (path, parameter specs) of its first call
-        self.owners: dict[int, tuple[str, dict[str, ParamSpec]]] = {}
+        #: layer -> (path, parameter specs) of its first call
+        self.owners: dict[Layer, tuple[str, dict[str, ParamSpec]]] = {}
         self.raw: list[_Raw] = []
         #: what the rules of the node running now assumed (drained after each node)
         self.log: list[tuple[Dim, Dim]] = []
@@ -429,24 +429,24 @@ class _Pass:
             dtype = self.dtype  # floating inputs must have the parameters' dtype
             if ins[0].dtype != dtype or len(ins) > 1:
                 check_param_dtype(layer, ins, local, dtype, path)
-        key = id(layer)  # the model holds its layers: ids are not reused meanwhile
-        owner = self.owners.get(key)
-        if owner is None:
-            self.owners[key] = (path, local)
-            param_path = path
-        else:  # a later call of a shared layer: the first call's parameters
-            param_path = owner[0]
-            if local:
-                _check_shared(layer, path, param_path, owner[1], local)
+        # the layer's first call (layers hash by identity): a later call of a shared
+        # layer gets that call's parameters
+        owner = self.owners.setdefault(layer, (path, local))
+        param_path = owner[0]
+        if param_path is not path and local:
+            _check_shared(layer, path, param_path, owner[1], local)
         self.raw.append((layer, path, param_path, ins, outs, local))
         return outs
 
     def run(self, model: Layer, specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         """The model's output specs (a single layer's parameters get no prefix)."""
-        with collecting_assumptions(self.log):
+        token = ASSUMED.set(self.log)  # (a plain set/reset: cheaper than a `with` block)
+        try:
             if isinstance(model, Module):
                 return model._trace(self, specs, "")
             return self.add(model, specs, model.name or "")
+        finally:
+            ASSUMED.reset(token)
 
 
 def _check_shared(layer: Layer, path: str, param_path: str, first: dict[str, ParamSpec],

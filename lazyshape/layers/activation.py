@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from .. import ops
 from .._errors import ShapeError
 from .._layer import Context, Layer
-from .._specs import TensorSpec
+from .._specs import FLOATING, TensorSpec
 from ._common import check_floating, normalize_axis, probability
 
 __all__ = [
@@ -66,7 +66,9 @@ class _Elementwise(Layer):
     hparam_names: ClassVar[tuple[str, ...] | None] = ()
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
-        return float_same_spec(x)
+        if x.dtype not in FLOATING:
+            check_floating(x)
+        return x
 
 
 class Identity(Layer):

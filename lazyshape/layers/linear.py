@@ -56,8 +56,10 @@ def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
 
 def linear_output(x: TensorSpec, out_features: int, in_features: int | None) -> TensorSpec:
     """``(*, in_features) -> (*, out_features)``."""
-    check_linear(x, in_features)
-    return TensorSpec._make((*x.shape[:-1], out_features), x.dtype)
+    shape = x.shape
+    if not shape or x.dtype not in FLOATING or in_features is not None:
+        check_linear(x, in_features)  # (else nothing to check: float input, inferred size)
+    return TensorSpec._make((*shape[:-1], out_features), x.dtype)
 
 
 def linear_params(
