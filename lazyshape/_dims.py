@@ -29,6 +29,7 @@ import functools
 import itertools
 import math
 import numbers
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
 
@@ -919,9 +920,10 @@ def dim_min(a: Dim, b: Dim) -> Dim:
 # - keys compare by value, and dims of different kinds never compare equal
 #   (`Expr == int` is False, bools are rejected before reaching the memo), so a
 #   key only matches an equal key;
-# - it is bounded: full, it is emptied (`_remember`). Each `dict` operation is
-#   atomic; a race can only drop entries or store an equal value twice, so the
-#   worst outcome is a recomputation. (Emptied whole rather than entry by entry,
+# - it is bounded: full, it is emptied (`_remember`). Each lookup and each store
+#   holds `_MEMO_LOCK` (the computation between them does not); a race can only
+#   drop entries or store an equal value twice, so the worst outcome is a
+#   recomputation. (Emptied whole rather than entry by entry,
 #   it never drops a result while keeping entries keyed by that result: their
 #   lookups would then meet an equal new object, and hit only by a structural
 #   comparison, slower than identity.)
@@ -931,6 +933,11 @@ def dim_min(a: Dim, b: Dim) -> Dim:
 # Internal arithmetic (normalisation, bounds) calls the plain functions: its
 # transient values would only churn the memo.
 _MEMO: Final[dict[tuple[str, Dim, Dim], Dim]] = {}
+#: guards every `_MEMO` operation: a lookup compares keys with `Expr.__eq__`,
+#: Python code during which another thread may store into or empty the dict,
+#: and CPython's dict is not safe against that (seen: wrong results and crashes
+#: under many threads switching every microsecond, `tests/test_dims.py`)
+_MEMO_LOCK: Final = threading.Lock()
 _MEMO_SIZE: Final = 4096
 # op tags of `_MEMO` keys (`_MAX`, `_MIN`, `_FLOORDIV`, `_MOD` are reused)
 _ADD: Final = "add"
@@ -945,9 +952,10 @@ def _remember(key: tuple[str, Dim, Dim], value: Dim) -> Dim:
     for x in (key[1], key[2]):
         if type(x) is not int and _has_anonymous(x):
             return value
-    if len(_MEMO) >= _MEMO_SIZE:
-        _MEMO.clear()
-    _MEMO[key] = value
+    with _MEMO_LOCK:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        _MEMO[key] = value
     return value
 
 
@@ -966,49 +974,56 @@ def _has_anonymous(d: Dim) -> bool:
 def _memo_add(a: Dim, b: Dim) -> Dim:
     """``a + b`` through `_MEMO`."""
     key = (_ADD, a, b)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _add(a, b)) if r is None else r
 
 
 def _memo_sub(a: Dim, b: Dim) -> Dim:
     """``a - b`` through `_MEMO`."""
     key = (_SUB, a, b)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _add(a, _neg(b))) if r is None else r
 
 
 def _memo_mul(a: Dim, b: Dim) -> Dim:
     """``a * b`` through `_MEMO`."""
     key = (_MUL, a, b)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _mul(a, b)) if r is None else r
 
 
 def _memo_neg(a: Dim) -> Dim:
     """``-a`` through `_MEMO`."""
     key = (_NEG, a, 0)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _neg(a)) if r is None else r
 
 
 def _memo_floordiv(a: Dim, b: Dim) -> Dim:
     """``a // b`` through `_MEMO` (``ZeroDivisionError`` propagates, nothing stored)."""
     key = (_FLOORDIV, a, b)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _floordiv(a, b)) if r is None else r
 
 
 def _memo_mod(a: Dim, b: Dim) -> Dim:
     """``a % b`` through `_MEMO` (``ZeroDivisionError`` propagates, nothing stored)."""
     key = (_MOD, a, b)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _mod(a, b)) if r is None else r
 
 
 def _memo_max_min(op: str, a: Dim, b: Dim) -> Dim:
     """``max(a, b)`` or ``min(a, b)`` (``op`` `_MAX` or `_MIN`) through `_MEMO`."""
     key = (op, a, b)
-    r = _MEMO.get(key)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
     return _remember(key, _max_min(op, a, b)) if r is None else r
 
 

@@ -11,7 +11,7 @@ symbolic dims flow through the same code as expressions.
 
 from __future__ import annotations
 
-import contextlib
+import threading
 from typing import Any
 
 from ._dims import (
@@ -39,6 +39,10 @@ from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
 __all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
 
 _CACHE_SIZE = 64
+#: guards every model's inference cache (``Module._infer_cache``): its keys hold
+#: specs, which compare with Python code, during which another thread must not
+#: change the dict
+_CACHE_LOCK = threading.Lock()
 
 #: what the pass records per node: (layer, path, param path, input specs, output
 #: specs, local params)
@@ -487,7 +491,8 @@ def infer(
     cache = model._infer_cache if isinstance(model, Module) else None
     key = (specs, dtype, batch_dim)
     if cache is not None:
-        hit = cache.get(key)
+        with _CACHE_LOCK:
+            hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
     run = _Pass(dtype)
@@ -496,9 +501,8 @@ def infer(
         _check_batch_independence(specs, run.raw, batch_dim)
     result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype)
     if cache is not None:
-        if len(cache) >= _CACHE_SIZE:
-            # evict the oldest entry (skipped if another thread changes the cache meanwhile)
-            with contextlib.suppress(RuntimeError):
-                cache.pop(next(iter(cache)), None)
-        cache[key] = result
+        with _CACHE_LOCK:
+            if len(cache) >= _CACHE_SIZE:
+                cache.pop(next(iter(cache)))  # the oldest entry
+            cache[key] = result
     return result
