@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench bench-quick test-nightly clean
+.PHONY: demo test lint typecheck pytest bench bench-quick test-nightly test-numpy-only clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,28 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
-	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
+	LAZYSHAPE_REQUIRE_ALL=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
 
 test: lint pytest
 
 test-nightly: $(STAMP)
 	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest
+
+# The suite with NumPy alone (no torch, jax or onnx): framework-marked tests skip, the rest must pass.
+NUMPY_VENV := .venv-numpy
+NUMPY_PY := $(NUMPY_VENV)/bin/python
+NUMPY_STAMP := $(NUMPY_VENV)/.installed-numpy
+
+$(NUMPY_PY):
+	$(PYTHON) -m venv $(NUMPY_VENV)
+	$(NUMPY_PY) -m pip install --quiet --upgrade pip
+
+$(NUMPY_STAMP): pyproject.toml | $(NUMPY_PY)
+	$(NUMPY_PY) -m pip install --quiet -e . pytest hypothesis
+	touch $(NUMPY_STAMP)
+
+test-numpy-only: $(NUMPY_STAMP)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(NUMPY_PY) -m pytest
 
 # The peers (flax, Keras) and matplotlib come from the `bench` extra, never the runtime deps.
 BENCH_STAMP := $(VENV)/.installed-bench

@@ -12,8 +12,25 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
+#: a page whose examples import a framework, or build on its backend, needs it
+USES = {
+    "torch": re.compile(r"^\s*(import|from) torch\b|[\"']torch[\"']", re.M),
+    "jax": re.compile(r"^\s*(import|from) jax\b|[\"']jax[\"']", re.M),
+    "onnx": re.compile(r"^\s*(import|from) onnx\b", re.M),
+}
+#: needs the examples don't spell out: check_layer's property (f), asserted in
+#: testing.md, compares NumPy with a second backend
+NEEDS = {"testing.md": {"torch"}}
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+
+def _page(page):
+    code = "".join(BLOCK.findall(page.read_text()))
+    needs = {name for name, pattern in USES.items() if pattern.search(code)}
+    needs |= NEEDS.get(page.name, set())
+    return pytest.param(page, id=page.name, marks=[getattr(pytest.mark, n) for n in sorted(needs)])
+
+
+@pytest.mark.parametrize("page", [_page(p) for p in PAGES])
 def test_examples_run(page, capsys):
     blocks = BLOCK.findall(page.read_text())
     assert blocks, f"{page.name} has no python examples"

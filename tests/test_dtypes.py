@@ -19,11 +19,9 @@ from lazyshape._layer import check_param_dtype, shape_input_dtype
 from lazyshape.layers.merge import promote_dtypes
 
 HAVE = {name: importlib.util.find_spec(name) is not None for name in ("torch", "jax")}
-BACKENDS = [
-    pytest.param(name, marks=pytest.mark.skipif(
-        name != "numpy" and not HAVE[name], reason=f"{name} not installed"))
-    for name in ("numpy", "torch", "jax")
-]
+#: the marks of each backend's tests (tests/conftest.py skips them where it is missing)
+MARKS = {"numpy": (), "torch": (pytest.mark.torch,), "jax": (pytest.mark.jax,)}
+BACKENDS = [pytest.param(name, marks=MARKS[name]) for name in ("numpy", "torch", "jax")]
 DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16",
           "float32", "float64", "complex64", "complex128")
 _X32 = {"float64": "float32", "int64": "int32", "complex128": "complex64"}
@@ -31,6 +29,8 @@ _X32 = {"float64": "float32", "int64": "int32", "complex128": "complex64"}
 
 
 def _x64() -> bool:
+    if not HAVE["jax"]:  # its tests skip: JAX's default, no x64
+        return False
     import jax
 
     return bool(jax.config.jax_enable_x64)
@@ -51,12 +51,10 @@ def _per_backend(rows, ids, model_dtype=None):
     types) is no test there, rather than a skipped one."""
     params = []
     for name in ("numpy", "torch", "jax"):
-        if name != "numpy" and not HAVE[name]:
-            continue
         for row, id_ in zip(rows, ids, strict=True):
             dt = row[2] if model_dtype is None else model_dtype
             if _holds(name, {s.dtype for s in row[1]} | {dt}):
-                params.append(pytest.param(name, *row, id=f"{name}-{id_}"))
+                params.append(pytest.param(name, *row, id=f"{name}-{id_}", marks=MARKS[name]))
     return params
 
 
@@ -161,7 +159,7 @@ def test_merge_forward_gives_the_rules_dtype(backend, layer_fn, specs, expected)
     _run(backend, _merge_of(layer_fn, *specs), specs, "float32", expected)
 
 
-@pytest.mark.skipif(not HAVE["torch"], reason="torch not installed")
+@pytest.mark.torch
 def test_promotion_is_torchs():
     import torch
 
@@ -170,7 +168,7 @@ def test_promotion_is_torchs():
         assert promote_dtypes([a, b]) == want.removeprefix("torch."), (a, b)
 
 
-@pytest.mark.skipif(not HAVE["jax"], reason="jax not installed")
+@pytest.mark.jax
 def test_promotion_is_jaxs():
     import jax.numpy as jnp
 

@@ -10,7 +10,6 @@ forwards a fifth of those (it compiles each new shape)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -28,8 +27,13 @@ from lazyshape.testing import LayerCheckError, check_layer, scaled_settings
 from lazyshape.testing._known import KNOWN_ISSUES
 
 KINDS = lt.kinds()
-HAVE_TORCH = importlib.util.find_spec("torch") is not None
-HAVE_JAX = importlib.util.find_spec("jax") is not None
+BACKENDS = [
+    "numpy",
+    pytest.param("torch", marks=pytest.mark.torch),
+    pytest.param("jax", marks=pytest.mark.jax),
+]
+#: property (f) compares NumPy with a second backend: torch stands for "a second backend"
+SECOND_BACKEND = pytest.mark.torch
 
 #: the properties every built-in kind must exercise at least once
 ALWAYS = "abcdf"
@@ -40,6 +44,7 @@ def _budget(factor: float = 0.5) -> tuple[object, dict[str, int]]:
     return s, {"jax": max(4, s.max_examples // 5)}
 
 
+@SECOND_BACKEND
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_builtin_layer_passes_check_layer(kind, record_property):
     s, budget = _budget()
@@ -60,6 +65,7 @@ def test_every_exported_layer_has_an_entry():
     assert exported <= set(KINDS), f"no harness entry for {sorted(exported - set(KINDS))}"
 
 
+@SECOND_BACKEND
 def test_a_custom_layer_passes_check_layer():
     # probe_dtypes=(): CustomLinear's rule promises the input's dtype for int inputs too,
     # where the matmul with float weights gives a float (the harness reports that)
@@ -137,7 +143,7 @@ class NumpyOnlyScale(ls.Layer):
         return x * 2.0 if isinstance(x, np.ndarray) else x
 
 
-@pytest.mark.skipif(len(ls.backends()) < 2, reason="needs two backends")
+@SECOND_BACKEND
 def test_backends_that_disagree_fail_property_f():
     with pytest.raises(LayerCheckError, match=r"(?s)property \(f\) failed.*output 0 differs between numpy and"):
         check_layer(NumpyOnlyScale, inputs=[(2, 3)], properties="f", max_examples=5)
@@ -248,7 +254,7 @@ def _known(issue_id):
     return pytest.mark.xfail(strict=True, reason=issue.summary)
 
 
-@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.torch
 def test_merge_promotes_as_torch():
     # was the known bug "merge-int-float-promotion": the rule promoted as NumPy does
     import torch
@@ -267,7 +273,7 @@ def test_flatten_of_an_empty_input_runs_on_numpy():
     assert m(np.zeros((0, 2, 3), np.float32)).shape == (0, 6)
 
 
-@pytest.mark.parametrize("backend", ls.backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_flatten_of_a_scalar_as_torch(backend):
     # was the known bug "flatten-0d": the rule gave (1,) for any start_dim / end_dim
     for dims in [(0, 0), (0, -1), (-1, 0), (-1, -1)]:
@@ -289,12 +295,13 @@ def test_flatten_of_a_scalar_as_torch(backend):
 
 @pytest.mark.parametrize("layer", [ls.Softmax(0), ls.Softmax(-1), ls.Flatten(0), ls.Flatten(-1, 0)],
                          ids=repr)
+@SECOND_BACKEND
 def test_scalar_inputs_pass_check_layer(layer):
     result = check_layer(layer, [()], settings=scaled_settings(0.1))
     assert all(result.counts[p] for p in "abdf"), result
 
 
-@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.torch
 def test_flatten_and_softmax_of_a_scalar_fail_with_torch():
     import torch
 
@@ -321,7 +328,7 @@ def test_flatten_and_softmax_of_a_scalar_fail_with_torch():
         assert got == want, dim
 
 
-@pytest.mark.parametrize("backend", ls.backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_softmax_of_a_scalar_as_torch(backend):
     # was the known bug "softmax-0d": the rule rejected dim 0 / -1 on a 0-d input
     for dim in (0, -1):
@@ -338,7 +345,7 @@ def test_softmax_of_a_scalar_as_torch(backend):
         ls.infer(ls.Softmax(0), ls.TensorSpec((), "int32"))
 
 
-@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.torch
 def test_float64_input_into_a_float32_model_is_a_shape_error():
     # was the known bug "float-input-vs-param-dtype": the pass calls check_param_dtype
     msg = (r"^Linear at '0': floating-point inputs of the parameters' dtype float32; "
@@ -353,7 +360,7 @@ def test_float64_input_into_a_float32_model_is_a_shape_error():
     assert str(m64(ls.asarray(np.ones((2, 4)), "torch")).dtype) == "torch.float64"
 
 
-@pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed")
+@pytest.mark.torch
 def test_conv_transpose_with_an_empty_output_fails_with_torchs_shape_check():
     # was the known bug "conv-transpose-empty-output": torch's oneDNN kernels
     # (float32 / bfloat16 CPU) return an empty tensor, but torch's own shape check
@@ -389,7 +396,7 @@ print(m(ls.asarray(np.ones((1, 1, 2, 3), np.float32), "jax")).shape)
 """
 
 
-@pytest.mark.skipif(not HAVE_JAX, reason="jax not installed")
+@pytest.mark.jax
 def test_conv_transpose_does_not_abort_xla():
     # was the known bug "xla-conv-transpose-abort"; in a subprocess: it aborted the
     # interpreter (more configurations, against torch: tests/test_conv.py)

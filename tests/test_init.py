@@ -55,8 +55,10 @@ def test_named_initializers_reduce_to_primitives(init, shape, expected):
             assert getattr(prim, field) == pytest.approx(getattr(expected, field), rel=1e-12)
 
 
+@pytest.mark.torch
 def test_bounds_match_torch_when_installed():
-    torch = pytest.importorskip("torch")
+    import torch
+
     # torch's own kaiming_uniform_ bound, read off a large sample's extremes
     for a, nl in ((math.sqrt(5), "leaky_relu"), (0.0, "relu")):
         prim = ls.init.kaiming_uniform(a=a, nonlinearity=nl).primitive((64, 50))

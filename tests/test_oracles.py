@@ -5,7 +5,6 @@ listed, with the reason, in docs/testing.md."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,8 +14,6 @@ from lazyshape import testing as lt
 from lazyshape.dims import format_dim
 from lazyshape.testing._entries.pool import CEIL_MODE
 from lazyshape.testing._onnx import BUILDERS, UNSUPPORTED, onnx_infer
-
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="onnx missing")
 
 ROOT = Path(__file__).resolve().parents[1]
 S = ls.TensorSpec
@@ -71,6 +68,7 @@ def _compare(ours, theirs):
     return compared
 
 
+@pytest.mark.onnx
 @pytest.mark.parametrize(("make", "specs", "op"), ONNX_TABLE, ids=[r[2] for r in ONNX_TABLE])
 def test_onnx_shape_inference_agrees(make, specs, op):
     layer = make()
@@ -81,6 +79,7 @@ def test_onnx_shape_inference_agrees(make, specs, op):
     assert compared == sum(o.ndim for o in ours), f"ONNX left dims unknown: {theirs}"
 
 
+@pytest.mark.onnx
 def test_onnx_keeps_symbolic_dims_through_ops():
     """Where ONNX carries a dim_param through an op, ours is the same symbol."""
     cases = [
@@ -95,6 +94,7 @@ def test_onnx_keeps_symbolic_dims_through_ops():
         assert format_dim(ls.infer(layer, *specs, batch_dim=None).outputs[0].shape[axis]) == dims[axis]
 
 
+@pytest.mark.onnx
 def test_onnx_cannot_infer_group_normalization():
     """GroupNormalization is an ONNX function op: shape inference leaves its
     output unknown (listed in docs/testing.md). When ONNX learns it, this
@@ -103,6 +103,7 @@ def test_onnx_cannot_infer_group_normalization():
     assert dims is None
 
 
+@pytest.mark.onnx
 def test_onnx_pool_ceil_mode_differs_from_torch():
     """ONNX's ceil_mode keeps a last window starting in the padding; torch drops it."""
     layer = ls.MaxPool1d(2, 2, 1, ceil_mode=True)
@@ -122,7 +123,9 @@ def test_every_kind_without_onnx_is_documented():
     assert "GroupNorm" in doc and "ceil_mode" in doc
 
 
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch missing")
+@pytest.mark.torch
+@pytest.mark.jax
+@pytest.mark.onnx
 @pytest.mark.parametrize("kind", lt.kinds())
 def test_framework_oracles_agree_on_a_valid_example(kind):
     """The oracles of each kind, on the simplest valid input its strategy draws."""

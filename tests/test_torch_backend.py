@@ -7,15 +7,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import lazyshape as ls
 
-import numpy as np  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn.parameter import UninitializedParameter  # noqa: E402
+try:
+    import torch
+    from torch import nn
+    from torch.nn.parameter import UninitializedParameter
+except ModuleNotFoundError as e:  # the tests skip without torch (tests/conftest.py)
+    if e.name != "torch":
+        raise
+    torch = nn = UninitializedParameter = None
 
-import lazyshape as ls  # noqa: E402
+pytestmark = pytest.mark.torch
 
 
 def mlp() -> ls.Sequential:
@@ -64,21 +70,6 @@ def test_backend_is_installed_and_import_is_lazy():
     code = "import sys, lazyshape_torch; assert 'torch' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
-
-
-def test_ops_have_the_numpy_backends_names_and_signatures():
-    import inspect
-
-    import lazyshape_numpy.init as np_init
-    import lazyshape_numpy.ops as np_ops
-    import lazyshape_torch.init as t_init
-    import lazyshape_torch.ops as t_ops
-
-    for ref, mod in [(np_ops, t_ops), (np_init, t_init)]:
-        for name in ref.__all__:
-            assert str(inspect.signature(getattr(mod, name))) == str(
-                inspect.signature(getattr(ref, name))
-            ), name
 
 
 # -- native initialization --------------------------------------------------------
@@ -274,7 +265,7 @@ MOVES = {
     "double": (lambda m: m.double(), torch.float64),
     "to float64": (lambda m: m.to(torch.float64), torch.float64),
     "bfloat16": (lambda m: m.to(dtype=torch.bfloat16), torch.bfloat16),
-}
+} if torch else dict.fromkeys(["half", "double", "to float64", "bfloat16"])
 
 
 @pytest.mark.parametrize("move", sorted(MOVES))
@@ -765,7 +756,7 @@ def test_native_modules_are_independent_objects():
         (lambda: ls.Dropout(0.3), lambda: nn.Dropout(0.3)),
         (lambda: ls.Flatten(0, 1), lambda: nn.Flatten(0, 1)),
         (lambda: ls.Unflatten(1, (3, 4)), lambda: nn.Unflatten(1, (3, 4))),
-        (ls.SiLU, nn.SiLU),
+        (ls.SiLU, lambda: nn.SiLU()),
     ],
 )
 def test_stateless_modules_equal_constructed_ones(layer, module):
