@@ -68,6 +68,7 @@ from .layers.norm import InstanceNorm1d as InstanceNorm1d
 from .layers.norm import InstanceNorm2d as InstanceNorm2d
 from .layers.norm import InstanceNorm3d as InstanceNorm3d
 from .layers.norm import LayerNorm as LayerNorm
+from .layers.norm import RMSNorm as RMSNorm
 from .layers.pool import AdaptiveAvgPool1d as AdaptiveAvgPool1d
 from .layers.pool import AdaptiveAvgPool2d as AdaptiveAvgPool2d
 from .layers.pool import AdaptiveAvgPool3d as AdaptiveAvgPool3d

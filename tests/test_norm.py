@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, LayerNorm, GroupNorm.
+"""Normalization layers: BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, LayerNorm, RMSNorm,
+GroupNorm.
 
 Tables pin shapes and messages; hypothesis properties check the rules against
 torch (the modules and ``torch.nn.functional``) in eval and training mode and
@@ -29,6 +30,7 @@ from lazyshape.layers.norm import (
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    RMSNorm,
 )
 
 try:
@@ -82,6 +84,12 @@ SHAPES = [
     (LayerNorm, {"normalized_shape": (4, 5)}, (2, 4, 6), (SE, r"expected the last 2 input dims to be \(4, 5\) \(`normalized_shape`\); got input shape \(2, 4, 6\)")),
     (LayerNorm, {"normalized_shape": 8}, ("B", 8), ("B", 8)),
     (LayerNorm, {}, (1, 1), (1, 1)),
+    # RMSNorm: LayerNorm's shape rule
+    (RMSNorm, {}, ("B", "T", 8), ("B", "T", 8)),
+    (RMSNorm, {"normalized_ndim": 2}, ("B", 4, 5), ("B", 4, 5)),
+    (RMSNorm, {"normalized_ndim": 2}, (4, 5), (SE, r"RMSNorm: expected an input with at least 3 dims \(N, \*normalized_shape\) for `normalized_ndim` \(=2\); got input shape \(4, 5\) \(2 dims\) \(is the batch dim missing\?\)")),
+    (RMSNorm, {"normalized_shape": (4, 5)}, (2, 4, 6), (SE, r"RMSNorm: expected the last 2 input dims to be \(4, 5\) \(`normalized_shape`\); got input shape \(2, 4, 6\)")),
+    (RMSNorm, {"eps": 1e-6, "normalized_shape": 8}, ("B", 8), ("B", 8)),
     # GroupNorm
     (lambda **kw: GroupNorm(2, **kw), {}, ("B", 4, "H", "W"), ("B", 4, "H", "W")),
     (lambda **kw: GroupNorm(2, **kw), {}, (2, 4), (2, 4)),
@@ -130,6 +138,8 @@ PARAMS = [
     (LayerNorm(2), ("B", "T", 4, 5), {"weight": ((4, 5), "float32", True), "bias": ((4, 5), "float32", True)}),
     (LayerNorm(bias=False), ("B", 7), {"weight": ((7,), "float32", True)}),
     (LayerNorm(elementwise_affine=False), ("B", 7), {}),
+    (RMSNorm(2), ("B", "T", 4, 5), {"weight": ((4, 5), "float32", True)}),
+    (RMSNorm(elementwise_affine=False), ("B", 7), {}),
     (GroupNorm(2), ("B", 4, 9), {"weight": ((4,), "float32", True), "bias": ((4,), "float32", True)}),
     (GroupNorm(2, affine=False), ("B", 4, 9), {}),
 ]
@@ -163,6 +173,8 @@ CONSTRUCTION = [
     (lambda: InstanceNorm2d(eps="1e-5"), r"InstanceNorm2d: `eps` to be a non-negative number; got `eps` \(='1e-5'\)"),
     (lambda: LayerNorm(0), r"LayerNorm: `normalized_ndim` to be a positive int; got `normalized_ndim` \(=0\)"),
     (lambda: LayerNorm(normalized_shape=(4, 0)), r"LayerNorm: `normalized_shape` to be a positive int or a non-empty tuple of them; got `normalized_shape` \(=\(4, 0\)\)"),
+    (lambda: RMSNorm(eps=-1e-6), r"RMSNorm: `eps` to be a non-negative number; got `eps` \(=-1e-06\)"),
+    (lambda: RMSNorm(normalized_shape=0), r"RMSNorm: `normalized_shape` to be a positive int or a non-empty tuple of them; got `normalized_shape` \(=0\)"),
     (lambda: LayerNorm(3, normalized_shape=(4, 5)), r"LayerNorm: `normalized_ndim` equal to len\(`normalized_shape`\); got `normalized_ndim` \(=3\), `normalized_shape` \(=\(4, 5\)\)"),
     (lambda: GroupNorm(0), r"GroupNorm: `num_groups` to be a positive int; got `num_groups` \(=0\)"),
     (lambda: GroupNorm(4, num_channels=6), r"GroupNorm: `num_channels` divisible by `num_groups`; got `num_channels` \(=6\), `num_groups` \(=4\)"),
@@ -186,6 +198,10 @@ def test_repr_and_describe():
     assert repr(LayerNorm(normalized_shape=(4, 5))) == (
         "LayerNorm(normalized_ndim=2, normalized_shape=(4, 5), eps=1e-05, elementwise_affine=True)"
     )
+    assert repr(RMSNorm()) == "RMSNorm(normalized_ndim=1, normalized_shape=?, elementwise_affine=True)"
+    assert repr(RMSNorm(eps=1e-6, normalized_shape=8)) == (
+        "RMSNorm(normalized_ndim=1, normalized_shape=(8,), eps=1e-06, elementwise_affine=True)"
+    )
     assert repr(GroupNorm(2)) == (
         "GroupNorm(num_groups=2, num_channels=?, eps=1e-05, affine=True)"
     )
@@ -193,6 +209,7 @@ def test_repr_and_describe():
     assert BatchNorm1d().resolved(spec)["num_features"] == 6
     assert GroupNorm(3).resolved(spec)["num_channels"] == 6
     assert LayerNorm(2).resolved(spec)["normalized_shape"] == (6, 8)
+    assert RMSNorm().resolved(spec)["normalized_shape"] == (8,)
     net = ls.Sequential(BatchNorm1d(), LayerNorm())
     assert "BatchNorm1d" in ls.summary(net, ("B", 6, 8))
 
@@ -361,12 +378,17 @@ def layer_norm_cases(draw):
 
 @pytest.mark.torch
 @pytest.mark.jax
-@given(layer_norm_cases())
-def test_layer_norm_rule_agrees_with_torch(case):
+@pytest.mark.parametrize("kind", ["LayerNorm", "RMSNorm"])
+@given(case=layer_norm_cases())
+def test_layer_norm_rule_agrees_with_torch(kind, case):
     k, given_shape, affine, bias, shape = case
-    layer = LayerNorm(k, elementwise_affine=affine, bias=bias, normalized_shape=given_shape)
     normalized = given_shape or (tuple(shape[-k:]) if len(shape) >= k else (2,) * k)
-    module = nn.LayerNorm(normalized, elementwise_affine=affine, bias=bias)
+    if kind == "LayerNorm":
+        layer = LayerNorm(k, elementwise_affine=affine, bias=bias, normalized_shape=given_shape)
+        module = nn.LayerNorm(normalized, elementwise_affine=affine, bias=bias)
+    else:  # the same rule; no bias
+        layer = RMSNorm(k, elementwise_affine=affine, normalized_shape=given_shape)
+        module = nn.RMSNorm(normalized, elementwise_affine=affine)
     inf = _infer(layer, shape)
     torch_out = _run_torch(module, shape, training=False)
     if len(shape) == k and torch_out is not None:
@@ -467,6 +489,9 @@ CASES = {
     "ln-no-bias": (lambda: LayerNorm(bias=False), lambda: nn.LayerNorm(5, bias=False), (2, 5)),
     "ln-no-affine": (lambda: LayerNorm(elementwise_affine=False), lambda: nn.LayerNorm(5, elementwise_affine=False), (2, 3, 5)),
     "ln-no-affine-given": (lambda: LayerNorm(elementwise_affine=False, normalized_shape=5), lambda: nn.LayerNorm(5, elementwise_affine=False), (2, 3, 5)),
+    "rms": (RMSNorm, lambda: nn.RMSNorm(5), (2, 3, 5)),
+    "rms2-eps": (lambda: RMSNorm(2, eps=1e-3), lambda: nn.RMSNorm((4, 5), eps=1e-3), (2, 3, 4, 5)),
+    "rms-no-affine": (lambda: RMSNorm(elementwise_affine=False), lambda: nn.RMSNorm(5, elementwise_affine=False), (2, 3, 5)),
     "gn": (lambda: GroupNorm(2), lambda: nn.GroupNorm(2, 4), (2, 4, 3, 3)),
     "gn-1": (lambda: GroupNorm(1), lambda: nn.GroupNorm(1, 3), (2, 3, 5)),
     "gn-no-affine": (lambda: GroupNorm(3, affine=False), lambda: nn.GroupNorm(3, 6, affine=False), (2, 6, 4)),
@@ -527,7 +552,7 @@ def test_eval_agrees_with_torch_and_numpy(backend, case):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("case", ["bn2d", "in2d-affine", "ln2", "gn"])
+@pytest.mark.parametrize("case", ["bn2d", "in2d-affine", "ln2", "rms", "gn"])
 def test_portable_init_is_identical_on_every_backend(backend, case):
     make, _, shape = CASES[case]
     x = _data(shape)

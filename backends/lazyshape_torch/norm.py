@@ -32,6 +32,7 @@ from lazyshape.layers.norm import (
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    RMSNorm,
     check_spatial_size,
     check_values_per_channel,
 )
@@ -131,6 +132,21 @@ def _layer_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | Non
         eps=hp["eps"],
         elementwise_affine=hp["elementwise_affine"],
         bias=rec.layer.bias,
+        dtype=_float_dtype(rec, dtype),
+        device=device,
+    )
+
+
+@register(RMSNorm)
+def _rms_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    known = sizes(rec, "normalized_shape")
+    if known is None:
+        return None
+    hp = rec.resolved
+    return nn.RMSNorm(
+        known[0],
+        eps=hp.get("eps"),
+        elementwise_affine=hp["elementwise_affine"],
         dtype=_float_dtype(rec, dtype),
         device=device,
     )

@@ -53,6 +53,7 @@ __all__ = [
     "InstanceNorm2d",
     "InstanceNorm3d",
     "LayerNorm",
+    "RMSNorm",
     "GroupNorm",
     "check_eps",
     "check_momentum",
@@ -83,6 +84,12 @@ def check_eps(eps: object, kind: str) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
         raise ShapeError("`eps` to be a non-negative number", f"`eps` (={eps!r})", kind=kind)
     return float(eps)
+
+
+def check_optional_eps(eps: object, kind: str) -> float | None:
+    """RMSNorm's ``eps``: a non-negative number, or None for the input dtype's
+    machine epsilon (torch's ``torch.finfo(x.dtype).eps``)."""
+    return None if eps is None else check_eps(eps, kind)
 
 
 def check_momentum(momentum: object, kind: str) -> float | None:
@@ -363,6 +370,13 @@ def _layer_norm_params(normalized: Shape, bias: bool) -> dict[str, ParamSpec]:
     if bias:
         params["bias"] = ParamSpec._make(tuple(normalized), None, zeros())
     return params
+
+
+def rms_norm_params(normalized: Shape, elementwise_affine: bool) -> dict[str, ParamSpec]:
+    """RMSNorm: ``weight`` ones of the normalized shape (no bias)."""
+    if not elementwise_affine:
+        return {}
+    return {"weight": ParamSpec._make(tuple(normalized), None, ones())}
 
 
 def group_norm_params(channels: Dim, affine: bool, bias: bool) -> dict[str, ParamSpec]:
@@ -693,6 +707,66 @@ class LayerNorm(_Norm):
         ndim = len(x.shape)
         centered, _, var = _moments(x, tuple(range(ndim - self.normalized_ndim, ndim)))
         return self._affine(params, centered / ops.sqrt(var + self.eps), per_channel=False)
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim >= self.normalized_ndim:
+            hp["normalized_shape"] = tuple(inputs[0].shape[inputs[0].ndim - self.normalized_ndim :])
+        return hp
+
+
+class RMSNorm(Layer):
+    """Root-mean-square normalization over the last ``normalized_ndim`` dims
+    (``torch.nn.RMSNorm``): input ``(N, *, *normalized_shape)``, same output,
+    ``y = x / sqrt(mean(x**2) + eps) * weight`` with the mean over the
+    normalized dims.
+
+    The normalized shape is inferred or checked as for `LayerNorm`. ``eps``
+    None (the default) is the input dtype's machine epsilon, as torch's.
+    ``weight`` (ones) of the normalized shape when ``elementwise_affine``; no
+    bias.
+    """
+
+    hparam_names = ("normalized_ndim", "normalized_shape", "eps", "elementwise_affine")
+
+    def __init__(
+        self,
+        normalized_ndim: int = 1,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        *,
+        normalized_shape: int | tuple[int, ...] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.normalized_shape, self.normalized_ndim = normalize_normalized_shape(
+            normalized_shape, normalized_ndim, "RMSNorm"
+        )
+        self.eps = check_optional_eps(eps, "RMSNorm")
+        self.elementwise_affine = bool(elementwise_affine)
+        # the rank of a placeholder input: a batch dim and the normalized dims
+        self.expected_ndim = self.normalized_ndim + 1  # type: ignore[misc]
+
+    def hparams(self) -> dict[str, Any]:
+        hp = super().hparams()
+        if hp["eps"] is None:  # None is "the dtype's epsilon", not an unknown size
+            del hp["eps"]
+        return hp
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+        return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+        shape = self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
+        return rms_norm_params(shape, self.elementwise_affine)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+        ndim = len(x.shape)
+        axes = tuple(range(ndim - self.normalized_ndim, ndim))
+        eps = self.eps if self.eps is not None else float(ops.namespace(x).finfo(x.dtype).eps)
+        y = x / ops.sqrt(ops.mean(x * x, axis=axes, keepdims=True) + eps)
+        weight = params.get("weight")
+        return y if weight is None else y * weight
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()

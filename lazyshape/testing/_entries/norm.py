@@ -1,12 +1,12 @@
 """Harness entries of the normalizations: ``BatchNorm1d/2d/3d``,
-``InstanceNorm1d/2d/3d``, ``LayerNorm``, ``GroupNorm``.
+``InstanceNorm1d/2d/3d``, ``LayerNorm``, ``RMSNorm``, ``GroupNorm``.
 
 The rules raise only what fails in every mode; the torch oracle is the
 module in evaluation mode (running statistics when tracked, batch or instance
 statistics otherwise). Oracles: torch's own modules / ``F.layer_norm`` /
-``F.group_norm``, ``jax.numpy`` statistics under ``jax.eval_shape``, ONNX
-``BatchNormalization`` / ``InstanceNormalization`` / ``LayerNormalization`` /
-``GroupNormalization``.
+``F.rms_norm`` / ``F.group_norm``, ``jax.numpy`` statistics under
+``jax.eval_shape``, ONNX ``BatchNormalization`` / ``InstanceNormalization`` /
+``LayerNormalization`` / ``RMSNormalization`` / ``GroupNormalization``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from lazyshape.layers.norm import (
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    RMSNorm,
 )
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
@@ -130,6 +131,19 @@ def _layer_norm_layers() -> Any:
     return st.one_of(by_ndim, by_shape)
 
 
+def _rms_norm_layers() -> Any:
+    eps = st.none() | st.sampled_from([1e-6, 1e-5])
+    by_ndim = st.builds(RMSNorm, normalized_ndim=st.integers(1, 3), eps=eps,
+                        elementwise_affine=st.booleans())
+    by_shape = st.builds(
+        RMSNorm,
+        normalized_shape=st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple),
+        eps=eps,
+        elementwise_affine=st.booleans(),
+    )
+    return st.one_of(by_ndim, by_shape)
+
+
 @st.composite
 def _layer_norm_valid(draw: Any, layer: Any) -> Specs:
     k = layer.normalized_ndim
@@ -209,6 +223,19 @@ def _t_layer_norm(layer: Any, x: Any) -> Any:
     return F.layer_norm(x, shape, w, b, layer.eps)
 
 
+def _t_rms_norm(layer: Any, x: Any) -> Any:
+    import torch.nn.functional as F
+
+    from .._oracles import torch_param
+
+    k = layer.normalized_ndim
+    if x.ndim <= k:
+        raise Deviation("lazyshape's RMSNorm requires a batch dim beyond the normalized ones")
+    shape = layer.normalized_shape or tuple(x.shape[x.ndim - k :])
+    w = torch_param(*shape, like=x) if layer.elementwise_affine else None
+    return F.rms_norm(x, shape, w, layer.eps)
+
+
 def _t_group_norm(layer: Any, x: Any) -> Any:
     import torch.nn.functional as F
 
@@ -256,6 +283,19 @@ def _j_layer_norm(layer: Any, x: Any) -> Any:
     return y * jax_param(*shape) if layer.elementwise_affine else y
 
 
+def _j_rms_norm(layer: Any, x: Any) -> Any:
+    import jax.numpy as jnp
+
+    k = layer.normalized_ndim
+    if x.ndim <= k:
+        raise ValueError("no batch dim")
+    shape = layer.normalized_shape or x.shape[x.ndim - k :]
+    if tuple(x.shape[x.ndim - k :]) != tuple(shape):
+        raise ValueError("normalized shape mismatch")
+    y = x / jnp.sqrt(jnp.mean(x * x, axis=tuple(range(x.ndim - k, x.ndim)), keepdims=True))
+    return y * jax_param(*shape) if layer.elementwise_affine else y
+
+
 def _j_group_norm(layer: Any, x: Any) -> Any:
     import jax.numpy as jnp
 
@@ -289,6 +329,15 @@ def _onnx_layer_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[
     return g.node("LayerNormalization", ins, axis=-k, epsilon=layer.eps)[:1]
 
 
+def _onnx_rms_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
+    (s,) = specs
+    k = layer.normalized_ndim
+    shape = layer.normalized_shape or s.shape[s.ndim - k :]
+    g.opset = max(g.opset, 23)  # RMSNormalization
+    attrs = {} if layer.eps is None else {"epsilon": layer.eps}
+    return g.node("RMSNormalization", [xs[0], g.input(shape)], axis=-k, **attrs)
+
+
 def _onnx_group_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
     (s,) = specs
     c = layer.num_channels if layer.num_channels is not None else s.shape[1]
@@ -320,6 +369,17 @@ register(
     atol=1e-4,
 )
 BUILDERS["LayerNorm"] = _onnx_layer_norm
+
+register(
+    RMSNorm,
+    layers=_rms_norm_layers(),
+    inputs=_layer_norm_valid,
+    invalid=_layer_norm_invalid,
+    oracles=(torch_oracle(_t_rms_norm), jax_oracle(_j_rms_norm), onnx_oracle()),
+    accepts=lambda s: s.ndim >= 2 and is_float(s),
+    atol=1e-4,
+)
+BUILDERS["RMSNorm"] = _onnx_rms_norm
 
 register(
     GroupNorm,
