@@ -20,12 +20,15 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lazyshape backends tests benchmarks
+
+# mypy strict over the core, the harness and the backends (pyproject's [tool.mypy])
+typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
 	LAZYSHAPE_REQUIRE_ALL=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
 
-test: lint pytest
+test: lint typecheck pytest
 
 test-nightly: $(STAMP)
 	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest

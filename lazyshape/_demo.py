@@ -40,11 +40,11 @@ class CustomLinear(Layer):
         super().__init__()
         self.out_features = out_features
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         check_floating(x)  # the output keeps the input's dtype: int @ float would not
         return TensorSpec((*x.shape[:-1], self.out_features), x.dtype)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return {
             "weight": ParamSpec(
                 (self.out_features, x.shape[-1]),
@@ -53,7 +53,7 @@ class CustomLinear(Layer):
             "bias": ParamSpec((self.out_features,), init=init.zeros()),
         }
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.matmul(x, ops.permute_dims(params["weight"], (1, 0))) + params["bias"]
 
 

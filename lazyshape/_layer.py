@@ -118,8 +118,9 @@ class Layer:
 
     #: hyperparameter names shown by ``repr``, in order (custom layers: public attributes)
     hparam_names: ClassVar[tuple[str, ...] | None] = None
-    #: rank of the input the layer expects (used for partial shapes before any input)
-    expected_ndim: ClassVar[int | None] = None
+    #: rank of the input the layer expects (used for partial shapes before any input;
+    #: a layer may set it per instance)
+    expected_ndim: int | None = None
     #: the dtype a bare shape tuple given to `infer` means for this layer's input
     #: (``"int64"`` for token ids of an `Embedding`); a floating one stands for
     #: the model's dtype (`shape_input_dtype`)

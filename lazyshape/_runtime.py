@@ -590,7 +590,7 @@ def _context_step(layer: Layer, params: Mapping[str, Any], ctx: Context, node: P
         ctx.prefix = prefix
         if on_node is not None:
             on_node(i, ctx)
-        return forward(params, *args, ctx=ctx)  # type: ignore[call-arg]
+        return forward(params, *args, ctx=ctx)
 
     return step
 

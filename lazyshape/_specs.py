@@ -101,8 +101,9 @@ class TensorSpec:
         _set(self, "dtype", None if dtype is None else normalize_dtype(dtype))
 
     @staticmethod
-    def _make(shape: Shape, dtype: str) -> TensorSpec:
-        """Fast constructor for already-normalized shapes (the propagation path)."""
+    def _make(shape: Shape, dtype: str | None) -> TensorSpec:
+        """Fast constructor for already-normalized shapes (the propagation path;
+        dtype None only for a rule's output of the model's dtype)."""
         spec = _new(TensorSpec)
         _ts_shape(spec, shape)
         _ts_dtype(spec, dtype)

@@ -62,7 +62,7 @@ class JaxBackend:
     def native_dtype(self, dtype: str) -> str:
         import jax
 
-        if jax.config.jax_enable_x64:
+        if jax.config.read("jax_enable_x64"):  # type: ignore[no-untyped-call]
             return dtype
         return {"float64": "float32", "int64": "int32", "uint64": "uint32",
                 "complex128": "complex64"}.get(dtype, dtype)

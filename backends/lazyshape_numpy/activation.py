@@ -19,7 +19,7 @@ __all__ = ["relu", "gelu", "sigmoid", "silu", "leaky_relu", "softmax", "dropout"
 
 
 try:  # SciPy's erf is vectorized; fall back to math.erf elementwise
-    from scipy.special import erf as _erf
+    from scipy.special import erf as _erf  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - SciPy comes with JAX
     _erf = np.vectorize(math.erf, otypes=[np.float64])
 
@@ -77,8 +77,11 @@ def _fixed(fn: Step) -> Binder:
     return lambda layer, params, ctx: fn
 
 
-for _tp, _step in [(ls.ReLU, relu), (ls.Tanh, np.tanh), (ls.Sigmoid, sigmoid), (ls.SiLU, silu),
-                   (ls.Identity, passthrough)]:
+_FIXED: list[tuple[type[ls.Layer], Step]] = [
+    (ls.ReLU, relu), (ls.Tanh, np.tanh), (ls.Sigmoid, sigmoid), (ls.SiLU, silu),
+    (ls.Identity, passthrough),
+]
+for _tp, _step in _FIXED:
     register(_tp)(_fixed(_step))
 
 

@@ -110,14 +110,15 @@ _CONV_TRANSPOSE_MODULES: dict[int, type[nn.Module]] = {
 def _conv(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
     if sizes(rec, "in_channels") is None:
         return None
-    return _CONV_MODULES[len(rec.layer.kernel_size)](**rec.resolved, device=device, dtype=dtype)
+    hp = rec.resolved
+    return _CONV_MODULES[len(hp["kernel_size"])](**hp, device=device, dtype=dtype)
 
 
 @register(ConvTranspose1d, ConvTranspose2d, ConvTranspose3d)
 def _conv_transpose(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
     if sizes(rec, "in_channels") is None:
         return None
-    return _CONV_TRANSPOSE_MODULES[len(rec.layer.kernel_size)](
+    return _CONV_TRANSPOSE_MODULES[len(rec.resolved["kernel_size"])](
         **rec.resolved, device=device, dtype=dtype
     )
 

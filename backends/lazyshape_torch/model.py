@@ -459,8 +459,9 @@ class TorchModel(nn.Module, BuiltModel):
                 f"dtypes or devices ({moves}); move the whole model (m.to(...)) "
                 "before the first forward"
             )
-        ((dtype, device),) = seen
-        if device == torch.get_default_device() and self._device is None:
+        ((dtype, moved_to),) = seen
+        device: torch.device | None = moved_to
+        if moved_to == torch.get_default_device() and self._device is None:
             device = None  # where new tensors go anyway
         if dtype != self._dtype or device != self._device:
             self._dtype = dtype
@@ -588,7 +589,7 @@ class TorchModel(nn.Module, BuiltModel):
         with torch.random.fork_rng(devices=cuda):
             if mode == "native":
                 if self._rng_state is None:
-                    torch.manual_seed(self._config.seed)  # type: ignore[arg-type]
+                    torch.manual_seed(self._config.seed)
                 else:
                     torch.set_rng_state(self._rng_state[0])
                     for d, s in zip(cuda, self._rng_state[1], strict=True):
@@ -640,7 +641,7 @@ class TorchModel(nn.Module, BuiltModel):
             ]
         return pack_outputs(self._program, run_steps(self._program, steps, xs))
 
-    def load_state_dict(  # type: ignore[override]
+    def load_state_dict(
         self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
     ) -> Any:
         """Load tensors or NumPy arrays (canonical names). An uninitialized model

@@ -178,7 +178,7 @@ def may_stamp() -> bool:
     registration hooks, and torch's constructors as they were at import
     (checked once per `stamping` block, else per call)."""
     ok = getattr(_STAMPING, "ok", None)
-    return _check_may_stamp() if ok is None else ok  # type: ignore[no-any-return]
+    return _check_may_stamp() if ok is None else ok
 
 
 @contextlib.contextmanager
@@ -287,7 +287,7 @@ class LayerModule(nn.Module):
         if layer.needs_context:
             ctx = Context(training=self.training, rng=None)  # torch's global RNG
             ctx.path = self._path
-            out = layer.forward(params, *xs, ctx=ctx)  # type: ignore[call-arg]
+            out = layer.forward(params, *xs, ctx=ctx)
             if ctx.updates:  # buffers (running statistics) are updated in place
                 with torch.no_grad():
                     for local, value in ctx.updates.items():

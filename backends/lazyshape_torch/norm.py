@@ -19,10 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lazyshape.backend import (
-    LayerRecord,
-    ShapeError,
-)
+from lazyshape.backend import Layer, LayerRecord, ShapeError
 from lazyshape.layers.norm import (
     BatchNorm1d,
     BatchNorm2d,
@@ -42,11 +39,13 @@ from .native import register, sizes
 __all__ = []
 
 
-_BATCH = {BatchNorm1d: nn.BatchNorm1d, BatchNorm2d: nn.BatchNorm2d, BatchNorm3d: nn.BatchNorm3d}
+_BATCH: dict[type[Layer], type[nn.Module]] = {
+    BatchNorm1d: nn.BatchNorm1d, BatchNorm2d: nn.BatchNorm2d, BatchNorm3d: nn.BatchNorm3d,
+}
 
 
 
-_INSTANCE = {
+_INSTANCE: dict[type[Layer], type[nn.Module]] = {
     InstanceNorm1d: nn.InstanceNorm1d,
     InstanceNorm2d: nn.InstanceNorm2d,
     InstanceNorm3d: nn.InstanceNorm3d,
@@ -95,7 +94,7 @@ def _channel_norm(cls: type[nn.Module], rec: LayerRecord, dtype: Any, device: An
         momentum=hp["momentum"],
         affine=hp["affine"],
         track_running_stats=hp["track_running_stats"],
-        bias=rec.layer.bias,
+        bias=rec.resolved.get("bias", True),  # (shown only when False)
         dtype=_float_dtype(rec, dtype),
         device=device,
     )
@@ -131,7 +130,7 @@ def _layer_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | Non
         known[0],
         eps=hp["eps"],
         elementwise_affine=hp["elementwise_affine"],
-        bias=rec.layer.bias,
+        bias=rec.resolved.get("bias", True),  # (shown only when False)
         dtype=_float_dtype(rec, dtype),
         device=device,
     )
@@ -163,7 +162,7 @@ def _group_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | Non
         known[0],
         eps=hp["eps"],
         affine=hp["affine"],
-        bias=rec.layer.bias,
+        bias=rec.resolved.get("bias", True),  # (shown only when False)
         dtype=_float_dtype(rec, dtype),
         device=device,
     )

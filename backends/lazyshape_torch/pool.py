@@ -79,26 +79,28 @@ def adaptive_avg_pool(x: Any, output_size: tuple[int, ...]) -> Any:
     return _ADAPTIVE[len(output_size)](x, output_size)
 
 
-_MAX_MODULES = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
+_MAX_MODULES: dict[int, type[nn.Module]] = {1: nn.MaxPool1d, 2: nn.MaxPool2d, 3: nn.MaxPool3d}
 
 
-_AVG_MODULES = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
+_AVG_MODULES: dict[int, type[nn.Module]] = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}
 
 
-_ADAPTIVE_MODULES = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}
+_ADAPTIVE_MODULES: dict[int, type[nn.Module]] = {
+    1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d,
+}
 
 
 @register(MaxPool1d, MaxPool2d, MaxPool3d, exact=True)
 def _max_pool(rec: LayerRecord, **kw: Any) -> nn.Module:
-    return _MAX_MODULES[rec.layer.n](**rec.resolved)
+    return _MAX_MODULES[len(rec.resolved["kernel_size"])](**rec.resolved)
 
 
 @register(AvgPool1d, AvgPool2d, AvgPool3d, exact=True)
 def _avg_pool(rec: LayerRecord, **kw: Any) -> nn.Module:
-    return _AVG_MODULES[rec.layer.n](**rec.resolved)
+    return _AVG_MODULES[len(rec.resolved["kernel_size"])](**rec.resolved)
 
 
 @register(AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool3d, exact=True)
 def _adaptive_avg_pool(rec: LayerRecord, **kw: Any) -> nn.Module:
-    return _ADAPTIVE_MODULES[rec.layer.n](**rec.resolved)
+    return _ADAPTIVE_MODULES[len(rec.resolved["output_size"])](**rec.resolved)
 

@@ -51,7 +51,7 @@ def lstm(
     weights, has_bias = _weights(w_ih, w_hh, b_ih, b_hh)
     hx = (_state(h0, x, hidden), _state(c0, x, hidden))
     xs = x.flip(0) if reverse else x
-    out, h, c = torch._VF.lstm(xs, hx, weights, has_bias, 1, 0.0, False, False, False)  # type: ignore[attr-defined]
+    out, h, c = torch._VF.lstm(xs, hx, weights, has_bias, 1, 0.0, False, False, False)
     return (out.flip(0) if reverse else out), h[0], c[0]
 
 
@@ -70,7 +70,7 @@ def gru(
     weights, has_bias = _weights(w_ih, w_hh, b_ih, b_hh)
     xs = x.flip(0) if reverse else x
     hx = _state(h0, x, hidden)
-    out, h = torch._VF.gru(xs, hx, weights, has_bias, 1, 0.0, False, False, False)  # type: ignore[attr-defined]
+    out, h = torch._VF.gru(xs, hx, weights, has_bias, 1, 0.0, False, False, False)
     return (out.flip(0) if reverse else out), h[0]
 
 
@@ -81,7 +81,7 @@ class _ReturnState:
 
     return_state: bool
 
-    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> Any:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, *state: torch.Tensor) -> Any:
         hx: Any = None
         if state:
             hx = state[0] if len(state) == 1 else tuple(state)

@@ -65,7 +65,7 @@ class _Elementwise(Layer):
 
     hparam_names: ClassVar[tuple[str, ...] | None] = ()
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         if x.dtype not in FLOATING:
             check_floating(x)
         return x
@@ -76,10 +76,10 @@ class Identity(Layer):
 
     hparam_names = ()
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return same_spec(x)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return x
 
 
@@ -93,7 +93,7 @@ class Dropout(_Elementwise):
         super().__init__(name=name)
         self.p = probability(p, "p", "Dropout")
 
-    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:
         if not ctx.training or self.p == 0.0:
             return x
         return ops.dropout(x, self.p, ctx.rng)
@@ -102,7 +102,7 @@ class Dropout(_Elementwise):
 class ReLU(_Elementwise):
     """``max(x, 0)``."""
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.relu(x)
 
 
@@ -119,28 +119,28 @@ class GELU(_Elementwise):
             )
         self.approximate = approximate
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.gelu(x, self.approximate)
 
 
 class Tanh(_Elementwise):
     """Hyperbolic tangent."""
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.tanh(x)
 
 
 class Sigmoid(_Elementwise):
     """Logistic sigmoid."""
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.sigmoid(x)
 
 
 class SiLU(_Elementwise):
     """``x * sigmoid(x)``."""
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.silu(x)
 
 
@@ -153,7 +153,7 @@ class LeakyReLU(_Elementwise):
         super().__init__(name=name)
         self.negative_slope = float(negative_slope)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.leaky_relu(x, self.negative_slope)
 
 
@@ -168,8 +168,8 @@ class Softmax(Layer):
             raise ShapeError("`dim` to be an int", f"`dim` (={dim!r})", kind="Softmax")
         self.dim = dim
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return softmax_output(x, self.dim)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.softmax(x, self.dim)

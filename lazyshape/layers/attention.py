@@ -335,7 +335,7 @@ class MultiheadAttention(Layer):
         _, sizes = self._sizes(inputs)
         return attention_params(sizes, self.bias)
 
-    def forward(self, params: Mapping[str, Any], *xs: Any, ctx: Context) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], *xs: Any, ctx: Context) -> Any:
         self_attention = len(xs) == 1
         q, k, v = (xs[0],) * 3 if self_attention else xs[:3]
         mask = xs[3] if len(xs) == 4 else None

@@ -471,7 +471,7 @@ class _ConvNd(Layer):
         # the mode of the explicit pad before the convolution (None: zero padding inside it)
         self._pad_mode = None if self._pads == self._no_pads else _PAD_MODE.get(padding_mode)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return conv_output(
             x,
             self.out_channels,
@@ -483,12 +483,12 @@ class _ConvNd(Layer):
             self.in_channels,
         )
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return conv_params(
             x, self.out_channels, self.kernel_size, self.groups, self.bias, self.in_channels
         )
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         pads = self._pads
         if self._pad_mode is not None:  # torch pads first, then convolves unpadded
             x = ops.pad(x, pads, self._pad_mode)
@@ -597,7 +597,7 @@ class _ConvTransposeNd(Layer):
         self.groups = check_groups(groups, self.out_channels, in_channels, kind)
         self.bias = bool(bias)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return conv_transpose_output(
             x,
             self.out_channels,
@@ -610,12 +610,12 @@ class _ConvTransposeNd(Layer):
             self.in_channels,
         )
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return conv_transpose_params(
             x, self.out_channels, self.kernel_size, self.groups, self.bias, self.in_channels
         )
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.conv_transpose(
             x,
             params["weight"],

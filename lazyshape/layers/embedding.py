@@ -70,7 +70,7 @@ def embedding_output(x: TensorSpec, embedding_dim: int) -> TensorSpec:
     """``(*) -> (*, embedding_dim)``, of the weight's dtype: the model's (None,
     filled in by the pass)."""
     check_ids(x)
-    return TensorSpec._make((*x.shape, embedding_dim), None)  # type: ignore[arg-type]
+    return TensorSpec._make((*x.shape, embedding_dim), None)
 
 
 # -- parameter rule ---------------------------------------------------------------
@@ -128,11 +128,11 @@ class Embedding(Layer):
             del hp["padding_idx"]
         return hp
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return embedding_output(x, self.embedding_dim)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return embedding_params(self.num_embeddings, self.embedding_dim)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.embedding(x, params["weight"], self.padding_idx)

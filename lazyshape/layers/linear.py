@@ -110,13 +110,13 @@ class Linear(Layer):
         self.in_features = in_features
         self.bias = bool(bias)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return linear_output(x, self.out_features, self.in_features)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return linear_params(x, self.out_features, self.bias, self.in_features)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.linear(x, params["weight"], params.get("bias"))
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:

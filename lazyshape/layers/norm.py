@@ -471,7 +471,7 @@ class _ChannelNorm(_Norm):
         self.track_running_stats = bool(track_running_stats)
         self.bias = bool(bias)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         channels = x.shape[1] if self.num_features is None else self.num_features
         return norm_params(channels, self.affine, self.bias, self.track_running_stats)
 
@@ -504,12 +504,12 @@ class _BatchNorm(_ChannelNorm):
     ) -> None:
         super().__init__(eps, momentum, affine, track_running_stats, num_features, bias, name)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return batch_norm_output(
             x, self._ranks, self._layout, self.num_features, self.track_running_stats
         )
 
-    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:
         ndim = len(x.shape)
         if ctx.training or not self.track_running_stats:
             if ctx.training:
@@ -591,12 +591,12 @@ class _InstanceNorm(_ChannelNorm):
     ) -> None:
         super().__init__(eps, momentum, affine, track_running_stats, num_features, bias, name)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return instance_norm_output(
             x, self._ranks, self._layout, self.num_features, self.track_running_stats
         )
 
-    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:
         ndim = len(x.shape)
         if ctx.training or not self.track_running_stats:
             if ctx.training:
@@ -694,16 +694,16 @@ class LayerNorm(_Norm):
         self.elementwise_affine = bool(elementwise_affine)
         self.bias = bool(bias)
         # the rank of a placeholder input: a batch dim and the normalized dims
-        self.expected_ndim = self.normalized_ndim + 1  # type: ignore[misc]
+        self.expected_ndim = self.normalized_ndim + 1
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         shape = self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
         return layer_norm_params(shape, self.elementwise_affine, self.bias)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         ndim = len(x.shape)
         centered, _, var = _moments(x, tuple(range(ndim - self.normalized_ndim, ndim)))
         return self._affine(params, centered / ops.sqrt(var + self.eps), per_channel=False)
@@ -745,7 +745,7 @@ class RMSNorm(Layer):
         self.eps = check_optional_eps(eps, "RMSNorm")
         self.elementwise_affine = bool(elementwise_affine)
         # the rank of a placeholder input: a batch dim and the normalized dims
-        self.expected_ndim = self.normalized_ndim + 1  # type: ignore[misc]
+        self.expected_ndim = self.normalized_ndim + 1
 
     def hparams(self) -> dict[str, Any]:
         hp = super().hparams()
@@ -753,14 +753,14 @@ class RMSNorm(Layer):
             del hp["eps"]
         return hp
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         shape = self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
         return rms_norm_params(shape, self.elementwise_affine)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         ndim = len(x.shape)
         axes = tuple(range(ndim - self.normalized_ndim, ndim))
         eps = self.eps if self.eps is not None else float(ops.namespace(x).finfo(x.dtype).eps)
@@ -806,14 +806,14 @@ class GroupNorm(_Norm):
         self.affine = bool(affine)
         self.bias = bool(bias)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return group_norm_output(x, self.num_groups, self.num_channels)
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         channels = x.shape[1] if self.num_channels is None else self.num_channels
         return group_norm_params(channels, self.affine, self.bias)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         shape = tuple(x.shape)
         grouped = ops.reshape(x, (shape[0], self.num_groups, -1))
         centered, _, var = _moments(grouped, (2,))

@@ -273,12 +273,12 @@ class _MaxPoolNd(Layer):
         )
         self.ceil_mode = bool(ceil_mode)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return pool_output(
             x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.max_pool(
             x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
@@ -352,13 +352,13 @@ class _AvgPoolNd(Layer):
             del hp["divisor_override"]
         return hp
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return pool_output(
             x, self.kernel_size, self.stride, self.padding, (1,) * self.n, self.ceil_mode,
             input_at_least_kernel=self.n == 3,
         )
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.avg_pool(
             x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
             self.count_include_pad, self.divisor_override,
@@ -415,10 +415,10 @@ class _AdaptiveAvgPoolNd(Layer):
         super().__init__(name=name)
         self.output_size = normalize_output_size(output_size, self.n, self.kind)
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return adaptive_pool_output(x, self.output_size)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         spatial = tuple(x.shape)[2:]
         size = tuple(int(d) if o is None else o for d, o in zip(spatial, self.output_size,
                                                                  strict=True))

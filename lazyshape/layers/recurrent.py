@@ -245,7 +245,7 @@ class _Recurrent(Layer):
             check_state(spec, what, x, shape)
         return size, shape
 
-    def output_spec(self, x: TensorSpec, *state: TensorSpec) -> Any:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec, *state: TensorSpec) -> Any:
         _, shape = self._check(x, state)
         out = TensorSpec._make(
             recurrent_output_shape(x, self.hidden_size, self.bidirectional), x.dtype
@@ -254,7 +254,7 @@ class _Recurrent(Layer):
             return out
         return (out, *(TensorSpec._make(shape, x.dtype) for _ in self._states))
 
-    def param_specs(self, x: TensorSpec, *state: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec, *state: TensorSpec) -> dict[str, ParamSpec]:
         size, _ = self._check(x, state)
         return recurrent_params(
             self._mode, size, self.hidden_size, self.num_layers, self.bias, self.bidirectional
@@ -268,7 +268,7 @@ class _Recurrent(Layer):
         """``(out (T, B, H), *final states (B, H))`` of one layer in one direction."""
         raise NotImplementedError
 
-    def forward(self, params: Mapping[str, Any], x: Any, *state: Any, ctx: Context) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any, *state: Any, ctx: Context) -> Any:
         if self.batch_first:
             x = ops.permute_dims(x, (1, 0, 2))  # time-major for the ops
         dirs = self._directions

@@ -123,10 +123,10 @@ class Flatten(Layer):
         self.start_dim = start_dim
         self.end_dim = end_dim
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return flatten_output(x, self.start_dim, self.end_dim)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         shape = tuple(x.shape)
         if not shape:
             return ops.reshape(x, (1,))
@@ -152,10 +152,10 @@ class Unflatten(Layer):
         self.dim = dim
         self.sizes = _sizes(sizes, "Unflatten", "sizes")
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return unflatten_output(x, self.dim, self.sizes)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         shape = tuple(x.shape)
         d = self.dim % len(shape)
         return ops.reshape(x, (*shape[:d], *self.sizes, *shape[d + 1 :]))
@@ -175,10 +175,10 @@ class Reshape(Layer):
             shape = tuple(shape[0])
         self.shape = _sizes(shape, "Reshape", "shape")
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         return reshape_output(x, self.shape)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.reshape(x, (x.shape[0], *self.shape))
 
     def __repr__(self) -> str:

@@ -81,7 +81,7 @@ class CheckResult:
 def scaled_settings(factor: float = 1.0, **overrides: Any) -> Settings:
     """The loaded hypothesis profile with ``max_examples`` scaled by ``factor``
     (so a test keeps its share of the budget in every profile)."""
-    base = Settings.default
+    base = Settings.default or Settings()  # (typed Optional; set once a profile is loaded)
     n = max(1, int(round(base.max_examples * factor)))
     return Settings(base, max_examples=n, **overrides)
 
@@ -182,7 +182,10 @@ class _Run:
     def oracles(self, rule: Inference | ShapeError) -> None:
         res = self.check.result
         ok = isinstance(rule, Inference)
-        rule_text = "; ".join(describe(o) for o in rule.outputs) if ok else describe(rule)
+        if isinstance(rule, Inference):
+            rule_text = "; ".join(describe(o) for o in rule.outputs)
+        else:
+            rule_text = describe(rule)
         if self.case == "valid" and not ok:
             self.fail("b", "the rule rejects inputs the layer's strategy declares valid",
                       {"rule": rule_text})
@@ -215,7 +218,7 @@ class _Run:
                     self.fail("b", f"{oracle.name} accepts inputs the layer's strategy "
                               "declares invalid (the strategy or the rule is wrong)", sides)
                 self.fail("b", f"the rule rejects inputs {oracle.name} accepts", sides)
-            if ok and not failed:
+            if isinstance(rule, Inference) and not failed:
                 self._same_outputs(rule, got, oracle, sides)
             judged = True
             res.hit(f"b:{oracle.name}")
@@ -558,7 +561,7 @@ def _layer_strategy(layer_factory: Any, hparams: Any) -> tuple[SearchStrategy[La
         name = getattr(layer_factory, "__name__", "layer_factory")
         if hparams is None:
             return st.builds(layer_factory), name
-        return _as_layers(layer_factory, hparams), name  # type: ignore[arg-type]
+        return _as_layers(layer_factory, hparams), name
     raise TypeError(
         "check_layer takes a layer class, a layer, a zero-argument factory or a hypothesis "
         f"strategy of layers; got {type(layer_factory).__name__}"
@@ -567,7 +570,7 @@ def _layer_strategy(layer_factory: Any, hparams: Any) -> tuple[SearchStrategy[La
 
 def _as_inputs(inputs: Any) -> Callable[[Layer], SearchStrategy[Specs]] | None:
     if inputs is None or callable(inputs) and not isinstance(inputs, SearchStrategy):
-        return inputs  # type: ignore[no-any-return]
+        return inputs
     if isinstance(inputs, SearchStrategy):
         return lambda layer: inputs
     fixed = tuple(s if isinstance(s, TensorSpec) else TensorSpec(s) for s in inputs)
@@ -625,7 +628,7 @@ def check_layer(
         layers, _as_inputs(inputs), invalid, oracles, entry, names, properties,
         probe_dtypes, seed, rtol, atol, batch_axes, kind, backend_examples, skip_known,
     )
-    base = settings if settings is not None else Settings.default
+    base = settings if settings is not None else Settings.default or Settings()
     s = Settings(
         base,
         max_examples=max_examples if max_examples is not None else base.max_examples,

@@ -132,7 +132,7 @@ def onnx_infer(layer: Layer, specs: Sequence[TensorSpec]) -> tuple[tuple[Dims | 
     graph = helper.make_graph(g.nodes, "lazyshape_oracle", g.inputs, outputs, g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", g.opset)])
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
-    result = []
+    result: list[tuple[Dims | None, str]] = []
     for out in inferred.graph.output:
         tt = out.type.tensor_type
         if not tt.HasField("shape"):

@@ -143,7 +143,8 @@ def jax_struct(spec: TensorSpec) -> Any:
     """A ``jax.ShapeDtypeStruct`` of ``spec`` (floats as float32)."""
     import jax
 
-    return jax.ShapeDtypeStruct(tuple(int(d) for d in spec.shape), _jax_dtype(spec.dtype))
+    shape = tuple(int(d) for d in spec.shape)
+    return jax.ShapeDtypeStruct(shape, _jax_dtype(spec.dtype))  # type: ignore[no-untyped-call]
 
 
 def jax_result(*ys: Any) -> Result:

@@ -320,7 +320,8 @@ def _dag(draw: Any, max_layers: int, kinds: Any) -> tuple[Layer, Specs]:
         model = ls.Model(ins if len(ins) > 1 else ins[0], outs if len(outs) > 1 else outs[0])
     except ShapeError:
         if symbolic:  # a rule that needs concrete sizes at definition: declare them
-            return draw(_dag(max_layers, kinds))
+            again: tuple[Layer, Specs] = draw(_dag(max_layers, kinds))
+            return again
         raise
     return model, tuple(in_specs)
 

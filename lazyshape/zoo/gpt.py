@@ -31,7 +31,7 @@ class PositionEmbedding(Layer):
         self.max_len = max_len
         self.embed_dim = None
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         if x.ndim != 3:
             raise ShapeError("an input of shape (B, T, E)", f"input shape {format_shape(x.shape)}")
         if lt(self.max_len, x.shape[1]) is True:
@@ -41,10 +41,10 @@ class PositionEmbedding(Layer):
             )
         return x
 
-    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:  # type: ignore[override]
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return {"weight": ParamSpec((self.max_len, x.shape[2]), init=_init.normal(std=0.02))}
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return x + params["weight"][: x.shape[1]]
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:

@@ -19,12 +19,12 @@ class LastStep(Layer):
 
     hparam_names = ()
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:  # type: ignore[override]
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
         if x.ndim != 3:
             raise ShapeError("an input of shape (B, T, F)", f"input shape {format_shape(x.shape)}")
         return TensorSpec._make((x.shape[0], x.shape[2]), x.dtype)
 
-    def forward(self, params: Mapping[str, Any], x: Any) -> Any:  # type: ignore[override]
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return x[:, -1, :]
 
 

@@ -24,7 +24,8 @@ from lazyshape.layers.conv import (
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
 from .._oracles import jax_oracle, jax_param, require_batched, require_nonempty, torch_oracle
-from .._registry import NotApplicable, Specs, register
+from .._primitives import Specs
+from .._registry import NotApplicable, register
 from ..strategies import batch_sizes
 from ._common import NON_FLOAT, is_float, spec, spec_of
 
@@ -105,7 +106,7 @@ def _conv_min_side(layer: Any, i: int) -> int:
         need = max(need, max(lo, hi) + 1)
     elif layer.padding_mode == "circular":
         need = max(need, max(lo, hi))
-    return need
+    return int(need)
 
 
 def _transpose_min_side(layer: Any, i: int) -> int:

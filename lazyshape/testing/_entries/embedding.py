@@ -15,7 +15,8 @@ from lazyshape.layers.embedding import Embedding
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
 from .._oracles import jax_oracle, jax_param, torch_oracle, torch_param
-from .._registry import Specs, register
+from .._primitives import Specs
+from .._registry import register
 from ._common import spec
 
 ID_DTYPES = ("int64", "int32")

@@ -9,7 +9,8 @@ from hypothesis.extra import numpy as hnp
 
 import lazyshape as ls
 
-from .._registry import Specs, register
+from .._primitives import Specs
+from .._registry import register
 from ._common import oracles, spec
 
 

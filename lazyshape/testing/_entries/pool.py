@@ -26,14 +26,14 @@ from lazyshape.layers.pool import (
 
 from .._onnx import BUILDERS, UNSUPPORTED, Graph, onnx_oracle
 from .._oracles import (
-    Deviation,
     jax_oracle,
     require_batched,
     require_float,
     require_nonempty,
     torch_oracle,
 )
-from .._registry import NotApplicable, Specs, register
+from .._primitives import Specs
+from .._registry import Deviation, NotApplicable, register
 from ..strategies import batch_sizes
 from ._common import NON_FLOAT, is_float, spec, spec_of
 
@@ -95,7 +95,7 @@ def _min_side(layer: Any, i: int) -> int:
     need = max(1, dil * (k - 1) + 1 - 2 * p)
     if isinstance(layer, AvgPool3d):
         need = max(need, k)  # torch's avg_pool3d: input >= kernel, padding notwithstanding
-    return need
+    return int(need)
 
 
 @st.composite
@@ -258,6 +258,7 @@ def _onnx_adaptive(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[st
 
 # -- registration ---------------------------------------------------------------------
 
+_cls: Any
 for _cls in (MaxPool1d, MaxPool2d, MaxPool3d):
     register(_cls, layers=_max_layers(_cls), inputs=_inputs, invalid=_invalid,
              oracles=(torch_oracle(_t_max), jax_oracle(_j_pool("max")), onnx_oracle()),

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from lazyshape.layers.recurrent import GRU, LSTM
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
-from .._oracles import Deviation, jax_oracle, jax_param, require_float, torch_oracle
-from .._registry import Specs, register
+from .._oracles import jax_oracle, jax_param, require_float, torch_oracle
+from .._primitives import Specs
+from .._registry import Deviation, register
 from ..strategies import batch_sizes
 from ._common import NON_FLOAT, is_float, spec, spec_of
 

@@ -10,7 +10,8 @@ from hypothesis.extra import numpy as hnp
 
 import lazyshape as ls
 
-from .._registry import Specs, register
+from .._primitives import Specs
+from .._registry import register
 from ..strategies import batch_sizes
 from ._common import one, oracles, spec
 
@@ -23,7 +24,7 @@ def _flatten_ok(layer: Any, n: int) -> bool:
         e = range(n)[layer.end_dim]
     except IndexError:
         return False
-    return s <= e
+    return bool(s <= e)
 
 
 def _flatten_inputs(layer: Any) -> Any:
