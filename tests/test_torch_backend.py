@@ -472,6 +472,42 @@ def test_load_state_dict_materializes_an_uninitialized_model():
     assert torch.equal(m(x), h(x))
 
 
+#: a first layer whose sizes the checkpoint must give, with the hand-written module
+#: that wrote the checkpoint, and an input the loaded model runs on
+FIRST_LAYERS = {
+    "grouped conv": (lambda: ls.Conv2d(8, 3, groups=2), lambda: nn.Conv2d(4, 8, 3, groups=2),
+                     (2, 4, 6, 6)),
+    "transposed conv": (lambda: ls.ConvTranspose1d(6, 3, groups=3),
+                        lambda: nn.ConvTranspose1d(3, 6, 3, groups=3), (2, 3, 5)),
+    "layer norm 2d": (lambda: ls.LayerNorm(2), lambda: nn.LayerNorm((3, 5)), (2, 3, 5)),
+    "lstm": (lambda: ls.LSTM(4, num_layers=2, bidirectional=True),
+             lambda: nn.LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True),
+             (2, 5, 3)),
+    "attention": (lambda: ls.MultiheadAttention(2), lambda: nn.MultiheadAttention(6, 2), (2, 4, 6)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FIRST_LAYERS))
+def test_a_checkpoint_gives_the_native_modules_a_forward_would(case):
+    """Loading into an unmaterialized model solves the sizes the checkpoint's shapes
+    determine (a grouped conv's input channels are the weight's dim 1 times the
+    groups): each node is the native module with those sizes, as after a forward."""
+    make, make_torch, shape = FIRST_LAYERS[case]
+    torch.manual_seed(0)
+    h = make_torch()
+    loaded = ls.build(ls.Sequential(make(), ls.Identity()), "torch")
+    loaded.load_state_dict({f"0.{k}": v for k, v in h.state_dict().items()})
+    ran = ls.build(ls.Sequential(make(), ls.Identity()), "torch")
+    ran.materialize(shape)
+    assert type(loaded[0]) is type(ran[0])
+    assert repr(loaded) == repr(ran)
+    x = torch.randn(shape)
+    ran.load_state_dict(loaded.state_dict())
+    loaded.eval()
+    ran.eval()
+    torch.testing.assert_close(loaded(x), ran(x), rtol=0, atol=0)
+
+
 def test_load_state_dict_accepts_numpy_arrays():
     src = ls.build(mlp(), "numpy", seed=0)
     src.materialize((2, 20))
