@@ -30,7 +30,7 @@ import itertools
 import math
 import numbers
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
 
 if TYPE_CHECKING:  # `ast` is imported by `parse` only: it costs ~1 ms at import
@@ -242,58 +242,58 @@ class Expr:
     # "Memoised entry points").
     def __add__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_add(self, other)
+            return _memo(_ADD, _add, self, other)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_add(self, o)
+        return NotImplemented if o is None else _memo(_ADD, _add, self, o)
 
     __radd__ = __add__
 
     def __sub__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_sub(self, other)
+            return _memo(_SUB, _sub, self, other)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_sub(self, o)
+        return NotImplemented if o is None else _memo(_SUB, _sub, self, o)
 
     def __rsub__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_sub(other, self)
+            return _memo(_SUB, _sub, other, self)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_sub(o, self)
+        return NotImplemented if o is None else _memo(_SUB, _sub, o, self)
 
     def __mul__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_mul(self, other)
+            return _memo(_MUL, _mul, self, other)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_mul(self, o)
+        return NotImplemented if o is None else _memo(_MUL, _mul, self, o)
 
     __rmul__ = __mul__
 
     def __floordiv__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_floordiv(self, other)
+            return _memo(_FLOORDIV, _floordiv, self, other)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_floordiv(self, o)
+        return NotImplemented if o is None else _memo(_FLOORDIV, _floordiv, self, o)
 
     def __rfloordiv__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_floordiv(other, self)
+            return _memo(_FLOORDIV, _floordiv, other, self)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_floordiv(o, self)
+        return NotImplemented if o is None else _memo(_FLOORDIV, _floordiv, o, self)
 
     def __mod__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_mod(self, other)
+            return _memo(_MOD, _mod, self, other)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_mod(self, o)
+        return NotImplemented if o is None else _memo(_MOD, _mod, self, o)
 
     def __rmod__(self, other: Dim) -> Dim:
         if type(other) is int or isinstance(other, Expr):
-            return _memo_mod(other, self)
+            return _memo(_MOD, _mod, other, self)
         o = _coerce(other)
-        return NotImplemented if o is None else _memo_mod(o, self)
+        return NotImplemented if o is None else _memo(_MOD, _mod, o, self)
 
     def __neg__(self) -> Dim:
-        return _memo_neg(self)
+        return _memo(_NEG, _neg_of, self, 0)
 
     def __pos__(self) -> Expr:
         return self
@@ -889,14 +889,14 @@ def dim_max(a: Dim, b: Dim) -> Dim:
     """``max(a, b)``; symbolic when the sign of ``a - b`` is not decided by the bounds."""
     if type(a) is int and type(b) is int:
         return a if a >= b else b
-    return _memo_max_min(_MAX, _arg(a), _arg(b))
+    return _memo(_MAX, _dim_max, _arg(a), _arg(b))
 
 
 def dim_min(a: Dim, b: Dim) -> Dim:
     """``min(a, b)``; symbolic when the sign of ``a - b`` is not decided by the bounds."""
     if type(a) is int and type(b) is int:
         return a if a <= b else b
-    return _memo_max_min(_MIN, _arg(a), _arg(b))
+    return _memo(_MIN, _dim_min, _arg(a), _arg(b))
 
 
 # ---------------------------------------------------------------------------------
@@ -971,60 +971,22 @@ def _has_anonymous(d: Dim) -> bool:
     return False
 
 
-def _memo_add(a: Dim, b: Dim) -> Dim:
-    """``a + b`` through `_MEMO`."""
-    key = (_ADD, a, b)
+def _memo(tag: str, fn: Callable[[Dim, Dim], Dim], a: Dim, b: Dim) -> Dim:
+    """``fn(a, b)`` through `_MEMO`, under the key ``(tag, a, b)`` (an exception
+    of ``fn``, a ``ZeroDivisionError``, propagates and nothing is stored)."""
+    key = (tag, a, b)
     with _MEMO_LOCK:
         r = _MEMO.get(key)
-    return _remember(key, _add(a, b)) if r is None else r
+    return _remember(key, fn(a, b)) if r is None else r
 
 
-def _memo_sub(a: Dim, b: Dim) -> Dim:
-    """``a - b`` through `_MEMO`."""
-    key = (_SUB, a, b)
-    with _MEMO_LOCK:
-        r = _MEMO.get(key)
-    return _remember(key, _add(a, _neg(b))) if r is None else r
+def _neg_of(a: Dim, _: Dim) -> Dim:
+    """``-a`` (the binary signature `_memo` calls; the second operand is 0)."""
+    return _neg(a)
 
 
-def _memo_mul(a: Dim, b: Dim) -> Dim:
-    """``a * b`` through `_MEMO`."""
-    key = (_MUL, a, b)
-    with _MEMO_LOCK:
-        r = _MEMO.get(key)
-    return _remember(key, _mul(a, b)) if r is None else r
-
-
-def _memo_neg(a: Dim) -> Dim:
-    """``-a`` through `_MEMO`."""
-    key = (_NEG, a, 0)
-    with _MEMO_LOCK:
-        r = _MEMO.get(key)
-    return _remember(key, _neg(a)) if r is None else r
-
-
-def _memo_floordiv(a: Dim, b: Dim) -> Dim:
-    """``a // b`` through `_MEMO` (``ZeroDivisionError`` propagates, nothing stored)."""
-    key = (_FLOORDIV, a, b)
-    with _MEMO_LOCK:
-        r = _MEMO.get(key)
-    return _remember(key, _floordiv(a, b)) if r is None else r
-
-
-def _memo_mod(a: Dim, b: Dim) -> Dim:
-    """``a % b`` through `_MEMO` (``ZeroDivisionError`` propagates, nothing stored)."""
-    key = (_MOD, a, b)
-    with _MEMO_LOCK:
-        r = _MEMO.get(key)
-    return _remember(key, _mod(a, b)) if r is None else r
-
-
-def _memo_max_min(op: str, a: Dim, b: Dim) -> Dim:
-    """``max(a, b)`` or ``min(a, b)`` (``op`` `_MAX` or `_MIN`) through `_MEMO`."""
-    key = (op, a, b)
-    with _MEMO_LOCK:
-        r = _MEMO.get(key)
-    return _remember(key, _max_min(op, a, b)) if r is None else r
+_dim_max: Final = functools.partial(_max_min, _MAX)
+_dim_min: Final = functools.partial(_max_min, _MIN)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -1060,7 +1022,7 @@ def _diff_bounds(a: Dim, b: Dim) -> _Bounds:
     if type(a) is int:
         lo, hi = bounds(b)
         return (a - hi, a - lo)
-    return _dim_bounds(_memo_sub(a, b))
+    return _dim_bounds(_memo(_SUB, _sub, a, b))
 
 
 def eq(a: Dim, b: Dim) -> bool | None:
@@ -1076,7 +1038,7 @@ def eq(a: Dim, b: Dim) -> bool | None:
         # a non-constant canonical form is never an int: `a - b` is not 0
         lo, hi = _diff_bounds(a, b)
     else:
-        d = _memo_sub(a, b)
+        d = _memo(_SUB, _sub, a, b)
         if type(d) is int:
             return d == 0
         assert isinstance(d, Expr)
@@ -1233,7 +1195,7 @@ def prod(dims: Iterable[Dim]) -> Dim:
         if type(out) is int and type(d) is int:
             out *= d
         else:
-            out = _memo_mul(out, _arg(d))
+            out = _memo(_MUL, _mul, out, _arg(d))
     return out
 
 

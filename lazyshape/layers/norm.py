@@ -662,7 +662,45 @@ class InstanceNorm3d(_InstanceNorm):
 # -- LayerNorm and GroupNorm ------------------------------------------------------------
 
 
-class LayerNorm(_Norm):
+class _TrailingNorm(Layer):
+    """Shared by `LayerNorm` and `RMSNorm`: normalization over the last
+    ``normalized_ndim`` dims, whose shape is inferred from the input or checked
+    against ``normalized_shape`` (its length then sets ``normalized_ndim``)."""
+
+    hparam_names = ("normalized_ndim", "normalized_shape", "eps", "elementwise_affine")
+    normalized_shape: tuple[int, ...] | None
+    normalized_ndim: int
+    elementwise_affine: bool
+
+    def _trailing(
+        self, normalized_ndim: int, normalized_shape: object, elementwise_affine: bool
+    ) -> None:
+        self.normalized_shape, self.normalized_ndim = normalize_normalized_shape(
+            normalized_shape, normalized_ndim, self.kind
+        )
+        self.elementwise_affine = bool(elementwise_affine)
+        # the rank of a placeholder input: a batch dim and the normalized dims
+        self.expected_ndim = self.normalized_ndim + 1
+
+    def _normalized(self, x: TensorSpec) -> Shape:
+        """The normalized shape for input ``x``: given, or its last dims."""
+        return self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
+
+    def _axes(self, x: Any) -> tuple[int, ...]:
+        ndim = len(x.shape)
+        return tuple(range(ndim - self.normalized_ndim, ndim))
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim >= self.normalized_ndim:
+            hp["normalized_shape"] = tuple(self._normalized(inputs[0]))
+        return hp
+
+
+class LayerNorm(_TrailingNorm, _Norm):
     """Layer normalization over the last ``normalized_ndim`` dims
     (``torch.nn.LayerNorm``): input ``(N, *, *normalized_shape)``, same output.
 
@@ -673,8 +711,6 @@ class LayerNorm(_Norm):
     ``bias=False``). The batch dim is never normalized: the input has more
     than ``normalized_ndim`` dims.
     """
-
-    hparam_names = ("normalized_ndim", "normalized_shape", "eps", "elementwise_affine")
 
     def __init__(
         self,
@@ -687,35 +723,19 @@ class LayerNorm(_Norm):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.normalized_shape, self.normalized_ndim = normalize_normalized_shape(
-            normalized_shape, normalized_ndim, "LayerNorm"
-        )
+        self._trailing(normalized_ndim, normalized_shape, elementwise_affine)
         self.eps = check_eps(eps, "LayerNorm")
-        self.elementwise_affine = bool(elementwise_affine)
         self.bias = bool(bias)
-        # the rank of a placeholder input: a batch dim and the normalized dims
-        self.expected_ndim = self.normalized_ndim + 1
-
-    def output_spec(self, x: TensorSpec) -> TensorSpec:
-        return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
-        shape = self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
-        return layer_norm_params(shape, self.elementwise_affine, self.bias)
+        return layer_norm_params(self._normalized(x), self.elementwise_affine, self.bias)
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
-        ndim = len(x.shape)
-        centered, _, var = _moments(x, tuple(range(ndim - self.normalized_ndim, ndim)))
+        centered, _, var = _moments(x, self._axes(x))
         return self._affine(params, centered / ops.sqrt(var + self.eps), per_channel=False)
 
-    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
-        hp = self.hparams()
-        if inputs and inputs[0].ndim >= self.normalized_ndim:
-            hp["normalized_shape"] = tuple(inputs[0].shape[inputs[0].ndim - self.normalized_ndim :])
-        return hp
 
-
-class RMSNorm(Layer):
+class RMSNorm(_TrailingNorm):
     """Root-mean-square normalization over the last ``normalized_ndim`` dims
     (``torch.nn.RMSNorm``): input ``(N, *, *normalized_shape)``, same output,
     ``y = x / sqrt(mean(x**2) + eps) * weight`` with the mean over the
@@ -727,8 +747,6 @@ class RMSNorm(Layer):
     bias.
     """
 
-    hparam_names = ("normalized_ndim", "normalized_shape", "eps", "elementwise_affine")
-
     def __init__(
         self,
         normalized_ndim: int = 1,
@@ -739,13 +757,8 @@ class RMSNorm(Layer):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.normalized_shape, self.normalized_ndim = normalize_normalized_shape(
-            normalized_shape, normalized_ndim, "RMSNorm"
-        )
+        self._trailing(normalized_ndim, normalized_shape, elementwise_affine)
         self.eps = check_optional_eps(eps, "RMSNorm")
-        self.elementwise_affine = bool(elementwise_affine)
-        # the rank of a placeholder input: a batch dim and the normalized dims
-        self.expected_ndim = self.normalized_ndim + 1
 
     def hparams(self) -> dict[str, Any]:
         hp = super().hparams()
@@ -753,26 +766,14 @@ class RMSNorm(Layer):
             del hp["eps"]
         return hp
 
-    def output_spec(self, x: TensorSpec) -> TensorSpec:
-        return layer_norm_output(x, self.normalized_ndim, self.normalized_shape)
-
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
-        shape = self.normalized_shape or x.shape[x.ndim - self.normalized_ndim :]
-        return rms_norm_params(shape, self.elementwise_affine)
+        return rms_norm_params(self._normalized(x), self.elementwise_affine)
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
-        ndim = len(x.shape)
-        axes = tuple(range(ndim - self.normalized_ndim, ndim))
         eps = self.eps if self.eps is not None else float(ops.namespace(x).finfo(x.dtype).eps)
-        y = x / ops.sqrt(ops.mean(x * x, axis=axes, keepdims=True) + eps)
+        y = x / ops.sqrt(ops.mean(x * x, axis=self._axes(x), keepdims=True) + eps)
         weight = params.get("weight")
         return y if weight is None else y * weight
-
-    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
-        hp = self.hparams()
-        if inputs and inputs[0].ndim >= self.normalized_ndim:
-            hp["normalized_shape"] = tuple(inputs[0].shape[inputs[0].ndim - self.normalized_ndim :])
-        return hp
 
 
 class GroupNorm(_Norm):

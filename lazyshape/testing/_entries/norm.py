@@ -121,26 +121,17 @@ def _channel_invalid(layer: Any) -> Any:
     return build()
 
 
-def _layer_norm_layers() -> Any:
-    by_ndim = st.builds(LayerNorm, normalized_ndim=st.integers(1, 3),
-                        elementwise_affine=st.booleans(), bias=st.booleans())
+def _trailing_layers(cls: Any) -> Any:
+    """LayerNorm / RMSNorm layers: by ``normalized_ndim`` or by ``normalized_shape``."""
+    extra = ({"bias": st.booleans()} if cls is LayerNorm
+             else {"eps": st.none() | st.sampled_from([1e-6, 1e-5])})
+    by_ndim = st.builds(cls, normalized_ndim=st.integers(1, 3),
+                        elementwise_affine=st.booleans(), **extra)
     by_shape = st.builds(
-        LayerNorm,
+        cls,
         normalized_shape=st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple),
         elementwise_affine=st.booleans(),
-    )
-    return st.one_of(by_ndim, by_shape)
-
-
-def _rms_norm_layers() -> Any:
-    eps = st.none() | st.sampled_from([1e-6, 1e-5])
-    by_ndim = st.builds(RMSNorm, normalized_ndim=st.integers(1, 3), eps=eps,
-                        elementwise_affine=st.booleans())
-    by_shape = st.builds(
-        RMSNorm,
-        normalized_shape=st.lists(st.integers(1, 4), min_size=1, max_size=2).map(tuple),
-        eps=eps,
-        elementwise_affine=st.booleans(),
+        **extra,
     )
     return st.one_of(by_ndim, by_shape)
 
@@ -210,31 +201,21 @@ def _t_channel(layer: Any, x: Any) -> Any:
     return y
 
 
-def _t_layer_norm(layer: Any, x: Any) -> Any:
+def _t_trailing(layer: Any, x: Any) -> Any:
+    """``F.layer_norm`` / ``F.rms_norm``."""
     import torch.nn.functional as F
 
     from .._oracles import torch_param
 
     k = layer.normalized_ndim
     if x.ndim <= k:
-        raise Deviation("lazyshape's LayerNorm requires a batch dim beyond the normalized ones")
+        raise Deviation(f"lazyshape's {layer.kind} requires a batch dim beyond the normalized ones")
     shape = layer.normalized_shape or tuple(x.shape[x.ndim - k :])
     w = torch_param(*shape, like=x) if layer.elementwise_affine else None
+    if isinstance(layer, RMSNorm):
+        return F.rms_norm(x, shape, w, layer.eps)
     b = torch_param(*shape, like=x) if layer.elementwise_affine and layer.bias else None
     return F.layer_norm(x, shape, w, b, layer.eps)
-
-
-def _t_rms_norm(layer: Any, x: Any) -> Any:
-    import torch.nn.functional as F
-
-    from .._oracles import torch_param
-
-    k = layer.normalized_ndim
-    if x.ndim <= k:
-        raise Deviation("lazyshape's RMSNorm requires a batch dim beyond the normalized ones")
-    shape = layer.normalized_shape or tuple(x.shape[x.ndim - k :])
-    w = torch_param(*shape, like=x) if layer.elementwise_affine else None
-    return F.rms_norm(x, shape, w, layer.eps)
 
 
 def _t_group_norm(layer: Any, x: Any) -> Any:
@@ -271,7 +252,8 @@ def _j_channel(layer: Any, x: Any) -> Any:
     return y
 
 
-def _j_layer_norm(layer: Any, x: Any) -> Any:
+def _j_trailing(layer: Any, x: Any) -> Any:
+    """LayerNorm / RMSNorm statistics with ``jax.numpy``."""
     import jax.numpy as jnp
 
     k = layer.normalized_ndim
@@ -280,20 +262,11 @@ def _j_layer_norm(layer: Any, x: Any) -> Any:
     shape = layer.normalized_shape or x.shape[x.ndim - k :]
     if tuple(x.shape[x.ndim - k :]) != tuple(shape):
         raise ValueError("normalized shape mismatch")
-    y = x - jnp.mean(x, axis=tuple(range(x.ndim - k, x.ndim)), keepdims=True)
-    return y * jax_param(*shape) if layer.elementwise_affine else y
-
-
-def _j_rms_norm(layer: Any, x: Any) -> Any:
-    import jax.numpy as jnp
-
-    k = layer.normalized_ndim
-    if x.ndim <= k:
-        raise ValueError("no batch dim")
-    shape = layer.normalized_shape or x.shape[x.ndim - k :]
-    if tuple(x.shape[x.ndim - k :]) != tuple(shape):
-        raise ValueError("normalized shape mismatch")
-    y = x / jnp.sqrt(jnp.mean(x * x, axis=tuple(range(x.ndim - k, x.ndim)), keepdims=True))
+    axes = tuple(range(x.ndim - k, x.ndim))
+    if isinstance(layer, RMSNorm):
+        y = x / jnp.sqrt(jnp.mean(x * x, axis=axes, keepdims=True))
+    else:
+        y = x - jnp.mean(x, axis=axes, keepdims=True)
     return y * jax_param(*shape) if layer.elementwise_affine else y
 
 
@@ -322,21 +295,18 @@ def _onnx_channel(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str
                   epsilon=layer.eps)
 
 
-def _onnx_layer_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
+def _onnx_trailing(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
+    """``LayerNormalization`` / ``RMSNormalization`` (opset 23)."""
     (s,) = specs
     k = layer.normalized_ndim
     shape = layer.normalized_shape or s.shape[s.ndim - k :]
-    ins = [xs[0], g.input(shape)] + ([g.input(shape)] if layer.bias else [])
+    ins = [xs[0], g.input(shape)]
+    if isinstance(layer, RMSNorm):
+        g.opset = max(g.opset, 23)
+        attrs: dict[str, Any] = {} if layer.eps is None else {"epsilon": layer.eps}
+        return g.node("RMSNormalization", ins, axis=-k, **attrs)
+    ins += [g.input(shape)] if layer.bias else []
     return g.node("LayerNormalization", ins, axis=-k, epsilon=layer.eps)[:1]
-
-
-def _onnx_rms_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
-    (s,) = specs
-    k = layer.normalized_ndim
-    shape = layer.normalized_shape or s.shape[s.ndim - k :]
-    g.opset = max(g.opset, 23)  # RMSNormalization
-    attrs = {} if layer.eps is None else {"epsilon": layer.eps}
-    return g.node("RMSNormalization", [xs[0], g.input(shape)], axis=-k, **attrs)
 
 
 def _onnx_group_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
@@ -348,6 +318,7 @@ def _onnx_group_norm(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[
 
 # -- registration -----------------------------------------------------------------------
 
+_cls: Any
 for _cls in _BATCH + _INSTANCE:
     register(
         _cls,
@@ -360,27 +331,17 @@ for _cls in _BATCH + _INSTANCE:
     )
     BUILDERS[_cls.__name__] = _onnx_channel
 
-register(
-    LayerNorm,
-    layers=_layer_norm_layers(),
-    inputs=_layer_norm_valid,
-    invalid=_layer_norm_invalid,
-    oracles=(torch_oracle(_t_layer_norm), jax_oracle(_j_layer_norm), onnx_oracle()),
-    accepts=lambda s: s.ndim >= 2 and is_float(s),
-    atol=1e-4,
-)
-BUILDERS["LayerNorm"] = _onnx_layer_norm
-
-register(
-    RMSNorm,
-    layers=_rms_norm_layers(),
-    inputs=_layer_norm_valid,
-    invalid=_layer_norm_invalid,
-    oracles=(torch_oracle(_t_rms_norm), jax_oracle(_j_rms_norm), onnx_oracle()),
-    accepts=lambda s: s.ndim >= 2 and is_float(s),
-    atol=1e-4,
-)
-BUILDERS["RMSNorm"] = _onnx_rms_norm
+for _cls in (LayerNorm, RMSNorm):
+    register(
+        _cls,
+        layers=_trailing_layers(_cls),
+        inputs=_layer_norm_valid,
+        invalid=_layer_norm_invalid,
+        oracles=(torch_oracle(_t_trailing), jax_oracle(_j_trailing), onnx_oracle()),
+        accepts=lambda s: s.ndim >= 2 and is_float(s),
+        atol=1e-4,
+    )
+    BUILDERS[_cls.__name__] = _onnx_trailing
 
 register(
     GroupNorm,
