@@ -36,20 +36,41 @@ from ._specs import FLOATING, ParamSpec, TensorSpec
 
 __all__ = [
     "Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam", "check_param_dtype",
-    "shape_input_dtype", "assume_equal", "ASSUMED",
+    "shape_input_dtype", "assume_equal", "assume_at_least", "assume_at_most", "ASSUMED",
 ]
+
+#: ``(kind, a, b)`` entries of the assumption log: ``a == b``, ``a >= b``, ``a <= b``
+Assumed = tuple[str, "Dim", "Dim"]
 
 #: the assumption log of the propagation pass running in this context (None
 #: outside a pass: a functional model being defined keeps no log)
-ASSUMED: ContextVar[list[tuple[Dim, Dim]] | None] = ContextVar("lazyshape_assumed", default=None)
+ASSUMED: ContextVar[list[Assumed] | None] = ContextVar("lazyshape_assumed", default=None)
 
 
 def assume_equal(a: Dim, b: Dim) -> None:
     """Record that a rule assumed ``a == b`` without proof (the pass running the
-    rule reports it in `Inference.assumptions`)."""
+    rule reports it in `Inference.assumptions`; ``C % 2 == 0`` becomes one of
+    `Inference.conditions`)."""
     log = ASSUMED.get()
     if log is not None:
-        log.append((a, b))
+        log.append(("==", a, b))
+
+
+def assume_at_least(d: Dim, k: Dim) -> None:
+    """Record that a rule accepted ``d`` assuming ``d >= k``, which it could not
+    decide (a symbolic size): the inference is valid only where it holds. The
+    pass turns these into `Inference.valid_ranges` (``H >= 16``)."""
+    log = ASSUMED.get()
+    if log is not None:
+        log.append((">=", d, k))
+
+
+def assume_at_most(d: Dim, k: Dim) -> None:
+    """Record that a rule accepted ``d`` assuming ``d <= k`` (``T <= max_len``);
+    see `assume_at_least`."""
+    log = ASSUMED.get()
+    if log is not None:
+        log.append(("<=", d, k))
 
 
 class Context:

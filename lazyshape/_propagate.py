@@ -17,6 +17,7 @@ from typing import Any
 from ._dims import (
     Dim,
     Sym,
+    bind,
     bind_shape,
     eq,
     format_dim,
@@ -29,6 +30,7 @@ from ._errors import ShapeError
 from ._graph import Module, first_reader, program_of
 from ._layer import (
     ASSUMED,
+    Assumed,
     Layer,
     check_param_dtype,
     resolve_node,
@@ -128,7 +130,12 @@ class Inference:
     - ``num_params``, ``num_bytes``: ints, or expressions over symbols;
     - ``unresolved``: ``{name: symbols}`` for parameters whose shape has symbols;
     - ``assumptions``: ``(path, a, b)`` for symbolic dims assumed equal where
-      branches meet.
+      branches meet;
+    - ``bounds``: ``(path, a, op, b)`` for what the rules assumed of symbolic
+      sizes they could not decide (``op`` ``">="`` or ``"<="``: an output of at
+      least 1, ``T <= max_len``);
+    - ``valid_ranges``: ``{"H": (16, None)}``, the range of each input symbol
+      in which those hold; ``conditions``: what is not a range, as text.
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class Inference:
         raw: list[_Raw],
         assumptions: tuple[tuple[str, Dim, Dim], ...],
         dtype: str,
+        bounds: tuple[tuple[str, Dim, str, Dim], ...] = (),
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -147,7 +155,9 @@ class Inference:
         self._layers: tuple[LayerRecord, ...] | None = None
         self._params: dict[str, ParamSpec] | None = None
         self.assumptions = assumptions
+        self.bounds = bounds
         self.dtype = dtype
+        self._ranges: tuple[dict[str, tuple[int, int | None]], tuple[str, ...]] | None = None
 
     @property
     def layers(self) -> tuple[LayerRecord, ...]:
@@ -230,6 +240,70 @@ class Inference:
             for name, p in self.params.items()
             if p.is_symbolic
         }
+
+    def _symbol_names(self) -> dict[str, str]:
+        """``{symbol: name}`` of the input symbols, in order: a named symbol is its
+        name, an anonymous (``None``) dim is named by its place, ``input0.shape[1]``."""
+        names: dict[str, str] = {}
+        for i, s in enumerate(self.inputs):
+            for k, d in enumerate(s.shape):
+                if type(d) is int:
+                    continue
+                for sym in sorted(free_symbols(d)):
+                    names.setdefault(sym, f"input{i}.shape[{k}]" if sym.startswith("?") else sym)
+        return names
+
+    @property
+    def valid_ranges(self) -> dict[str, tuple[int, int | None]]:
+        """``{symbol: (lowest, highest)}`` (inclusive; None: unbounded) for every
+        input symbol: the sizes for which this inference holds, derived from
+        what the rules had to assume (`bounds`): two unpadded 5x5 convolutions
+        and two 2x2 poolings need ``H >= 16``, a 1024-position embedding
+        ``T <= 1024``. Outside, the same model raises `ShapeError` (or, where a
+        rule could not tell, its framework fails). A symbol's range is at least
+        ``(1, None)``; what involves several symbols is in `conditions`."""
+        return self._solve_ranges()[0]
+
+    @property
+    def conditions(self) -> tuple[str, ...]:
+        """What must also hold and is not a range of one symbol, as text: the
+        equalities the rules assumed (``input0.shape[1] % 2 == 0 (at '0')``,
+        ``C == D (at 'add')``) and bounds on several symbols."""
+        return self._solve_ranges()[1]
+
+    def _solve_ranges(self) -> tuple[dict[str, tuple[int, int | None]], tuple[str, ...]]:
+        if self._ranges is not None:
+            return self._ranges
+        names = self._symbol_names()
+        ranges: dict[str, tuple[int, int | None]] = {n: (1, None) for n in names.values()}
+        conditions: list[str] = []
+
+        # anonymous dims print as `?`: name them by their place (through stand-in
+        # symbols, replaced in the text)
+        stand_in = {sym: Sym(f"anonymous{k}__") for k, sym in enumerate(names)
+                    if sym.startswith("?")}
+
+        def text(d: Dim) -> str:
+            if not stand_in or not free_symbols(d) & stand_in.keys():
+                return format_dim(d)
+            out = format_dim(bind(d, stand_in))
+            for sym, tmp in stand_in.items():
+                out = out.replace(tmp.name, names[sym])
+            return out
+
+        for path, a, op, b in self.bounds:
+            syms = free_symbols(a) | free_symbols(b)
+            if len(syms) == 1 and (sym := next(iter(syms))) in names:
+                lo, hi = ranges[names[sym]]
+                got = _symbol_range(a, op, b, sym, lo, hi)
+                if got is not None:
+                    ranges[names[sym]] = got
+                    continue
+            conditions.append(f"{text(a)} {op} {text(b)} (at '{path}')")
+        for path, a, b in self.assumptions:
+            conditions.append(f"{text(a)} == {text(b)} (at '{path}')")
+        self._ranges = (ranges, tuple(dict.fromkeys(conditions)))
+        return self._ranges
 
     def layer(self, path: str) -> LayerRecord:
         """The record of the node at ``path``."""
@@ -403,7 +477,7 @@ class _Pass:
     its rules report assumptions to (bound to `ASSUMED` for the run).
     """
 
-    __slots__ = ("owners", "raw", "assumptions", "dtype", "log")
+    __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log")
 
     def __init__(self, dtype: str) -> None:
         #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
@@ -412,8 +486,9 @@ class _Pass:
         self.owners: dict[Layer, tuple[str, dict[str, ParamSpec]]] = {}
         self.raw: list[_Raw] = []
         #: what the rules of the node running now assumed (drained after each node)
-        self.log: list[tuple[Dim, Dim]] = []
+        self.log: list[Assumed] = []
         self.assumptions: list[tuple[str, Dim, Dim]] = []
+        self.bounds: list[tuple[str, Dim, str, Dim]] = []
 
     def add(
         self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
@@ -427,8 +502,7 @@ class _Pass:
         outs, local = resolve_node(layer, ins, path, self.dtype)
         log = self.log
         if log:
-            self.assumptions.extend((path, a, b) for a, b in log)
-            log.clear()
+            self._drain(path)
         if local:
             dtype = self.dtype  # floating inputs must have the parameters' dtype
             if ins[0].dtype != dtype or len(ins) > 1:
@@ -442,6 +516,15 @@ class _Pass:
         self.raw.append((layer, path, param_path, ins, outs, local))
         return outs
 
+    def _drain(self, path: str) -> None:
+        """File what the node at ``path`` assumed: equalities and bounds."""
+        for op, a, b in self.log:
+            if op == "==":
+                self.assumptions.append((path, a, b))
+            else:
+                self.bounds.append((path, a, op, b))
+        self.log.clear()
+
     def run(self, model: Layer, specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         """The model's output specs (a single layer's parameters get no prefix)."""
         token = ASSUMED.set(self.log)  # (a plain set/reset: cheaper than a `with` block)
@@ -451,6 +534,38 @@ class _Pass:
             return self.add(model, specs, model.name or "")
         finally:
             ASSUMED.reset(token)
+
+
+def _symbol_range(
+    a: Dim, op: str, b: Dim, sym: str, lo: int, hi: int | None
+) -> tuple[int, int | None] | None:
+    """``(lo, hi)`` narrowed to the values of ``sym`` for which ``a op b`` holds
+    (``op`` ``">="`` or ``"<="``; ``a``, ``b`` over ``sym`` alone), found by
+    bisection: a rule's sizes grow or shrink with the input size, so the values
+    that hold form one run, starting at the lowest one or ending at the highest.
+    None when they don't (the caller keeps it as a condition)."""
+    top = 2**62
+
+    def holds(v: int) -> bool:
+        x, y = bind(a, {sym: v}), bind(b, {sym: v})
+        return bool(x >= y) if op == ">=" else bool(x <= y)
+
+    first, last = lo, top if hi is None else hi
+    at_first, at_last = holds(first), holds(last)
+    if at_first and at_last:
+        return lo, hi
+    if not at_first and not at_last:
+        return None  # nowhere in the range (or not one run): a condition
+    left, right = first, last  # bisect for the boundary between the two runs
+    while right - left > 1:
+        mid = (left + right) // 2
+        if holds(mid) == at_first:
+            left = mid
+        else:
+            right = mid
+    if at_first:  # holds up to `left`
+        return lo, left
+    return right, hi  # holds from `right` on
 
 
 def _check_shared(layer: Layer, path: str, param_path: str, first: dict[str, ParamSpec],
@@ -499,7 +614,8 @@ def infer(
     outputs = run.run(model, specs)
     if batch_dim is not None:
         _check_batch_independence(specs, run.raw, batch_dim)
-    result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype)
+    result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype,
+                       tuple(run.bounds))
     if cache is not None:
         with _CACHE_LOCK:
             if len(cache) >= _CACHE_SIZE:

@@ -55,7 +55,19 @@ def format_inference(inf: Inference) -> str:
         out.append(f"Unresolved: {name} needs {', '.join(sorted(syms))}")
     for path, a, b in inf.assumptions:
         out.append(f"Assumed at '{path}': {format_dim(a)} == {format_dim(b)}")
+    bounded = [_range_text(name, lo, hi) for name, (lo, hi) in inf.valid_ranges.items()
+               if (lo, hi) != (1, None)]
+    if bounded:
+        out.append("Valid for: " + ", ".join(bounded))
     return "\n".join(out)
+
+
+def _range_text(name: str, lo: int, hi: int | None) -> str:
+    if hi is None:
+        return f"{name} >= {lo}"
+    if lo == 1:
+        return f"{name} <= {hi}"
+    return f"{lo} <= {name} <= {hi}"
 
 
 def summary(model: Layer, *inputs: Any, dtype: Any = "float32") -> str:

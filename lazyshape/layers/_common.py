@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from .._dims import Dim, eq, format_dim, format_shape
+from .._dims import Dim, eq, format_dim, format_shape, ge, le
 from .._errors import ShapeError
-from .._layer import assume_equal
+from .._layer import assume_at_least, assume_at_most, assume_equal
 from .._specs import FLOATING, TensorSpec
 
 __all__ = [
@@ -14,6 +14,8 @@ __all__ = [
     "normalize_axis",
     "unify",
     "assume_equal",
+    "at_least",
+    "at_most",
     "FLOATING",
     "positive_int",
     "probability",
@@ -68,6 +70,26 @@ def unify(a: Dim, b: Dim, what: str) -> Dim:
     if not same:
         raise ShapeError(f"{what} to match", f"{format_dim(a)} and {format_dim(b)}")
     return a
+
+
+def at_least(d: Dim, k: Dim) -> bool:
+    """Whether ``d >= k`` can hold: False when it provably fails (the rule
+    raises); True otherwise, recording it as an assumption when it cannot be
+    decided (a symbolic size: `Inference.valid_ranges` reports the range)."""
+    holds = ge(d, k)
+    if holds is None:
+        assume_at_least(d, k)
+        return True
+    return holds
+
+
+def at_most(d: Dim, k: Dim) -> bool:
+    """Whether ``d <= k`` can hold; see `at_least`."""
+    holds = le(d, k)
+    if holds is None:
+        assume_at_most(d, k)
+        return True
+    return holds
 
 
 def positive_int(value: object, name: str, kind: str) -> int:

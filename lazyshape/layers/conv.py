@@ -21,15 +21,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .. import ops
-from .._dims import Dim, bounds, eq, format_dim, format_shape, le, lt, prod
+from .._dims import Dim, bounds, eq, format_dim, format_shape, prod
 from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
-from .._layer import Layer
+from .._layer import Layer, assume_at_least
 from .._specs import ParamSpec, TensorSpec
 from ._common import (
     FLOATING,
     LAYOUTS,
     assume_equal,
+    at_least,
     check_floating,
     check_rank,
     int_tuple,
@@ -234,9 +235,9 @@ def _check_padding_fits(x: TensorSpec, pads: Pads, padding_mode: str) -> None:
     at most the dim (for symbolic dims, only a provable violation fails)."""
     for i, (d, (lo, hi)) in enumerate(zip(x.shape[2:], pads, strict=True), start=2):
         p = max(lo, hi)
-        if padding_mode == "reflect" and le(d, p) is True:
+        if padding_mode == "reflect" and not at_least(d, p + 1):
             need = "smaller than"
-        elif padding_mode == "circular" and lt(d, p) is True:
+        elif padding_mode == "circular" and not at_least(d, p):
             need = "at most"
         else:
             continue
@@ -314,11 +315,19 @@ def conv_output(
         _check_padding_fits(x, pads, padding_mode)
     spatial: list[Dim] = []
     for d, s, room in zip(x.shape[2:], stride, rooms, strict=True):
-        # an output needs `d + room >= 0`; for a symbolic dim, `lt(d + room, 0)`
-        # without building the sum (a dim plus a constant: its bounds, shifted)
-        if (d + room if type(d) is int else bounds(d)[1] + room) >= 0:
-            spatial.append(room_out_dim(d, room, s))
-            continue
+        # an output needs `d + room >= 0`; for a symbolic dim, decided from its
+        # bounds shifted by `room` (no sum built), assumed when undecidable
+        if type(d) is int:
+            if d + room >= 0:
+                spatial.append(room_out_dim(d, room, s))
+                continue
+        else:
+            lo, hi = bounds(d)
+            if hi + room >= 0:
+                if lo + room < 0:
+                    assume_at_least(d, -room)
+                spatial.append(room_out_dim(d, room, s))
+                continue
         i = 2 + len(spatial)
         lo, hi = pads[i - 2]
         raise ShapeError(
@@ -350,7 +359,7 @@ def conv_transpose_output(
         start=2,
     ):
         out = conv_transpose_out_dim(d, k, s, p, op, dil)
-        if lt(out, 1) is True:
+        if not at_least(out, 1):
             raise ShapeError(
                 "an output size >= 1 in every spatial dim: (d - 1)*stride - 2*padding + "
                 "dilation*(kernel_size - 1) + output_padding + 1",

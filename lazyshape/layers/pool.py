@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import ops
-from .._dims import Dim, format_shape, ge, resolve
+from .._dims import Dim, format_shape
 from .._errors import ShapeError, check
 from .._layer import Layer
 from .._specs import TensorSpec
-from ._common import LAYOUTS, check_floating, check_rank, int_tuple
+from ._common import LAYOUTS, at_least, check_floating, check_rank, int_tuple
 
 __all__ = [
     "MaxPool1d",
@@ -153,7 +153,7 @@ def pool_output(
         hparams["ceil_mode"] = True
     if input_at_least_kernel:
         check(
-            all(resolve(ge(d, k), default=True) for d, k in zip(spatial, kernel_size, strict=True)),
+            all(at_least(d, k) for d, k in zip(spatial, kernel_size, strict=True)),
             lambda: (
                 "every spatial input dim at least `kernel_size` (torch's avg_pool3d "
                 "checks this before padding)",
@@ -161,9 +161,9 @@ def pool_output(
             ),
             **hparams,
         )
-    # undecidable (symbolic) sizes are assumed large enough
+    # undecidable (symbolic) sizes are assumed large enough (`valid_ranges` says how large)
     check(
-        all(resolve(ge(o, 1), default=True) for o in out),
+        all(at_least(o, 1) for o in out),
         lambda: (
             "an output of at least 1 along every spatial dim "
             "(input + 2*padding >= dilation*(kernel_size - 1) + 1)",

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import init as _init
-from .._dims import format_shape, lt
+from .._dims import format_shape
 from .._errors import ShapeError
 from .._graph import Input, Model, Sequential
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
+from ..layers._common import at_most
 from ..layers.activation import GELU
 from ..layers.attention import MultiheadAttention
 from ..layers.embedding import Embedding
@@ -34,7 +35,7 @@ class PositionEmbedding(Layer):
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         if x.ndim != 3:
             raise ShapeError("an input of shape (B, T, E)", f"input shape {format_shape(x.shape)}")
-        if lt(self.max_len, x.shape[1]) is True:
+        if not at_most(x.shape[1], self.max_len):
             raise ShapeError(
                 f"at most `max_len` (={self.max_len}) positions",
                 f"input shape {format_shape(x.shape)}",
