@@ -19,6 +19,7 @@ from ._backends import asarray as asarray
 from ._backends import backends as backends
 from ._backends import to_numpy as to_numpy
 from ._build import build as build
+from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load as load
 from ._checkpoint import save as save
 from ._dims import Dim as Dim

@@ -73,3 +73,117 @@ def test_zoo_checkpoint_round_trips_bit_exactly(case, src, dst, tmp_path):
         np.testing.assert_array_equal(got, want.astype(native[name]), err_msg=name)
     if case == "resnet18":  # BatchNorm's num_batches_tracked: 0-d buffers survive
         assert [k for k, v in back.items() if v.ndim == 0]
+
+
+# -- malformed and mismatching files ---------------------------------------------------
+
+
+def _good(tmp_path) -> tuple:
+    """A well-formed checkpoint of a small model, its bytes, and its header."""
+    import json
+
+    m = ls.build(ls.Sequential(ls.Linear(3), ls.BatchNorm1d()), "numpy", seed=0).materialize((2, 4))
+    path = tmp_path / "good.safetensors"
+    ls.save(m, path)
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    return path, raw, json.loads(raw[8 : 8 + n])
+
+
+def _with_header(raw: bytes, header: dict) -> bytes:
+    """``raw``'s data behind another (JSON) header."""
+    import json
+
+    n = int.from_bytes(raw[:8], "little")
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + raw[8 + n :]
+
+
+def _shifted(header: dict, key: str, offsets: list) -> dict:
+    return {**header, key: {**header[key], "data_offsets": offsets}}
+
+
+MALFORMED = {
+    "empty": (lambda raw, h: b"", r"0 bytes: too short for a safetensors header"),
+    "truncated": (lambda raw, h: raw[: len(raw) - 5], r"at `1.weight`: data_offsets \[104, 116\] outside the 111-byte data"),
+    "trailing bytes": (lambda raw, h: raw + b"junk", r"the tensors cover 116 bytes of the 120-byte data"),
+    "zeroed header": (lambda raw, h: bytes(8) + bytes(len(raw) - 8), r"its header is not JSON"),
+    "not json": (lambda raw, h: (5).to_bytes(8, "little") + b"{nope" + raw[13:], r"its header is not JSON"),
+    "json, not safetensors": (lambda raw, h: _with_header(raw, [1, 2]), r"not a JSON object of tensors"),
+    "header length 10**15": (lambda raw, h: (10**15).to_bytes(8, "little") + raw[8:], r"its header claims 1000000000000000 bytes, more than the file's"),
+    "offsets beyond the file": (lambda raw, h: _with_header(raw, _shifted(h, "0.bias", [0, 10**15])), r"at `0.bias`: data_offsets \[0, 1000000000000000\] outside"),
+    "negative offsets": (lambda raw, h: _with_header(raw, _shifted(h, "0.bias", [-4, 8])), r"at `0.bias`: data_offsets \[-4, 8\] outside"),
+    "overlapping offsets": (lambda raw, h: _with_header(raw, {
+        **h, **{k: {**v, "data_offsets": [0, v["data_offsets"][1] - v["data_offsets"][0]]}
+                for k, v in h.items() if k == "1.weight"}}), r"overlaps the previous tensor|leaves bytes"),
+    "unknown dtype": (lambda raw, h: _with_header(raw, {**h, "0.bias": {**h["0.bias"], "dtype": "F7"}}), r"at `0.bias`: unknown dtype 'F7'"),
+    "shape and offsets disagree": (lambda raw, h: _with_header(raw, {**h, "0.bias": {**h["0.bias"], "shape": [4]}}), r"at `0.bias`: F32 of shape \(4,\) needs 16 bytes; its offsets give 12"),
+    "bad metadata": (lambda raw, h: _with_header(raw, {**h, "__metadata__": {"format": 1}}), r"__metadata__ is not a map of strings"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_every_malformed_file_is_a_checkpoint_error_naming_it(case, tmp_path):
+    path, raw, header = _good(tmp_path)
+    make, message = MALFORMED[case]
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(make(raw, header))
+    with pytest.raises(ls.CheckpointError, match=message) as e:
+        ls.load(bad)
+    assert isinstance(e.value, ValueError) and e.value.path == str(bad)
+    assert str(bad) in str(e.value)
+    assert e.value.__class__.__module__ == "lazyshape"
+
+
+def test_a_file_that_is_not_there_is_a_checkpoint_error(tmp_path):
+    with pytest.raises(ls.CheckpointError, match=r"cannot be read"):
+        ls.load(tmp_path / "missing.safetensors")
+
+
+MISMATCHES = {
+    "a different model": (lambda: ls.Sequential(ls.Linear(5), ls.BatchNorm1d()), r"at `0.weight`: does not fit the model: .*`0.weight` of shape \(5, 4\); got shape \(3, 4\)"),
+    "a missing key": (lambda: ls.Sequential(ls.Linear(3), ls.BatchNorm1d(), ls.Linear(2)), r"missing \['2.weight', '2.bias'\]"),
+    "an extra key": (lambda: ls.Sequential(ls.Linear(3)), r"missing \[\], unexpected \[.*'1.weight'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MISMATCHES))
+def test_a_file_for_another_model_is_a_checkpoint_error_and_changes_nothing(case, tmp_path):
+    path, _, _ = _good(tmp_path)
+    make, message = MISMATCHES[case]
+    m = ls.build(make(), "numpy", seed=1).materialize((2, 4))
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    with pytest.raises(ls.CheckpointError, match=message) as e:
+        ls.load(path, into=m)
+    assert e.value.path == str(path)
+    after = m.state_dict()
+    assert list(after) == list(before)
+    for k, v in before.items():
+        np.testing.assert_array_equal(after[k], v)
+    # the matching model loads it, all of it
+    good = ls.build(ls.Sequential(ls.Linear(3), ls.BatchNorm1d()), "numpy")
+    state = ls.load(path, into=good)
+    assert good.initialized and sorted(good.state_dict()) == sorted(state)
+
+
+def test_save_is_atomic_a_failure_midway_keeps_the_previous_file(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    path, raw, _ = _good(tmp_path)
+    real = safetensors.numpy.save_file
+
+    def dies_midway(arrays, filename, metadata=None):
+        real(arrays, filename, metadata=metadata)
+        with open(filename, "r+b") as f:  # half written when the machine goes away
+            f.truncate(40)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", dies_midway)
+    m = ls.build(ls.Sequential(ls.Linear(3), ls.BatchNorm1d()), "numpy", seed=7).materialize((2, 4))
+    with pytest.raises(OSError, match="disk full"):
+        ls.save(m, path)
+    assert path.read_bytes() == raw  # the previous checkpoint, intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.safetensors"]  # no temporary left
+    monkeypatch.setattr(safetensors.numpy, "save_file", real)
+    ls.save(m, path)
+    np.testing.assert_array_equal(ls.load(path)["0.weight"], m.state_dict()["0.weight"])
