@@ -10,14 +10,15 @@ propagation pass and every backend's forward walk this one flat list.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from ._layer import Layer, SymbolicTensor, _Call, format_hparam, resolve_node
 from ._specs import ParamSpec, TensorSpec
 
 __all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "program_of",
-           "first_reader"]
+           "first_reader", "trace"]
 
 
 class PNode:
@@ -74,12 +75,19 @@ class Program:
 
 
 class Tracer(Protocol):
-    """What a container's ``_trace`` walks its children with: the program
-    compiler (`_Builder`, values are slot numbers) or the propagation pass
-    (`lazyshape._propagate._Pass`, values are specs)."""
+    """What `trace` walks a model's structure with: the program compiler
+    (`_Builder`, values are slot numbers), the propagation pass
+    (`lazyshape._propagate._Pass`, values are specs) or `_SpecTracer`.
+
+    Two optional class attributes say how it takes nested containers:
+    ``opaque = True``, as calls of their own (``add`` gets the container);
+    ``inline = True``, walked into everywhere (what the compiler and the pass
+    do; containers of primitives then cost less). Neither: walked into, through
+    `trace`'s stack."""
 
     def add(self, layer: Layer, ins: tuple[Any, ...], path: str) -> tuple[Any, ...]:
-        """Add a call of ``layer`` on values ``ins`` at ``path``; its output values.
+        """Add a call of the primitive ``layer`` (not a container: `trace` walks
+        into those) on values ``ins`` at ``path``; its output values.
 
         Paths are unique by construction: a container's child names are unique
         and free of ``.`` and ``@``, and a functional model names the ``k``-th
@@ -89,6 +97,7 @@ class Tracer(Protocol):
 
 class _Builder:
     __slots__ = ("nodes", "n_slots", "owners")
+    inline = True
 
     def __init__(self) -> None:
         self.nodes: list[PNode] = []
@@ -102,8 +111,6 @@ class _Builder:
         return tuple(range(start, start + n))
 
     def add(self, layer: Layer, ins: tuple[int, ...], path: str) -> tuple[int, ...]:
-        if isinstance(layer, Module):
-            return layer._trace(self, ins, path + ".")
         # the model holds every layer while it compiles, so ids are not reused
         param_path = self.owners.setdefault(id(layer), path)
         n = layer.num_outputs
@@ -115,19 +122,22 @@ class _Builder:
 
 
 class _SpecTracer:
-    """Traces a module on specs, running each primitive layer's rules (what
+    """Traces a module on specs, running each child's rules (what
     `Module.output_spec` / `param_specs` need when a module is called on
-    symbolic tensors; the propagation pass does the same, recording more)."""
+    symbolic tensors; the propagation pass does the same, recording more).
+
+    Nested containers are resolved by their own rules (``opaque``), whose
+    results each container keeps: defining a model of ``n`` nested levels
+    costs ``n`` walks of one level, not ``n**2 / 2``."""
 
     __slots__ = ("params", "owners")
+    opaque = True
 
     def __init__(self) -> None:
         self.params: dict[str, ParamSpec] = {}
         self.owners: set[int] = set()
 
     def add(self, layer: Layer, ins: tuple[TensorSpec, ...], path: str) -> tuple[TensorSpec, ...]:
-        if isinstance(layer, Module):
-            return layer._trace(self, ins, path + ".")
         outs, local = resolve_node(layer, ins, path)
         if id(layer) not in self.owners:  # a shared layer's parameters: its first call's
             self.owners.add(id(layer))
@@ -137,9 +147,67 @@ class _SpecTracer:
         return outs
 
 
+#: guards every module's `Module._resolved` cache (its keys are specs, which
+#: compare with Python code: no other thread may change the dict meanwhile)
+_SPEC_LOCK = threading.Lock()
+
+#: what a container's ``_steps`` yields to `trace`: a nested container to walk,
+#: its input values and its path; `trace` sends back its output values
+Steps = Generator[tuple[Layer, tuple[Any, ...], str], tuple[Any, ...], tuple[Any, ...]]
+
+
+def trace(model: Module, tracer: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
+    """Walk ``model``'s structure with ``tracer`` from input values ``ins``; the
+    output values. Each container's ``_steps`` hands its primitive children to
+    ``tracer.add`` and yields its nested containers, which are walked here with
+    an explicit stack: nesting depth is unlimited (no recursion)."""
+    stack = [model._steps(tracer, ins, prefix)]
+    sent: tuple[Any, ...] | None = None
+    opaque = getattr(tracer, "opaque", False)
+    while True:
+        try:
+            child, args, path = stack[-1].send(sent)  # type: ignore[arg-type]
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                outs: tuple[Any, ...] = done.value
+                return outs
+            sent = done.value
+            continue
+        if opaque:  # the tracer takes the container as one layer (its own rules)
+            sent = tracer.add(child, args, path)
+            continue
+        assert isinstance(child, Module)
+        stack.append(child._steps(tracer, args, path + "."))
+        sent = None
+
+
 #: ``(layer, name, input number or -1, getter of input numbers, n outputs,
-#: input numbers)``
-_Wire = tuple[Layer, str, int, "Callable[[list[int]], tuple[int, ...]]", int, tuple[int, ...]]
+#: input numbers, its kind for the walk)``
+_Wire = tuple[
+    Layer, str, int, "Callable[[list[int]], tuple[int, ...]]", int, tuple[int, ...], str
+]
+
+# What a container's walk does with a child: add a primitive layer to the tracer
+# (`_LAYER`); hand a container to `trace`, which keeps the stack (any depth).
+# A tracer that walks into every container (``inline = True``: the compiler, the
+# pass) gets a container of primitives (`_FLAT`) walked by delegation instead,
+# `yield from` one level deep: no exception to end it, and depth stays bounded.
+_LAYER = "layer"
+_FLAT = "flat"
+_NESTED = "nested"
+
+
+def _kind(layer: Layer) -> str:
+    if not isinstance(layer, Module):
+        return _LAYER
+    if isinstance(layer, Sequential):
+        children = [c for _, c, _ in layer._items]
+    elif isinstance(layer, Model):
+        children = [w[0] for w in layer._wiring]
+    else:
+        return _NESTED
+    return _NESTED if any(isinstance(c, Module) for c in children) else _FLAT
 
 
 def _getter(idx: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -187,6 +255,9 @@ class Module(Layer):
         super().__init__(name=name)
         self._programs: dict[int, Program] = {}
         self._infer_cache: dict[Any, Any] = {}
+        self._spec_cache: dict[
+            tuple[TensorSpec, ...], tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]
+        ] = {}
 
     def program(self, n_inputs: int = 1) -> Program:
         """The compiled flat program (cached)."""
@@ -194,7 +265,7 @@ class Module(Layer):
         if prog is None:
             b = _Builder()
             ins = b.slots(self._n_inputs(n_inputs))
-            outs = self._trace(b, ins, "")
+            outs = trace(self, b, ins, "")
             prog = Program(len(ins), tuple(b.nodes), outs, b.n_slots, self._declared())
             self._programs[n_inputs] = prog
         return prog
@@ -205,7 +276,10 @@ class Module(Layer):
     def _declared(self) -> tuple[TensorSpec, ...] | None:
         return None
 
-    def _trace(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
+    def _steps(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> Steps:
+        """The structure walk `trace` drives: primitive children go to
+        ``b.add``, nested containers are yielded as ``(container, ins, path)``
+        and their outputs sent back; returns the module's output values."""
         raise NotImplementedError
 
     def _first_reader(self, i: int) -> tuple[Layer, int] | None:
@@ -214,8 +288,16 @@ class Module(Layer):
 
     @property
     def num_outputs(self) -> int:  # type: ignore[override]
-        """How many outputs the module returns."""
-        return len(self.program().outputs)
+        """How many outputs the module returns (read from the structure: the last
+        child of a chain of Sequentials, a functional model's outputs)."""
+        layer: Layer = self
+        while isinstance(layer, Sequential) and layer._items:
+            layer = layer._items[-1][1]
+        if isinstance(layer, Model):
+            return len(layer.outputs)
+        if isinstance(layer, Module):  # an empty Sequential passes its input through
+            return len(layer.program().outputs)
+        return layer.num_outputs
 
     def children(self) -> Iterator[tuple[str, Layer]]:
         """``(name, layer)`` for each direct child, in order."""
@@ -224,16 +306,30 @@ class Module(Layer):
     def output_spec(self, *inputs: TensorSpec) -> TensorSpec | tuple[TensorSpec, ...]:
         """The output spec(s) of the whole module for these input specs (its
         children's rules run in order)."""
-        tracer = _SpecTracer()
-        outs = self._trace(tracer, inputs, "")
+        outs = self._resolved(inputs)[0]
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
         """``{name: ParamSpec}`` of every parameter of the module, named by its
         path inside the module (``"fc.weight"``)."""
-        tracer = _SpecTracer()
-        self._trace(tracer, inputs, "")
-        return tracer.params
+        return dict(self._resolved(inputs)[1])
+
+    def _resolved(
+        self, inputs: tuple[TensorSpec, ...]
+    ) -> tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]:
+        """The module's output specs and parameter specs for ``inputs``, kept per
+        input signature (a model is fixed once defined)."""
+        cache = self._spec_cache
+        with _SPEC_LOCK:
+            hit = cache.get(inputs)
+        if hit is None:
+            tracer = _SpecTracer()
+            hit = (trace(self, tracer, inputs, ""), tracer.params)
+            with _SPEC_LOCK:
+                if len(cache) >= 64:
+                    cache.pop(next(iter(cache)))
+                cache[inputs] = hit
+        return hit
 
     def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
         raise TypeError(f"{self.kind} runs through a backend: ls.build(model, backend)")
@@ -269,6 +365,8 @@ class Sequential(Module):
             seen.add(key)
         self._children: dict[str, Layer] = dict(items)
         self._order: list[str] = [k for k, _ in items]
+        #: ``(name, child, its kind for the walk: `_LAYER`, `_FLAT` or `_NESTED`)``
+        self._items = tuple((k, c, _kind(c)) for k, c in items)
 
     def children(self) -> Iterator[tuple[str, Layer]]:
         return iter(self._children.items())
@@ -286,10 +384,15 @@ class Sequential(Module):
             return Sequential({k: self._children[k] for k in self._order[key]})
         return self._children[self._order[key]]
 
-    def _trace(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
+    def _steps(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> Steps:
         add = b.add
-        for key, child in self._children.items():
-            ins = add(child, ins, prefix + key)
+        for key, child, kind in self._items:
+            if kind is _LAYER:
+                ins = add(child, ins, prefix + key)
+            elif kind is _FLAT and getattr(b, "inline", False):
+                ins = yield from child._steps(b, ins, prefix + key + ".")
+            else:
+                ins = yield child, ins, prefix + key
         return ins
 
     def _first_reader(self, i: int) -> tuple[Layer, int] | None:
@@ -416,7 +519,7 @@ class Model(Module):
     def _wire(self) -> tuple[list[_Wire], Callable[[list[Any]], tuple[Any, ...]]]:
         """The graph as local tensor numbers (inputs ``0..n-1``, then each call's
         outputs in call order): ``[(layer, name, input number or -1, getter of the
-        input numbers, n outputs, input numbers)]`` and a getter of the output numbers. `_trace`
+        input numbers, n outputs, input numbers)]`` and a getter of the output numbers. `_steps`
         maps the numbers to slots by indexing a list (built once here, so tracing
         a fresh model costs no dict of tensor ids)."""
         index: dict[int, int] = {}
@@ -435,14 +538,14 @@ class Model(Module):
             name = self._names[id(lay)]
             wiring.append((lay, name if k == 0 else f"{name}@{k}",
                            ins[0] if len(ins) == 1 else -1, _getter(ins), len(call.outputs),
-                           tuple(ins)))
+                           tuple(ins), _kind(lay)))
         return wiring, _getter([index[id(t)] for t in self._outputs])
 
     def _n_inputs(self, n: int) -> int:
         return len(self._inputs)
 
     def _first_reader(self, i: int) -> tuple[Layer, int] | None:
-        for lay, _, _, _, _, idx in self._wiring:
+        for lay, _, _, _, _, idx, _ in self._wiring:
             if i in idx:
                 return lay, idx.index(i)
         return None
@@ -450,14 +553,22 @@ class Model(Module):
     def _declared(self) -> tuple[TensorSpec, ...]:
         return tuple(t.spec for t in self._inputs)
 
-    def _trace(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> tuple[Any, ...]:
+    def _steps(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> Steps:
         if len(ins) != len(self._inputs):
             raise ValueError(f"{self.kind} takes {len(self._inputs)} input(s), got {len(ins)}")
         slots = list(ins)  # local tensor number -> slot
         extend = slots.extend
         add = b.add
-        for lay, name, i0, get, n_out, _ in self._wiring:
-            outs = add(lay, (slots[i0],) if i0 >= 0 else get(slots), prefix + name)
+        inline = getattr(b, "inline", False)
+        for lay, name, i0, get, n_out, _, kind in self._wiring:
+            args = (slots[i0],) if i0 >= 0 else get(slots)
+            if kind is _LAYER:  # (a primitive's outputs are checked against num_outputs)
+                extend(add(lay, args, prefix + name))
+                continue
+            if kind is _FLAT and inline:
+                outs = yield from lay._steps(b, args, prefix + name + ".")  # type: ignore[attr-defined]
+            else:
+                outs = yield lay, args, prefix + name
             if len(outs) != n_out:
                 raise ValueError(
                     f"{lay.kind} '{prefix + name}' returned {len(outs)} output(s) where the "

@@ -27,7 +27,7 @@ from ._dims import (
     prod,
 )
 from ._errors import ShapeError
-from ._graph import Module, first_reader, program_of
+from ._graph import Module, first_reader, program_of, trace
 from ._layer import (
     ASSUMED,
     Assumed,
@@ -466,7 +466,7 @@ class _Pass:
     """The propagation pass, run as the model's structure is walked.
 
     It has the interface of the program compiler (`_graph._Builder.add`), so
-    containers trace through it with their own ``_trace``: where the compiler
+    `_graph.trace` walks the model's structure with it: where the compiler
     hands out value slots, the pass hands out the specs themselves and runs
     each primitive layer's rules (`resolve_node`) as it is reached. Shape
     inference therefore builds no program; paths, shared-layer ownership and
@@ -478,6 +478,7 @@ class _Pass:
     """
 
     __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log")
+    inline = True  # walks into every container (see `_graph.trace`)
 
     def __init__(self, dtype: str) -> None:
         #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
@@ -497,8 +498,6 @@ class _Pass:
 
         Records the call; its parameters get their canonical names only when
         `Inference.params` is first read."""
-        if isinstance(layer, Module):
-            return layer._trace(self, ins, path + ".")
         outs, local = resolve_node(layer, ins, path, self.dtype)
         log = self.log
         if log:
@@ -530,7 +529,7 @@ class _Pass:
         token = ASSUMED.set(self.log)  # (a plain set/reset: cheaper than a `with` block)
         try:
             if isinstance(model, Module):
-                return model._trace(self, specs, "")
+                return trace(model, self, specs, "")
             return self.add(model, specs, model.name or "")
         finally:
             ASSUMED.reset(token)

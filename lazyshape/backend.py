@@ -42,6 +42,8 @@ from ._dims import format_shape as format_shape
 from ._errors import ShapeError as ShapeError
 from ._graph import PNode as PNode
 from ._graph import Program as Program
+from ._graph import Tracer as Tracer
+from ._graph import trace as trace
 from ._init import Constant as Constant
 from ._init import Initializer as Initializer
 from ._init import Normal as Normal
@@ -84,7 +86,7 @@ __all__ = [
     "bind_program", "chain_steps", "check_backend", "format_hparam", "format_shape",
     "get_backend", "node_values", "normalize_dtype", "numpy_dtype", "pack_outputs",
     "passthrough", "portable_generator", "register_backend", "render_model", "run_program",
-    "run_steps", "sample_numpy", "to_numpy", "unregister_backend",
+    "run_steps", "sample_numpy", "to_numpy", "trace", "Tracer", "unregister_backend",
 ]
 
 #: the NN operations every backend's ``ops`` module provides, with the
