@@ -1224,7 +1224,7 @@ def as_dim(x: object) -> Dim:
         if x.isidentifier():
             return Sym(x)
         d = parse(x)
-        if type(d) is int and d < 0:
+        if (d if type(d) is int else bounds(d)[1]) < 0:  # negative whatever the symbols
             raise ValueError(f"dims must be non-negative, got {x!r}")
         return d
     if isinstance(x, numbers.Integral) and not isinstance(x, bool):
@@ -1341,14 +1341,16 @@ def parse(text: str) -> Dim:
 
     if not isinstance(text, str):
         raise TypeError(f"parse expects a str, got {type(text).__name__}")
+    shown = text if len(text) <= 60 else text[:57] + "..."
     try:
         tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise ValueError(f"cannot parse dim expression {text!r}: {e.msg}") from None
-    try:
         return _from_ast(tree.body, text)
+    except SyntaxError as e:
+        raise ValueError(f"cannot parse dim expression {shown!r}: {e.msg}") from None
     except ZeroDivisionError:
-        raise ValueError(f"division by zero in dim expression {text!r}") from None
+        raise ValueError(f"division by zero in dim expression {shown!r}") from None
+    except (RecursionError, MemoryError):  # Python's own parser gives up on such nesting
+        raise ValueError(f"dim expression {shown!r} is nested too deeply") from None
 
 
 def _from_ast(node: ast.expr, text: str) -> Dim:

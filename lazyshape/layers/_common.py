@@ -92,10 +92,13 @@ def at_most(d: Dim, k: Dim) -> bool:
     return holds
 
 
-def positive_int(value: object, name: str, kind: str) -> int:
-    """Validate a hyperparameter that must be a positive int (at construction)."""
+def positive_int(value: object, name: str, kind: str, maximum: int | None = None) -> int:
+    """Validate a hyperparameter that must be a positive int, at most ``maximum``
+    when given (at construction)."""
     if type(value) is not int or value <= 0:
         raise ShapeError(f"`{name}` to be a positive int", f"`{name}` (={value!r})", kind=kind)
+    if maximum is not None and value > maximum:
+        raise ShapeError(f"`{name}` of at most {maximum:,}", f"`{name}` (={value!r})", kind=kind)
     return value
 
 

@@ -50,6 +50,8 @@ __all__ = [
 #: gates per cell, stacked in the weights' first dim in torch's order
 #: (LSTM: input, forget, cell, output; GRU: reset, update, new)
 GATES = {"LSTM": 4, "GRU": 3}
+#: stacked layers one recurrent layer may hold (each adds four parameter tensors)
+MAX_STACKED_LAYERS = 65_536
 
 
 # -- validation ------------------------------------------------------------------
@@ -202,7 +204,7 @@ class _Recurrent(Layer):
         super().__init__(name=name)
         kind = self.kind
         self.hidden_size = positive_int(hidden_size, "hidden_size", kind)
-        self.num_layers = positive_int(num_layers, "num_layers", kind)
+        self.num_layers = positive_int(num_layers, "num_layers", kind, MAX_STACKED_LAYERS)
         if input_size is not None:
             positive_int(input_size, "input_size", kind)
         self.input_size = input_size
