@@ -89,8 +89,9 @@ def _parameters(cls: type) -> list[inspect.Parameter]:
 
 def _construct_and_infer(kind: str, param: inspect.Parameter, bad: object) -> None:
     """Build layer ``kind`` with ``param`` set to ``bad`` (the others valid) and
-    infer it on an input it takes: it must answer in one of the clear ways or
-    accept; anything else propagates."""
+    infer it on an input it takes: it must accept, or answer in one of the clear
+    ways naming the argument (at construction) or the layer's path (at
+    inference); anything else propagates."""
     cls = getattr(ls, kind)
     args, kwargs, shape = BASE[kind]
     positional = [p.name for p in _parameters(cls)
@@ -103,14 +104,15 @@ def _construct_and_infer(kind: str, param: inspect.Parameter, bad: object) -> No
     try:
         layer = cls(*call_args, **call_kwargs)
     except ANSWERS as e:
-        assert str(e), "an error with no message"
+        assert param.name in str(e), f"the error does not name the argument: {e}"
         return
-    # accepted at construction: then inference answers in one of the same ways
+    # accepted at construction: then inference answers in one of the same ways,
+    # naming the layer's path
     inputs = shape if isinstance(shape, list) else [shape]
     try:
-        ls.infer(layer, *inputs)
+        ls.infer(ls.Sequential(layer), *inputs)
     except ANSWERS as e:
-        assert str(e), "an error with no message"
+        assert "'0'" in str(e), f"the error does not name the layer's path: {e}"
 
 
 def test_every_bad_value_of_every_hyperparameter_is_a_clear_error_or_harmless():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .._dims import Dim, eq, format_dim, format_shape, ge, le
 from .._errors import ShapeError
 from .._layer import assume_at_least, assume_at_most, assume_equal
@@ -100,6 +102,15 @@ def positive_int(value: object, name: str, kind: str, maximum: int | None = None
     if maximum is not None and value > maximum:
         raise ShapeError(f"`{name}` of at most {maximum:,}", f"`{name}` (={value!r})", kind=kind)
     return value
+
+
+def real_number(value: object, name: str, kind: str) -> float:
+    """Validate a hyperparameter that is a finite real number (at construction)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ShapeError(
+            f"`{name}` to be a finite real number", f"`{name}` (={value!r})", kind=kind
+        )
+    return float(value)
 
 
 def probability(value: object, name: str, kind: str) -> float:

@@ -13,7 +13,7 @@ from .. import ops
 from .._errors import ShapeError
 from .._layer import Context, Layer
 from .._specs import FLOATING, TensorSpec
-from ._common import check_floating, normalize_axis, probability
+from ._common import check_floating, normalize_axis, probability, real_number
 
 __all__ = [
     "Identity",
@@ -151,7 +151,7 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01, *, name: str | None = None) -> None:
         super().__init__(name=name)
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = real_number(negative_slope, "negative_slope", "LeakyReLU")
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.leaky_relu(x, self.negative_slope)
