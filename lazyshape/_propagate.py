@@ -19,6 +19,7 @@ from ._dims import (
     Sym,
     bind,
     bind_shape,
+    bounds,
     eq,
     format_dim,
     format_shape,
@@ -382,7 +383,11 @@ def _input_spec(x: Any, dtype: str, i: int) -> TensorSpec:
     """`as_spec`, with a bad dim in a shape tuple (negative, not an int or a
     symbol name) reported as a `ShapeError` naming the input."""
     try:
-        return as_spec(x, dtype)
+        spec = as_spec(x, dtype)
+        for d in spec.shape:  # an expression negative whatever its symbols (-B)
+            if type(d) is not int and type(d) is not Sym and bounds(d)[1] < 0:
+                raise ValueError(f"dims must be non-negative, got {format_dim(d)}")
+        return spec
     except (ValueError, TypeError) as e:
         if not isinstance(x, (tuple, list)):
             raise

@@ -52,10 +52,78 @@ def test_summary_bad_factory(argv, message):
         main(argv)
 
 
-def test_bad_input_spec_is_an_argument_error(capsys):
-    with pytest.raises(SystemExit):
+def test_bad_input_spec_is_an_argument_error():
+    with pytest.raises(SystemExit, match=r"argument --input: empty dim in 'B,,3'"):
         main(["summary", "x:y", "--input", "B,,3"])
-    assert "empty dim in 'B,,3'" in capsys.readouterr().err
+
+
+def _run(argv: list[str], cwd) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lazyshape", *argv], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+MODULES = {
+    "good.py": "import lazyshape as ls\ndef mlp():\n    return ls.Sequential(ls.Linear(4))\n",
+    "syntax.py": "def broken(:\n",
+    "raises.py": "raise RuntimeError('no GPU here')\n",
+    "needs.py": "import no_such_dependency_xyz\n",
+    "factories.py": (
+        "import lazyshape as ls\n"
+        "def refuses():\n    return ls.Sequential(ls.Linear(-4))\n"
+        "def raises():\n    raise KeyError('config')\n"
+        "def not_a_model():\n    return 42\n"
+    ),
+    "shapes.py": "import lazyshape as ls\nnet = ls.Sequential(ls.Linear(4, in_features=3))\n",
+}
+
+#: (argv, a fragment of the one line) for every kind of bad argument
+BAD_INVOCATIONS = [
+    ([], "the following arguments are required: command"),
+    (["train"], "invalid choice: 'train'"),
+    (["summary"], "the following arguments are required: factory"),
+    (["summary", "good:mlp", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["summary", "nocolon"], "expected MODULE:FACTORY, got 'nocolon'"),
+    (["summary", "no_such_module_xyz:f"], "ModuleNotFoundError: No module named 'no_such_module_xyz'"),
+    (["summary", "good:missing"], "no 'missing' in 'good'"),
+    (["summary", "syntax:broken"], "cannot load 'syntax:broken': SyntaxError"),
+    (["summary", "raises:x"], "cannot load 'raises:x': RuntimeError: no GPU here"),
+    (["summary", "needs:x"], "No module named 'no_such_dependency_xyz'"),
+    (["summary", "factories:refuses"], "calling 'factories:refuses': ShapeError: Linear: `out_features`"),
+    (["summary", "factories:raises"], "calling 'factories:raises': KeyError: 'config'"),
+    (["summary", "factories:not_a_model"], "gave int, not a lazyshape model"),
+    (["summary", "good:mlp", "--input", "B,,3"], "empty dim in 'B,,3'"),
+    (["summary", "good:mlp", "--input", "B+"], "bad dim 'B+'"),
+    (["summary", "good:mlp", "--input=-B,3"], "non-negative"),
+    (["summary", "good:mlp", "--input", "__import__('os').getcwd()"], "unsupported"),
+    (["summary", "good:mlp", "--input", "B,3", "--dtype", "float33"], "unsupported dtype 'float33'"),
+    (["summary", "shapes:net", "--input", "B,5"], "expected last input dim 3 (in_features)"),
+    (["summary", "missing_dir/model.py:net"], "no file 'missing_dir/model.py'"),
+    (["summary", "./:net"], "cannot load './:net'"),
+    (["summary", "binary.py:net"], "cannot load 'binary.py:net'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), BAD_INVOCATIONS,
+                         ids=[" ".join(a) or "no-arguments" for a, _ in BAD_INVOCATIONS])
+def test_every_bad_invocation_is_one_line_and_a_non_zero_exit(argv, fragment, tmp_path):
+    for name, text in MODULES.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "binary.py").write_bytes(b"\xff\xfe\x00 not python \x80")
+    proc = _run(argv, tmp_path)
+    assert proc.returncode != 0
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fragment in lines[0]
+
+
+def test_a_model_file_by_path(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "net.py").write_text(MODULES["good.py"])
+    proc = _run(["summary", "models/net.py:mlp", "--input", "B,3"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Total params: 16" in proc.stdout
 
 
 def test_demo_replays_the_seed_on_every_backend():
