@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from ._dims import Dim, SymbolicComparisonError, format_shape
 from ._errors import ShapeError
-from ._specs import FLOATING, ParamSpec, TensorSpec
+from ._specs import FLOATING, ParamSpec, TensorSpec, promote_types
 
 __all__ = [
     "Layer", "Context", "SymbolicTensor", "resolve_node", "format_hparam", "check_param_dtype",
@@ -129,6 +129,10 @@ def _forward_unimplemented(self: Layer, params: Mapping[str, Any], *xs: Any) -> 
     raise NotImplementedError(f"{self.kind} does not define forward")
 
 
+#: the values of `Layer.dtype_rule`
+DTYPE_RULES = ("model", "promote")
+
+
 class Layer:
     """Base class of every layer.
 
@@ -152,6 +156,12 @@ class Layer:
     needs_context: ClassVar[bool] = False
     #: False when the class keeps the base class's empty parameter rule (set per class)
     has_params: ClassVar[bool] = False
+    #: what an output of dtype None (``TensorSpec(shape, None)`` from `output_spec`)
+    #: gets: ``"model"``, the model's dtype, which is the parameters' (an
+    #: `Embedding`'s vectors; a linear map of int inputs); ``"promote"``,
+    #: `ls.ops.promote_types` of the inputs' and parameters' dtypes, what
+    #: `ls.ops` arithmetic on them computes (an elementwise layer on int32: int32)
+    dtype_rule: ClassVar[str] = "model"
 
     # The three methods a layer declares. Typed as callables (as torch types
     # ``nn.Module.forward``) so that each layer declares its own signature: one
@@ -167,6 +177,11 @@ class Layer:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.has_params = cls.param_specs is not _no_params
+        if cls.dtype_rule not in DTYPE_RULES:
+            raise TypeError(
+                f"{cls.__name__}.dtype_rule is one of {', '.join(map(repr, DTYPE_RULES))}; "
+                f"got {cls.dtype_rule!r}"
+            )
 
     name: str | None
 
@@ -252,10 +267,18 @@ def rule_error(layer: Layer, specs: tuple[TensorSpec, ...], path: str, e: Except
     )
 
 
-def check_outputs(layer: Layer, out: Any, path: str, dtype: str) -> tuple[TensorSpec, ...]:
+def check_outputs(
+    layer: Layer,
+    out: Any,
+    path: str,
+    dtype: str,
+    specs: tuple[TensorSpec, ...] = (),
+    local: Mapping[str, ParamSpec] | None = None,
+) -> tuple[TensorSpec, ...]:
     """Normalize what ``output_spec`` returned to a tuple of specs, checked
-    against ``layer.num_outputs``; an output of dtype None (the model's) gets
-    ``dtype``."""
+    against ``layer.num_outputs``; an output of dtype None gets the model's
+    ``dtype`` or, for a layer whose ``dtype_rule`` is ``"promote"``, the
+    promotion of its inputs' (``specs``) and parameters' (``local``) dtypes."""
     if type(out) is TensorSpec:
         outs: tuple[TensorSpec, ...] = (out,)
     elif isinstance(out, tuple) and all(type(o) is TensorSpec for o in out):
@@ -275,6 +298,9 @@ def check_outputs(layer: Layer, out: Any, path: str, dtype: str) -> tuple[Tensor
             path=path,
         )
     if any(o.dtype is None for o in outs):
+        if layer.dtype_rule == "promote":
+            dtype = promote_types(*(s.dtype for s in specs),
+                                  *(p.dtype or dtype for p in (local or {}).values()))
         outs = tuple(o if o.dtype is not None else o.with_dtype(dtype) for o in outs)
     return outs
 
@@ -352,7 +378,7 @@ def resolve_node(
         raise rule_error(layer, specs, path, e) from e
     if type(out) is TensorSpec and layer.num_outputs == 1 and out.dtype is not None:
         return (out,), local
-    return check_outputs(layer, out, path, dtype), local
+    return check_outputs(layer, out, path, dtype, specs, local), local
 
 
 class _Call:

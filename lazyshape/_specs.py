@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TensorSpec", "ParamSpec", "Placeholder", "Shape", "normalize_dtype", "as_shape", "itemsize",
-    "FLOATING",
+    "FLOATING", "promote_types",
 ]
 
 Shape = tuple[Dim, ...]
@@ -60,6 +60,70 @@ def normalize_dtype(dtype: Any) -> str:
     if name not in _DTYPES:
         raise TypeError(f"unsupported dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
     return name
+
+
+#: category of each dtype: bool < integer < floating < complex
+_CATEGORY = {
+    "bool": 0,
+    "uint8": 1, "int8": 1, "int16": 1, "int32": 1, "int64": 1,
+    "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2,
+    "complex64": 3, "complex128": 3,
+}
+_BITS = {
+    "bool": 8, "uint8": 8, "int8": 8, "int16": 16, "int32": 32, "int64": 64,
+    "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,
+    "complex64": 32, "complex128": 64,  # bits of the real part
+}
+_INT = {8: "int8", 16: "int16", 32: "int32", 64: "int64"}
+_FLOAT = {16: "float16", 32: "float32", 64: "float64"}
+_COMPLEX = {32: "complex64", 64: "complex128"}
+
+
+def _promote_pair(a: str, b: str) -> str:
+    """The join of two dtypes: the higher category wins whatever its width
+    (``int64, float16 -> float16``), except that a complex takes the precision
+    of a float (``complex64, float64 -> complex128``); within a category the
+    wider wins, ``uint8`` with ``int8`` gives ``int16``, ``float16`` with
+    ``bfloat16`` gives ``float32``."""
+    if a == b:
+        return a
+    ca, cb = _CATEGORY[a], _CATEGORY[b]
+    if ca != cb:
+        (lo, c_lo), (hi, c_hi) = sorted(((a, ca), (b, cb)), key=lambda t: t[1])
+        if c_hi == 3 and c_lo == 2:
+            return _COMPLEX[max(_BITS[hi], 32 if lo == "bfloat16" else _BITS[lo])]
+        return hi
+    bits = max(_BITS[a], _BITS[b])
+    if ca == 1:
+        if "uint8" in (a, b):  # the signed one must hold 0..255
+            bits = max(bits, 16)
+        return _INT[bits]
+    if ca == 2:
+        if bits == 16:  # float16 and bfloat16: neither holds the other
+            return "float32"
+        return _FLOAT[bits]
+    return _COMPLEX[bits]
+
+
+def promote_types(*dtypes: str) -> str:
+    """The dtype arithmetic on arrays of ``dtypes`` gives in `lazyshape.ops`, on
+    every backend: the promotion of the array API standard (and NumPy 2,
+    without value dependence) within a category, and across categories
+    (bool < integer < floating < complex) the higher category wins whatever
+    its width. ``int32, float32 -> float32`` (an int input times a float32
+    weight is float32), ``float16, float32 -> float32``, ``int32, int64 ->
+    int64``, ``uint8, int8 -> int16``, ``bool, int8 -> int8``, ``float16,
+    bfloat16 -> float32``, ``complex64, float64 -> complex128``. This is
+    PyTorch's and JAX's promotion of arrays (NumPy's own differs across
+    categories: ``int32, float32 -> float64``)."""
+    if not dtypes:
+        raise TypeError("promote_types needs at least one dtype")
+    out = normalize_dtype(dtypes[0])
+    for d in dtypes[1:]:
+        if d != out:
+            out = _promote_pair(out, normalize_dtype(d))
+    return out
+
 
 
 def itemsize(dtype: str) -> int:

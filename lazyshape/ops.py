@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._backends import backend_for
+from ._specs import FLOATING, normalize_dtype
+from ._specs import promote_types as _promote_types
 
 _NAMESPACES: dict[type, Any] = {}
 _BACKEND_OPS: dict[type, Any] = {}
@@ -46,12 +48,70 @@ def nn(x: Any) -> Any:
     return mod
 
 
+# -- promotion ------------------------------------------------------------------
+# Every function below that combines arrays computes in `promote_types` of their
+# dtypes on every backend (NumPy alone would give float64 for int32 and float32;
+# torch's matmul refuses mixed dtypes): arrays of another dtype are cast first.
+# A Python float with a bool or integer array gives float32, as in torch and JAX.
+
+
+def _cast(x: Any, name: str, dtype: str) -> Any:
+    return x if name == dtype else astype(x, backend_for(x).native_dtype(dtype))
+
+
+def _promoted(x1: Any, x2: Any) -> tuple[Any, Any]:
+    """``x1, x2`` in their common dtype (`promote_types`)."""
+    d1 = getattr(x1, "dtype", None)
+    d2 = getattr(x2, "dtype", None)
+    if d1 is None or d2 is None:
+        if d1 is None and d2 is None:
+            return x1, x2
+        a, scalar = (x1, x2) if d2 is None else (x2, x1)
+        if isinstance(scalar, float) and normalize_dtype(a.dtype) not in FLOATING:
+            a = astype(a, "float32")
+            return (a, x2) if d2 is None else (x1, a)
+        return x1, x2
+    if d1 == d2:  # the common case
+        return x1, x2
+    n1, n2 = normalize_dtype(d1), normalize_dtype(d2)
+    target = promote_types(n1, n2)
+    return _cast(x1, n1, target), _cast(x2, n2, target)
+
+
+def _promoted_all(arrays: Sequence[Any]) -> list[Any]:
+    """``arrays`` in their common dtype (`promote_types`)."""
+    first = arrays[0].dtype
+    if all(a.dtype == first for a in arrays):
+        return list(arrays)
+    names = [normalize_dtype(a.dtype) for a in arrays]
+    target = promote_types(*names)
+    return [_cast(a, n, target) for a, n in zip(arrays, names, strict=True)]
+
+
+def promote_types(*dtypes: str) -> str:
+    """The dtype `lazyshape.ops` computes in for arrays of ``dtypes``, on every
+    backend: ``int32, float32 -> float32``; ``float16, float32 -> float32``;
+    ``uint8, int8 -> int16``; ``float16, bfloat16 -> float32`` (the table is
+    `lazyshape.ops` promotion, documented with the layer API)."""
+    return _promote_types(*dtypes)
+
+
 # -- array API (the names layers use most; any other resolves via __getattr__) --
 
 
 def matmul(x1: Any, x2: Any) -> Any:
-    """Matrix product, ``(..., n, k) @ (..., k, m) -> (..., n, m)``."""
+    """Matrix product, ``(..., n, k) @ (..., k, m) -> (..., n, m)``, in the
+    promoted dtype."""
+    if x1.dtype != x2.dtype:
+        x1, x2 = _promoted(x1, x2)
     return (_ns_of(type(x1)) or namespace(x1)).matmul(x1, x2)
+
+
+def tensordot(x1: Any, x2: Any, axes: Any = 2) -> Any:
+    """Tensor contraction over ``axes`` (array API), in the promoted dtype."""
+    if x1.dtype != x2.dtype:
+        x1, x2 = _promoted(x1, x2)
+    return (_ns_of(type(x1)) or namespace(x1)).tensordot(x1, x2, axes=axes)
 
 
 def permute_dims(x: Any, axes: tuple[int, ...]) -> Any:
@@ -67,17 +127,18 @@ def reshape(x: Any, shape: tuple[int, ...]) -> Any:
 def concat(arrays: Sequence[Any], axis: int = 0) -> Any:
     """Join arrays along ``axis``."""
     first = arrays[0]
-    return (_ns_of(type(first)) or namespace(first)).concat(list(arrays), axis=axis)
+    return (_ns_of(type(first)) or namespace(first)).concat(_promoted_all(arrays), axis=axis)
 
 
 def stack(arrays: Sequence[Any], axis: int = 0) -> Any:
     """Stack arrays along a new ``axis``."""
     first = arrays[0]
-    return (_ns_of(type(first)) or namespace(first)).stack(list(arrays), axis=axis)
+    return (_ns_of(type(first)) or namespace(first)).stack(_promoted_all(arrays), axis=axis)
 
 
 def where(condition: Any, x1: Any, x2: Any) -> Any:
     """Elementwise ``x1 if condition else x2``."""
+    x1, x2 = _promoted(x1, x2)
     return (_ns_of(type(condition)) or namespace(condition)).where(condition, x1, x2)
 
 
@@ -91,13 +152,24 @@ def _unary(name: str) -> Callable[[Any], Any]:
 
 
 def _binary(name: str) -> Callable[[Any, Any], Any]:
-    def op(x1: Any, x2: Any) -> Any:
+    def op(x1: Any, x2: Any, **kwargs: Any) -> Any:
+        x1, x2 = _promoted(x1, x2)
         x = x1 if hasattr(x1, "shape") else x2
-        return getattr(_ns_of(type(x)) or namespace(x), name)(x1, x2)
+        return getattr(_ns_of(type(x)) or namespace(x), name)(x1, x2, **kwargs)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Elementwise ``{name}`` with broadcasting (array API)."
+    op.__doc__ = f"Elementwise ``{name}`` with broadcasting (array API), in the promoted dtype."
     return op
+
+
+#: the array API's elementwise functions of two arrays (promoted like `add`)
+_BINARY_NAMES = frozenset({
+    "add", "subtract", "multiply", "divide", "floor_divide", "remainder", "pow", "maximum",
+    "minimum", "atan2", "hypot", "copysign", "logaddexp", "nextafter", "equal", "not_equal",
+    "less", "less_equal", "greater", "greater_equal", "bitwise_and", "bitwise_or",
+    "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift", "logical_and", "logical_or",
+    "logical_xor", "vecdot",
+})
 
 
 exp = _unary("exp")
@@ -131,7 +203,12 @@ def max(x: Any, axis: int | tuple[int, ...] | None = None, keepdims: bool = Fals
 def astype(x: Any, dtype: str) -> Any:
     """``x`` converted to the dtype named ``dtype`` (``"float32"``)."""
     ns = _ns_of(type(x)) or namespace(x)
-    return ns.astype(x, getattr(ns, dtype))
+    native = getattr(ns, dtype, None)
+    if native is None:  # bfloat16 on NumPy: ml_dtypes' type
+        import ml_dtypes
+
+        native = getattr(ml_dtypes, dtype)
+    return ns.astype(x, native)
 
 
 # -- NN operations (the backend's ops module) ---------------------------------
@@ -304,6 +381,10 @@ def __getattr__(name: str) -> Callable[..., Any]:
     once per array type."""
     if name.startswith("__"):
         raise AttributeError(name)
+    if name in _BINARY_NAMES:
+        op2 = _binary(name)
+        globals()[name] = op2
+        return op2
     resolved: dict[type, Callable[..., Any]] = {}
 
     def op(*args: Any, **kwargs: Any) -> Any:

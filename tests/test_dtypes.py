@@ -16,7 +16,7 @@ import pytest
 
 import lazyshape as ls
 from lazyshape._layer import check_param_dtype, shape_input_dtype
-from lazyshape.layers.merge import promote_dtypes
+from lazyshape.ops import promote_types
 
 HAVE = {name: importlib.util.find_spec(name) is not None for name in ("torch", "jax")}
 #: the marks of each backend's tests (tests/conftest.py skips them where it is missing)
@@ -150,7 +150,7 @@ _MERGE_IDS = [
 @pytest.mark.parametrize(("layer_fn", "specs", "expected"), MERGES, ids=_MERGE_IDS)
 def test_merge_output_dtype_of_the_rule(layer_fn, specs, expected):
     assert ls.infer(_merge_of(layer_fn, *specs)()).output.dtype == expected
-    assert promote_dtypes([s.dtype for s in specs]) == expected
+    assert promote_types(*[s.dtype for s in specs]) == expected
 
 
 @pytest.mark.parametrize(("backend", "layer_fn", "specs", "expected"),
@@ -165,7 +165,7 @@ def test_promotion_is_torchs():
 
     for a, b in itertools.product(DTYPES, repeat=2):
         want = str(torch.promote_types(getattr(torch, a), getattr(torch, b)))
-        assert promote_dtypes([a, b]) == want.removeprefix("torch."), (a, b)
+        assert promote_types(a, b) == want.removeprefix("torch."), (a, b)
 
 
 @pytest.mark.jax
@@ -174,13 +174,13 @@ def test_promotion_is_jaxs():
 
     for a, b in itertools.product(DTYPES, repeat=2):
         want = str(jnp.promote_types(getattr(jnp, a), getattr(jnp, b)))
-        assert promote_dtypes([a, b]) == want, (a, b)
+        assert promote_types(a, b) == want, (a, b)
 
 
 def test_promotion_is_associative_over_three_inputs():
     for a, b, c in itertools.product(DTYPES, repeat=3):
-        left = promote_dtypes([promote_dtypes([a, b]), c])
-        assert promote_dtypes([a, b, c]) == left == promote_dtypes([a, promote_dtypes([b, c])])
+        left = promote_types(promote_types(a, b), c)
+        assert promote_types(a, b, c) == left == promote_types(a, promote_types(b, c))
 
 
 # -- layers with parameters: floating inputs of the parameters' dtype ---------------

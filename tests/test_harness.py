@@ -67,13 +67,98 @@ def test_every_exported_layer_has_an_entry():
 
 @SECOND_BACKEND
 def test_a_custom_layer_passes_check_layer():
-    # probe_dtypes=(): CustomLinear's rule promises the input's dtype for int inputs too,
-    # where the matmul with float weights gives a float (the harness reports that)
     result = check_layer(
         CustomLinear, hparams={"out_features": st.integers(1, 6)}, max_examples=15,
-        backend_examples={"jax": 3}, probe_dtypes=(),
+        backend_examples={"jax": 3},
     )
     assert result.counts["a"] and result.counts["c"] and result.counts["f"]
+
+
+# -- dtype disagreements: the report says what to change -------------------------
+
+
+class LinearKeepsInputDtype(ls.Layer):
+    """Promises the input's dtype; int inputs times float32 weights are float32."""
+
+    def output_spec(self, x):
+        return ls.TensorSpec((*x.shape[:-1], 2), x.dtype)
+
+    def param_specs(self, x):
+        return {"weight": ls.ParamSpec((x.shape[-1], 2), init=ls.init.ones())}
+
+    def forward(self, params, x):
+        return ls.ops.matmul(x, params["weight"])
+
+
+class LinearInWeightsDtype(LinearKeepsInputDtype):
+    def output_spec(self, x):
+        return ls.TensorSpec((*x.shape[:-1], 2), None)
+
+
+def test_a_rule_missing_the_weights_dtype_is_told_to_return_none():
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(LinearKeepsInputDtype, inputs=[(2, 3)], probe_dtypes=("int32",),
+                    properties="a", max_examples=300, backend_examples={"jax": 20})
+    err = info.value
+    assert err.property == "a" and "output dtype differs" in err.problem
+    assert err.results["rule"].endswith(" int32")
+    for backend in ls.backends():
+        assert err.results[backend].endswith(" float32"), err.results
+    assert err.fix[0] == ("the forward computes in the parameters' dtype (float32): return "
+                          "TensorSpec(shape, None) from output_spec (None is the model's dtype)")
+    assert err.fix[1].endswith("check_layer(..., probe_dtypes=())")
+    assert "\nfix:\n  the forward computes in the parameters' dtype" in str(err)
+    result = check_layer(LinearInWeightsDtype, inputs=[(2, 3)], probe_dtypes=("int32",),
+                         properties="a", max_examples=100, backend_examples={"jax": 20})
+    assert result.counts["a"]
+
+
+class AddKeepsFirstDtype(ls.Layer):
+    def output_spec(self, a, b):
+        if a.shape != b.shape:
+            raise ls.ShapeError("inputs of one shape", f"shapes {a.shape} and {b.shape}")
+        return a
+
+    def forward(self, params, a, b):
+        return ls.ops.add(a, b)
+
+
+class AddPromotes(AddKeepsFirstDtype):
+    dtype_rule = "promote"
+
+    def output_spec(self, a, b):
+        return ls.TensorSpec(super().output_spec(a, b).shape, None)
+
+
+def test_a_rule_missing_the_promotion_is_told_to_declare_dtype_rule():
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(AddKeepsFirstDtype, inputs=[(2, 3), (2, 3)], probe_dtypes=("int32",),
+                    properties="a", max_examples=300, backend_examples={"jax": 20})
+    assert info.value.fix, str(info.value)
+    assert info.value.fix[0].startswith("the forward computes in the promoted dtype")
+    assert 'declare dtype_rule = "promote" on the class' in info.value.fix[0]
+    result = check_layer(AddPromotes, inputs=[(2, 3), (2, 3)], probe_dtypes=("int32", "bool"),
+                         properties="a", max_examples=100, backend_examples={"jax": 20})
+    assert result.counts["a"]
+
+
+class ScalesWithAnOperator(ls.Layer):
+    def output_spec(self, x):
+        return x
+
+    def forward(self, params, x):
+        return x * 0.5  # the framework's own promotion: NumPy gives float64 for int32
+
+
+@SECOND_BACKEND
+def test_backends_disagreeing_on_a_dtype_are_told_to_use_ls_ops():
+    if ls.backends() == ["numpy", "jax"]:
+        pytest.skip("JAX without x64 cannot show a float64")
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(ScalesWithAnOperator, inputs=[(2, 3)], probe_dtypes=("int32",),
+                    properties="a", max_examples=300, backend_examples={"jax": 20})
+    assert info.value.fix[0].startswith("the backends disagree with each other: compute "
+                                        "with ls.ops functions")
 
 
 # -- failure reports ------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Inputs of different dtypes are promoted as PyTorch and JAX promote arrays, on
 every backend: by category, bool < integer < floating < complex
-(``int64, float32 -> float32``; `lazyshape.layers.merge.promote_dtypes`).
+(``int64, float32 -> float32``; `lazyshape.ops.promote_types`).
 
 The module holds the rules (pure functions of specs and hyperparameters),
 then the layer classes.
@@ -10,14 +10,14 @@ then the layer classes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .. import ops
 from .._dims import Dim, format_shape
 from .._errors import ShapeError
 from .._layer import Layer
-from .._specs import TensorSpec, normalize_dtype
+from .._specs import TensorSpec, promote_types
 from ._common import normalize_axis, unify
 
 __all__ = [
@@ -26,74 +26,16 @@ __all__ = [
     "Concat",
     "broadcast_output",
     "concat_output",
-    "promote_dtypes",
     "result_dtype",
 ]
 
 
-#: category of each dtype: bool < integer < floating < complex
-_CATEGORY = {
-    "bool": 0,
-    "uint8": 1, "int8": 1, "int16": 1, "int32": 1, "int64": 1,
-    "float16": 2, "bfloat16": 2, "float32": 2, "float64": 2,
-    "complex64": 3, "complex128": 3,
-}
-_BITS = {
-    "bool": 8, "uint8": 8, "int8": 8, "int16": 16, "int32": 32, "int64": 64,
-    "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,
-    "complex64": 32, "complex128": 64,  # bits of the real part
-}
-_INT = {8: "int8", 16: "int16", 32: "int32", 64: "int64"}
-_FLOAT = {16: "float16", 32: "float32", 64: "float64"}
-_COMPLEX = {32: "complex64", 64: "complex128"}
-
-
-def _promote_pair(a: str, b: str) -> str:
-    """The join of two dtypes: the higher category wins whatever its width
-    (``int64, float16 -> float16``), except that a complex takes the precision
-    of a float (``complex64, float64 -> complex128``); within a category the
-    wider wins, ``uint8`` with ``int8`` gives ``int16``, ``float16`` with
-    ``bfloat16`` gives ``float32``."""
-    if a == b:
-        return a
-    ca, cb = _CATEGORY[a], _CATEGORY[b]
-    if ca != cb:
-        (lo, c_lo), (hi, c_hi) = sorted(((a, ca), (b, cb)), key=lambda t: t[1])
-        if c_hi == 3 and c_lo == 2:
-            return _COMPLEX[max(_BITS[hi], 32 if lo == "bfloat16" else _BITS[lo])]
-        return hi
-    bits = max(_BITS[a], _BITS[b])
-    if ca == 1:
-        if "uint8" in (a, b):  # the signed one must hold 0..255
-            bits = max(bits, 16)
-        return _INT[bits]
-    if ca == 2:
-        if bits == 16:  # float16 and bfloat16: neither holds the other
-            return "float32"
-        return _FLOAT[bits]
-    return _COMPLEX[bits]
-
-
-def promote_dtypes(dtypes: Iterable[str]) -> str:
-    """The dtype an elementwise op or a concatenation of arrays of ``dtypes``
-    computes in, by category (bool < integer < floating < complex): ``int32,
-    float32 -> float32``, ``float16, float32 -> float32``, ``int32, int64 ->
-    int64``, ``bool, int8 -> int8``. This is PyTorch's and JAX's promotion of
-    arrays (NumPy's differs: ``int32, float32 -> float64``)."""
-    it = iter(dtypes)
-    out = next(it)
-    for d in it:
-        if d != out:
-            out = _promote_pair(out, d)
-    return out
-
-
 def result_dtype(specs: tuple[TensorSpec, ...]) -> str:
-    """The promoted dtype of several inputs (`promote_dtypes`)."""
+    """The promoted dtype of several inputs (`promote_types`)."""
     first = specs[0].dtype
     for s in specs:
         if s.dtype != first:
-            return promote_dtypes(s.dtype for s in specs)
+            return promote_types(*(s.dtype for s in specs))
     return first
 
 
@@ -163,20 +105,9 @@ def concat_output(dim: int, *specs: TensorSpec) -> TensorSpec:
 
 
 def _promoted(xs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The input arrays cast to the dtype the rule promises (`promote_dtypes`),
-    so that every backend computes in it: NumPy alone would give float64 for
-    int32 + float32, and torch leaves a 0-d input's dtype out of the promotion."""
-    first = xs[0].dtype
-    for x in xs:
-        if x.dtype != first:
-            break
-    else:
-        return xs  # one dtype: the common case, nothing to cast
-    names = [normalize_dtype(x.dtype) for x in xs]
-    target = promote_dtypes(names)
-    return tuple(
-        x if name == target else ops.astype(x, target) for x, name in zip(xs, names, strict=True)
-    )
+    """The input arrays in the dtype the rule promises (`promote_types`), on every
+    backend (as `ls.ops` promotes); then Python's operators are safe."""
+    return tuple(ops._promoted_all(xs))
 
 
 class Add(Layer):

@@ -163,10 +163,11 @@ class _Run:
         self.case = case
         self.text = repr(layer)
 
-    def fail(self, prop: str, problem: str, results: dict[str, str]) -> NoReturn:
+    def fail(self, prop: str, problem: str, results: dict[str, str],
+             fix: Sequence[str] = ()) -> NoReturn:
         raise LayerCheckError(
             prop, self.text, self.specs, f"[{self.case} inputs] {problem}", results,
-            construct_text(self.layer),
+            construct_text(self.layer), fix,
         )
 
     # (b) -------------------------------------------------------------------------
@@ -284,7 +285,8 @@ class _Run:
                 if tuple(y.shape) != tuple(spec.shape):
                     self.fail("a", f"the {name} backend's output shape differs", sides)
                 if str(y.dtype) != _expected_dtype(name, spec.dtype):
-                    self.fail("a", f"the {name} backend's output dtype differs", sides)
+                    self.fail("a", f"the {name} backend's output dtype differs", sides,
+                              self._dtype_fix(inf, outs))
         res.hit("a")
         # (d) parameters as allocated
         if "d" in self.check.properties:
@@ -295,6 +297,41 @@ class _Run:
         if "f" in self.check.properties and len(outs) > 1:
             self._agree(outs)
             res.hit("f")
+
+    def _dtype_fix(self, inf: Inference, outs: dict[str, Any]) -> list[str]:
+        """What to change when the rule's output dtype is not the backends'."""
+        got = {name: ls.backend.normalize_dtype(ys[0].dtype) for name, (ys, _) in outs.items()}
+        # JAX without x64 holds 64-bit dtypes in 32 bits: judge by the others
+        full = {n: d for n, d in got.items() if _expected_dtype(n, "float64") == "float64"}
+        answers = set((full or got).values())
+        inputs = ", ".join(sorted({s.dtype for s in self.specs}))
+        fix: list[str] = []
+        if len(answers) > 1:
+            fix.append("the backends disagree with each other: compute with ls.ops functions "
+                       "(ls.ops.multiply(x, w), ls.ops.matmul(x, w)), which promote alike on "
+                       "every backend, rather than operators on arrays (x * w), which follow "
+                       "each framework's own promotion")
+        else:
+            (answer,) = answers
+            model = inf.dtype
+            params = [str(p.dtype) for p in inf.params.values()]
+            promoted = ls.ops.promote_types(*(s.dtype for s in self.specs), *params)
+            if answer == model and params:
+                fix.append(f"the forward computes in the parameters' dtype ({model}): return "
+                           "TensorSpec(shape, None) from output_spec (None is the model's dtype)")
+            elif answer == promoted:
+                fix.append(f"the forward computes in the promoted dtype ({promoted}): return "
+                           "TensorSpec(shape, None) from output_spec and declare "
+                           'dtype_rule = "promote" on the class')
+            else:
+                fix.append(f"the forward computes in {answer}: return it from output_spec")
+        if self.case == "probe":
+            dtypes = {s.dtype for s in self.specs}
+            rest = tuple(d for d in self.check.probe_dtypes if d not in dtypes)
+            fix.append(f"or, if the layer is not meant for {inputs} inputs, reject them in "
+                       "output_spec (raise ls.ShapeError) or leave them out of the probes: "
+                       f"check_layer(..., probe_dtypes={rest!r})")
+        return fix
 
     def _params_match(self, backend: str, inf: Inference, state: dict[str, Any]) -> None:
         specs = inf.params

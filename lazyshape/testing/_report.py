@@ -36,7 +36,8 @@ class LayerCheckError(AssertionError):
     """A conformance property failed; the message is the full report.
 
     Attributes: ``property`` (a letter, see `PROPERTIES`), ``layer`` (its
-    repr), ``inputs`` (the input specs), ``results`` (``{side: what it did}``)."""
+    repr), ``inputs`` (the input specs), ``results`` (``{side: what it did}``),
+    ``fix`` (lines of advice, for a dtype disagreement)."""
 
     def __init__(
         self,
@@ -46,13 +47,15 @@ class LayerCheckError(AssertionError):
         problem: str,
         results: Mapping[str, str],
         construct: str | None = None,
+        fix: Sequence[str] = (),
     ) -> None:
         self.property = prop
         self.layer = layer
         self.inputs = tuple(inputs)
         self.problem = problem
         self.results = dict(results)
-        super().__init__(format_failure(prop, layer, inputs, problem, results, construct))
+        self.fix = tuple(fix)
+        super().__init__(format_failure(prop, layer, inputs, problem, results, construct, fix))
 
 
 def construct_text(layer: Any) -> str:
@@ -97,6 +100,7 @@ def format_failure(
     problem: str,
     results: Mapping[str, str],
     construct: str | None = None,
+    fix: Sequence[str] = (),
 ) -> str:
     width = max([len(k) for k in results] + [6])
     lines = [
@@ -109,6 +113,9 @@ def format_failure(
     ]
     for side, what in results.items():
         lines.append(f"  {side:<{width}}  {what}")
+    if fix:
+        lines.append("fix:")
+        lines.extend(f"  {line}" for line in fix)
     lines.append("reproduce:")
     lines.append(f"  layer = {construct or layer}")
     args = ", ".join(spec_text(s) for s in inputs)
