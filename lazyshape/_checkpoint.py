@@ -26,7 +26,7 @@ import numpy as np
 
 from ._backends import backend_for, to_numpy
 from ._errors import ShapeError
-from ._specs import Placeholder
+from ._specs import Placeholder, normalize_dtype
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -117,10 +117,13 @@ def load(path: str | os.PathLike[str], into: Any = None) -> dict[str, np.ndarray
     """Read a checkpoint: ``{name: numpy array}``, ready for ``load_state_dict``.
 
     With ``into=model`` (a built model) the state is also loaded into it; a
-    state that does not fit the model (missing or extra keys, other shapes)
-    is a `CheckpointError` naming the file and the key, and the model is left
-    as it was. Any malformed file is a `CheckpointError` too, before anything
-    is allocated beyond the file's size; nothing is ever unpickled."""
+    state that does not fit the model (missing or extra keys, other shapes,
+    another kind of dtype: an integer for a float weight) is a
+    `CheckpointError` naming the file and the key, and the model is left as
+    it was. A value of the same kind is cast (float64 into a float32 model),
+    as ``load_state_dict`` casts. Any malformed file is a `CheckpointError`
+    too, before anything is allocated beyond the file's size; nothing is ever
+    unpickled."""
     file = os.fspath(path)
     header = _check_file(file)
     from safetensors.numpy import load_file
@@ -137,7 +140,11 @@ def load(path: str | os.PathLike[str], into: Any = None) -> dict[str, np.ndarray
 
 
 def _load_into(model: Any, state: dict[str, np.ndarray[Any, Any]], file: str) -> None:
+    rt = getattr(model, "_rt", None)  # a built model's runtime: names, shapes, dtype kinds
     try:
+        if rt is not None:
+            rt.check_state({k: v.shape for k, v in state.items()},
+                           {k: normalize_dtype(v.dtype) for k, v in state.items()})
         model.load_state_dict(state)
     except ShapeError as e:
         key = None

@@ -24,7 +24,7 @@ from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
 from ._layer import Context, Layer, shape_input_dtype
 from ._propagate import Inference, LayerRecord, infer
-from ._specs import ParamSpec, Placeholder, TensorSpec, normalize_dtype
+from ._specs import ParamSpec, Placeholder, TensorSpec, dtype_kind, normalize_dtype
 
 __all__ = [
     "BuildConfig", "Runtime", "run_program", "RNG_MODES", "Step", "Binder",
@@ -265,8 +265,14 @@ class Runtime:
 
     # -- checkpoints -------------------------------------------------------
 
-    def check_state(self, shapes: Mapping[str, tuple[int, ...]]) -> Inference:
-        """Check a state's names and shapes against the model; return the
+    def check_state(
+        self,
+        shapes: Mapping[str, tuple[int, ...]],
+        dtypes: Mapping[str, str] | None = None,
+    ) -> Inference:
+        """Check a state's names and shapes (and, given ``dtypes``, the kind of
+        each dtype: an integer counter is not a float weight; a float64 value
+        for a float32 parameter is cast) against the model; return the
         inference to materialize from it, whose parameters have exactly the
         state's shapes. Raises `ShapeError` and changes nothing on mismatch.
 
@@ -307,6 +313,17 @@ class Runtime:
                     path=self.path_at(name),
                 )
             got_shapes[name] = got
+            if dtypes is not None:
+                want = spec.dtype or self.config.dtype
+                kind = dtype_kind(want)
+                if kind != dtype_kind(dtypes[name]):
+                    article = "an" if kind[0] in "aeiou" else "a"
+                    raise ShapeError(
+                        f"`{name}` of {article} {kind} dtype ({want})",
+                        f"dtype {dtypes[name]}",
+                        kind=self.kind_at(name),
+                        path=self.path_at(name),
+                    )
         if partial is None:
             assert self.materialized is not None
             return self.materialized

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TensorSpec", "ParamSpec", "Placeholder", "Shape", "normalize_dtype", "as_shape", "itemsize",
-    "FLOATING", "promote_types",
+    "FLOATING", "promote_types", "dtype_kind",
 ]
 
 Shape = tuple[Dim, ...]
@@ -103,6 +103,12 @@ def _promote_pair(a: str, b: str) -> str:
             return "float32"
         return _FLOAT[bits]
     return _COMPLEX[bits]
+
+
+def dtype_kind(dtype: str) -> str:
+    """The category of a canonical dtype name: ``"bool"``, ``"integer"``,
+    ``"floating"`` or ``"complex"``."""
+    return ("bool", "integer", "floating", "complex")[_CATEGORY[dtype]]
 
 
 def promote_types(*dtypes: str) -> str:

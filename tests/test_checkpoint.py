@@ -147,6 +147,47 @@ MISMATCHES = {
 }
 
 
+#: a state of the right names and shapes, one value of another kind of dtype
+WRONG_KIND = {
+    "an int weight": ("0.weight", np.int32, r"at `0.weight`: does not fit the model: Linear at "
+                      r"'0': `0.weight` of a floating dtype \(float32\); got dtype int32"),
+    "a bool bias": ("0.bias", np.bool_, r"at `0.bias`: .*`0.bias` of a floating dtype \(float32\); "
+                    r"got dtype bool"),
+    "a float counter": ("1.num_batches_tracked", np.float32,
+                        r"at `1.num_batches_tracked`: .*BatchNorm1d at '1': `1.num_batches_tracked`"
+                        r" of an integer dtype \(int64\); got dtype float32"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_KIND))
+def test_a_value_of_another_kind_of_dtype_is_a_checkpoint_error_and_changes_nothing(case, tmp_path):
+    from safetensors.numpy import save_file
+
+    key, dtype, message = WRONG_KIND[case]
+    m = ls.build(ls.Sequential(ls.Linear(3), ls.BatchNorm1d()), "numpy", seed=1).materialize((2, 4))
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    state = {k: np.array(v.astype(dtype) if k == key else v) for k, v in before.items()}
+    save_file(state, str(tmp_path / "kind.safetensors"))
+    with pytest.raises(ls.CheckpointError, match=message):
+        ls.load(tmp_path / "kind.safetensors", into=m)
+    for k, v in before.items():
+        np.testing.assert_array_equal(m.state_dict()[k], v)
+        assert m.state_dict()[k].dtype == v.dtype
+
+
+def test_a_value_of_the_same_kind_is_cast_like_load_state_dict(tmp_path):
+    from safetensors.numpy import save_file
+
+    m = ls.build(ls.Sequential(ls.Linear(3), ls.BatchNorm1d()), "numpy", seed=1).materialize((2, 4))
+    state = {k: v.astype(np.float64) if v.dtype == np.float32 else v
+             for k, v in m.state_dict().items()}
+    state["0.weight"] = state["0.weight"] + 1.0
+    save_file(state, str(tmp_path / "f64.safetensors"))
+    ls.load(tmp_path / "f64.safetensors", into=m)
+    assert m.state_dict()["0.weight"].dtype == np.float32
+    np.testing.assert_array_equal(m.state_dict()["0.weight"], state["0.weight"].astype(np.float32))
+
+
 @pytest.mark.parametrize("case", sorted(MISMATCHES))
 def test_a_file_for_another_model_is_a_checkpoint_error_and_changes_nothing(case, tmp_path):
     path, _, _ = _good(tmp_path)
