@@ -21,6 +21,7 @@ timed. Steps:
 - ``init`` (a usable model: shapes resolved, parameters allocated and initialized):
   - ``lazyshape_numpy`` / ``_torch`` / ``_jax``: ``ls.build(model, backend)``
     and ``.materialize(input shape)`` (JAX: until the arrays are ready);
+  - ``lazyshape_<backend>_portable``: the same with ``rng="portable"``;
   - ``torch_lazy``: PyTorch's lazy dry run: the ``Lazy*`` model and one
     ``no_grad`` forward of a real batch (it computes the forward too);
   - ``torch_hand``: constructing the hand-written torch model, sizes spelled out;
@@ -61,7 +62,7 @@ def _ls_resolve(symbolic: bool) -> Factory:
     return factory
 
 
-def _ls_init(backend: str) -> Factory:
+def _ls_init(backend: str, rng: str = "native") -> Factory:
     def factory(key: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
         import lazyshape as ls
 
@@ -69,7 +70,8 @@ def _ls_init(backend: str) -> Factory:
         dtype = REFERENCE[key].input_dtype
 
         def run(net: Any) -> Any:
-            m = ls.build(net, backend, seed=0 if backend != "torch" else None)
+            m = ls.build(net, backend, seed=0 if backend != "torch" or rng != "native" else None,
+                         rng=rng)
             m.materialize(ls.TensorSpec(shape, dtype))
             if backend == "jax":
                 import jax
@@ -208,6 +210,9 @@ STEPS: dict[str, dict[str, Factory]] = {
         "lazyshape_numpy": _ls_init("numpy"),
         "lazyshape_torch": _ls_init("torch"),
         "lazyshape_jax": _ls_init("jax"),
+        "lazyshape_numpy_portable": _ls_init("numpy", "portable"),
+        "lazyshape_torch_portable": _ls_init("torch", "portable"),
+        "lazyshape_jax_portable": _ls_init("jax", "portable"),
         "torch_lazy": _torch_dry_run("cpu"),
         "torch_hand": _torch_hand,
         "flax_init": _flax_init,
@@ -218,17 +223,20 @@ STEPS: dict[str, dict[str, Factory]] = {
 NEEDS: dict[str, str | None] = {
     "lazyshape": None, "lazyshape_symbolic": None, "python_floor": None,
     "lazyshape_numpy": None, "lazyshape_torch": "torch", "lazyshape_jax": "jax",
+    "lazyshape_numpy_portable": None, "lazyshape_torch_portable": "torch",
+    "lazyshape_jax_portable": "jax",
     "torch_lazy": "torch", "torch_meta": "torch", "torch_hand": "torch",
     "flax_eval_shape": "flax", "flax_init": "flax",
 }
 
 
 def imports(contender: str) -> None:
-    """Import what a contender needs (before a memory baseline is taken)."""
+    """Import what a contender needs and, for lazyshape's, materialize a tiny
+    model once on its backend (before a memory baseline is taken)."""
     import lazyshape  # noqa: F401
 
     need = NEEDS.get(contender)
-    if need == "torch" or contender == "lazyshape_torch":
+    if need == "torch" or contender.startswith("lazyshape_torch"):
         import lazyshape_torch  # noqa: F401
         import torch
 
@@ -238,6 +246,12 @@ def imports(contender: str) -> None:
         import lazyshape_jax  # noqa: F401
     if need == "flax":
         import flax.linen  # noqa: F401
+    if contender.startswith("lazyshape_"):  # the backend's modules loaded, its first use paid
+        import lazyshape as ls
+
+        backend = contender.split("_")[1]
+        rng = "portable" if contender.endswith("_portable") else "native"
+        ls.build(ls.Sequential(ls.Linear(2), ls.LayerNorm()), backend, rng=rng).materialize((1, 3))
 
 
 def make(step: str, contender: str, key: str) -> Callable[[], Any]:

@@ -33,6 +33,7 @@ from ._graph import Sequential as Sequential
 from ._layer import Context as Context
 from ._layer import Layer as Layer
 from ._layer import SymbolicTensor as SymbolicTensor
+from ._memory import MemoryLimitError as MemoryLimitError
 from ._propagate import Inference as Inference
 from ._propagate import LayerRecord as LayerRecord
 from ._propagate import infer as infer

@@ -20,6 +20,7 @@ def build(
     dtype: Any = "float32",
     device: Any = None,
     on_shape_change: str = "error",
+    max_param_bytes: int | float | None = None,
 ) -> Any:
     """Build ``model`` on ``backend`` (``"numpy"``, ``"torch"``, ``"jax"``).
 
@@ -29,11 +30,14 @@ def build(
     NumPy: one ``Generator``); ``rng="portable"`` gives bit-identical initial
     weights on every backend for the same ``seed``. ``on_shape_change="reinit"``
     re-initializes parameters whose shape a new input changes; the default
-    raises `ShapeError` and changes nothing.
+    raises `ShapeError` and changes nothing. Parameters that would need more
+    than ``max_param_bytes`` (default: the memory the process can still
+    allocate) are refused before anything is allocated: `MemoryLimitError`.
     """
     if not isinstance(model, Layer):
         raise TypeError(f"build takes a lazyshape layer or model, got {type(model).__name__}")
     config = BuildConfig(
-        seed=seed, rng=rng, dtype=dtype, device=device, on_shape_change=on_shape_change
+        seed=seed, rng=rng, dtype=dtype, device=device, on_shape_change=on_shape_change,
+        max_param_bytes=max_param_bytes,
     )
     return get_backend(backend).build(model, config)

@@ -351,41 +351,52 @@ def portable_generator(seed: int, path: str) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(key=[seed & (2**64 - 1), key]))
 
 
+#: elements drawn at a time: values are drawn in float64 and rounded once to the
+#: parameter's dtype chunk by chunk, so materializing takes the parameters'
+#: bytes and 512 KiB more, not a float64 copy of the largest tensor
+CHUNK = 1 << 16
+
+
 def sample_numpy(
     prim: Initializer, shape: tuple[int, ...], dtype: str, rng: np.random.Generator
 ) -> np.ndarray[Any, Any]:
     """Draw a primitive initializer as a NumPy array of ``shape`` and ``dtype``.
 
-    Values are drawn in float64 and rounded once to ``dtype``."""
+    Values are drawn in float64 and rounded once to ``dtype``, `CHUNK` elements
+    at a time (the stream is the same as one draw of the whole tensor)."""
     np_dtype = numpy_dtype(dtype)
     if isinstance(prim, Constant):
         return np.full(shape, prim.val, dtype=np_dtype)
-    if isinstance(prim, Uniform):
-        out = prim.a + (prim.b - prim.a) * rng.random(shape)
-    elif isinstance(prim, Normal):
-        out = prim.mean + prim.std * rng.standard_normal(shape)
-    elif isinstance(prim, TruncNormal):
-        out = _trunc_normal(prim, shape, rng)
-    elif isinstance(prim, Orthogonal):
-        out = _orthogonal(prim.gain, shape, rng)
-    else:
+    if isinstance(prim, Orthogonal):  # a QR of the whole matrix: float64 throughout
+        return np.asarray(_orthogonal(prim.gain, shape, rng)).astype(np_dtype)
+    if not isinstance(prim, (Uniform, Normal, TruncNormal)):
         raise TypeError(f"not a primitive initializer: {prim!r}")
-    return np.asarray(out).astype(np_dtype)
+    n = 1
+    for d in shape:
+        n *= d
+    out = np.empty(n, dtype=np_dtype)
+    if isinstance(prim, TruncNormal):
+        _trunc_normal(prim, out, rng)
+    else:
+        for start in range(0, n, CHUNK):
+            k = min(CHUNK, n - start)
+            if isinstance(prim, Uniform):
+                out[start:start + k] = prim.a + (prim.b - prim.a) * rng.random(k)
+            else:
+                out[start:start + k] = prim.mean + prim.std * rng.standard_normal(k)
+    return out.reshape(shape)
 
 
-def _trunc_normal(
-    prim: TruncNormal, shape: tuple[int, ...], rng: np.random.Generator
-) -> np.ndarray[Any, Any]:
+def _trunc_normal(prim: TruncNormal, out: np.ndarray[Any, Any], rng: np.random.Generator) -> None:
     # Rejection sampling: deterministic for a given stream, exact distribution.
-    n = int(np.prod(shape, dtype=np.int64))
-    out = np.empty(n)
+    # The values kept are the stream's in order, whatever the batch sizes.
+    n = out.size
     filled = 0
     while filled < n:
-        draw = prim.mean + prim.std * rng.standard_normal(max(n - filled, 16) * 2)
+        draw = prim.mean + prim.std * rng.standard_normal(min(max(n - filled, 16) * 2, 2 * CHUNK))
         keep = draw[(draw >= prim.a) & (draw <= prim.b)][: n - filled]
         out[filled : filled + keep.size] = keep
         filled += keep.size
-    return out.reshape(shape)
 
 
 def _orthogonal(

@@ -23,6 +23,7 @@ from ._errors import ShapeError
 from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
 from ._layer import Context, Layer, shape_input_dtype
+from ._memory import check_param_memory
 from ._propagate import Inference, LayerRecord, infer
 from ._specs import ParamSpec, Placeholder, TensorSpec, dtype_kind, normalize_dtype
 
@@ -47,8 +48,17 @@ class BuildConfig:
     dtype: str = "float32"
     device: Any = None
     on_shape_change: str = "error"
+    #: the most bytes the parameters may take (None: what the process can still
+    #: allocate, read at each materialization)
+    max_param_bytes: int | float | None = None
 
     def __post_init__(self) -> None:
+        m = self.max_param_bytes
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or m < 0
+                              or m != m):
+            raise ValueError(
+                f"max_param_bytes must be a non-negative number of bytes or None, got {m!r}"
+            )
         if self.rng not in RNG_MODES:
             raise ValueError(f"rng must be one of {RNG_MODES}, got {self.rng!r}")
         if self.on_shape_change not in SHAPE_CHANGE:
@@ -175,9 +185,18 @@ class Runtime:
             return hit, []
         inf = self.resolve_pure(xs)
         todo = self._plan(inf)
-        if not todo and key is not None:
+        if todo:
+            self.check_memory(inf, todo)
+        elif key is not None:
             self._checked[key] = inf
         return inf, todo
+
+    def check_memory(self, inf: Inference, names: Sequence[str]) -> None:
+        """Raise `MemoryLimitError` before allocating parameters ``names`` of
+        ``inf`` when they would need more than ``max_param_bytes`` (default:
+        what the process can still allocate)."""
+        check_param_memory(inf.params, names, self.config.dtype, self.config.max_param_bytes,
+                           self.config.device)
 
     def resolve_pure(self, xs: Sequence[Any]) -> Inference:
         """Infer from ``xs`` and require concrete parameter shapes, without the
@@ -327,7 +346,9 @@ class Runtime:
         if partial is None:
             assert self.materialized is not None
             return self.materialized
-        return _bind_to_state(partial, got_shapes, env)
+        inf = _bind_to_state(partial, got_shapes, env)
+        self.check_memory(inf, list(inf.params))
+        return inf
 
     # -- initial values ----------------------------------------------------
 
