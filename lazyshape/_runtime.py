@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -131,6 +132,10 @@ class Runtime:
         self._checked: dict[Any, Inference] = {}
         self._partial: Inference | None | bool = False
         self._owner_map: dict[str, LayerRecord] | None = None
+        #: held by a backend while it resolves and (re)materializes, so that
+        #: threads making the first call at once initialize once; a call with
+        #: an input signature already prepared takes no lock
+        self.lock = threading.RLock()
 
     def moved(self, dtype: str, device: Any) -> None:
         """The built model's parameters were moved to ``dtype`` / ``device`` by the

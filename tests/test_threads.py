@@ -1,6 +1,7 @@
 """``ls.infer`` is reentrant: passes running at once in many threads give
 exactly the single-threaded results (what a rule assumed, the model's dtype,
-every spec), because whatever a pass needs travels with the pass.
+every spec), because whatever a pass needs travels with the pass. A built
+model's first call from many threads at once initializes it once.
 
 Run alone: ``python -m pytest tests/test_threads.py``."""
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 import sys
 import threading
+
+import numpy as np
+import pytest
 
 import lazyshape as ls
 from lazyshape import zoo
@@ -92,3 +96,59 @@ def test_concurrent_infers_give_exactly_the_single_threaded_results():
     for k, got in results.items():
         for index, fp in got:
             assert fp == expected[index], (k, index)
+
+
+# -- the first forward of a built model, from 8 threads at once ---------------------
+
+FIRST_CALL_BACKENDS = ["numpy", pytest.param("torch", marks=pytest.mark.torch),
+                       pytest.param("jax", marks=pytest.mark.jax)]
+
+
+def _first_call_model() -> ls.Layer:
+    return ls.Sequential(ls.Linear(6), ls.BatchNorm1d(), ls.ReLU(), ls.Linear(3))
+
+
+@pytest.mark.parametrize("backend", FIRST_CALL_BACKENDS)
+def test_eight_threads_making_the_first_forward_initialize_once(backend):
+    """8 threads × 100 fresh models: every thread's output of each model's first
+    call is the single-threaded one, and each model initialized once."""
+    if backend not in ls.backends():
+        pytest.skip(f"{backend} is not installed")
+    x_np = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
+    x = ls.asarray(x_np, backend)
+    reference = ls.build(_first_call_model(), backend, rng="portable", seed=3)
+    want = ls.to_numpy(reference(x))
+    want_state = {k: ls.to_numpy(v) for k, v in reference.state_dict().items()}
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for rep in range(100):
+            m = ls.build(_first_call_model(), backend, rng="portable", seed=3)
+            commits = []
+            real_commit = m._rt.commit
+            m._rt.commit = lambda inf, real=real_commit: (commits.append(inf), real(inf))[1]
+            outs: dict[int, np.ndarray] = {}
+            errors: list[BaseException] = []
+            start = threading.Barrier(8)
+
+            def work(k: int, m=m, outs=outs, errors=errors, start=start) -> None:
+                try:
+                    start.wait()
+                    outs[k] = ls.to_numpy(m(x))
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, (rep, errors)
+            assert len(commits) == 1, (rep, len(commits))
+            for k, y in outs.items():
+                np.testing.assert_array_equal(y, want, err_msg=f"repetition {rep}, thread {k}")
+            state = {k: ls.to_numpy(v) for k, v in m.state_dict().items()}
+            for k, v in want_state.items():
+                np.testing.assert_array_equal(state[k], v)
+    finally:
+        sys.setswitchinterval(old)

@@ -50,20 +50,21 @@ class NumpyModel(BuiltModel):
         self._steps: list[Step] = []
         self._chain: list[Step] | None = None
         self._bound: Any = None  # the program the steps were bound for
-        #: the last single input's shape and dtype object, known to be in ``_ready``
-        self._shape: Any = None
-        self._dtype: Any = None
+        #: the last single input's (shape, dtype object), known to be in ``_ready``
+        #: (one tuple, replaced whole, so that threads never see half of one)
+        self._last: tuple[Any, Any] = (None, None)
         self._ctx = Context(training=False, rng=self._rng)  # inference only
 
     def _prepare(self, xs: tuple[Any, ...]) -> Inference:
-        inf, todo = self._rt.resolve(xs)
-        if todo or not self._rt.initialized:
-            self._allocate(inf, todo)
-        elif self._bound is not self._rt.program:  # recompiled for another input count
-            self._node_params = self._rt.node_params(self.params)
-            self._bind()
-        self._inference = inf
-        return inf
+        with self._rt.lock:  # threads making the first call at once: one initialization
+            inf, todo = self._rt.resolve(xs)
+            if todo or not self._rt.initialized:
+                self._allocate(inf, todo)
+            elif self._bound is not self._rt.program:  # recompiled for another input count
+                self._node_params = self._rt.node_params(self.params)
+                self._bind()
+            self._inference = inf
+            return inf
 
     def _allocate(self, inf: Inference, todo: list[str]) -> None:
         rt = self._rt
@@ -82,7 +83,7 @@ class NumpyModel(BuiltModel):
         self._rt.commit(inf)
         self._node_params = self._rt.node_params(values)
         self._ready.clear()
-        self._shape = self._dtype = None
+        self._last = (None, None)
         self._bind()
 
     def _bind(self) -> None:
@@ -98,13 +99,14 @@ class NumpyModel(BuiltModel):
             x = xs[0]
             if type(x) is not np.ndarray:
                 x = np.asarray(x)
-            if x.shape != self._shape or x.dtype is not self._dtype:  # not the last signature
+            last = self._last
+            if x.shape != last[0] or x.dtype is not last[1]:  # not the last signature
                 key = (x.shape, x.dtype)
                 if key not in self._ready:  # checked against the params?
                     self._prepare((x,))
                     self._ready.add(key)
                     chain = self._chain
-                self._shape, self._dtype = key
+                self._last = key
             if chain is not None:
                 for step in chain:
                     x = step(x)
