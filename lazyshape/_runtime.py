@@ -137,6 +137,16 @@ class Runtime:
         #: an input signature already prepared takes no lock
         self.lock = threading.RLock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles (``copy.deepcopy(model)``) get a lock of their own."""
+        state = self.__dict__.copy()
+        del state["lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.RLock()
+
     def moved(self, dtype: str, device: Any) -> None:
         """The built model's parameters were moved to ``dtype`` / ``device`` by the
         framework (torch's ``m.half()``, ``m.to("meta")``): later resolutions
