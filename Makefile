@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench bench-quick test-nightly test-numpy-only clean
+.PHONY: demo test lint typecheck pytest bench bench-quick test-nightly test-numpy-only fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint typecheck pytest
 
 test-nightly: $(STAMP)
 	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest
+
+# Random models of every layer family on every backend, at the nightly size
+# (2,250 models and inputs, 750 DAGs with merges, the bad-input properties).
+fuzz: $(STAMP)
+	LAZYSHAPE_REQUIRE_ALL=1 HYPOTHESIS_PROFILE=nightly $(PY) -m pytest tests/test_fuzz.py tests/test_bad_input.py
 
 # The suite with NumPy alone (no torch, jax or onnx): framework-marked tests skip, the rest must pass.
 NUMPY_VENV := .venv-numpy
