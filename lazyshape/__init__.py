@@ -26,6 +26,7 @@ from ._dims import Dim as Dim
 from ._dims import Expr as Expr
 from ._dims import Sym as Sym
 from ._errors import ShapeError as ShapeError
+from ._export import export as export
 from ._graph import Input as Input
 from ._graph import Model as Model
 from ._graph import Module as Module

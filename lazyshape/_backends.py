@@ -50,6 +50,12 @@ class Backend(Protocol):
         """The built model for this backend (``config``: a `BuildConfig`)."""
         ...
 
+    def export(self, model: Any, plan: Any) -> Any:
+        """The framework's exported program of a built, materialized ``model``
+        whose dynamic dims are ``plan``'s symbols (``plan``: an `ExportPlan`);
+        ``NotImplementedError`` for a framework with no export format."""
+        ...
+
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         """A backend array from a NumPy array (or anything array-like)."""
         ...

@@ -38,6 +38,6 @@ def build(
         raise TypeError(f"build takes a lazyshape layer or model, got {type(model).__name__}")
     config = BuildConfig(
         seed=seed, rng=rng, dtype=dtype, device=device, on_shape_change=on_shape_change,
-        max_param_bytes=max_param_bytes,
+        max_param_bytes=max_param_bytes, backend=backend,
     )
     return get_backend(backend).build(model, config)

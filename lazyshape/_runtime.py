@@ -52,6 +52,8 @@ class BuildConfig:
     #: the most bytes the parameters may take (None: what the process can still
     #: allocate, read at each materialization)
     max_param_bytes: int | float | None = None
+    #: the name of the backend the model is built on (set by `ls.build`)
+    backend: str = ""
 
     def __post_init__(self) -> None:
         m = self.max_param_bytes

@@ -73,6 +73,9 @@ class ToyBackend:
     def build(self, model: Any, config: Any) -> Any:
         return ToyModel(model, config)
 
+    def export(self, model: Any, plan: Any) -> Any:
+        raise NotImplementedError("the toy backend has no export format")
+
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         return np.asarray(value, dtype=dtype)
 

@@ -31,6 +31,9 @@ class NumpyBackend:
 
         return NumpyModel(model, config)
 
+    def export(self, model: Any, plan: Any) -> Any:
+        raise NotImplementedError("NumPy has no format for exported programs")
+
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         import numpy as np
 
