@@ -126,7 +126,7 @@ def test_eight_threads_making_the_first_forward_initialize_once(backend):
             m = ls.build(_first_call_model(), backend, rng="portable", seed=3)
             commits = []
             real_commit = m._rt.commit
-            m._rt.commit = lambda inf, real=real_commit: (commits.append(inf), real(inf))[1]
+            m._rt.commit = lambda inf, real=real_commit, seen=commits: (seen.append(inf), real(inf))[1]
             outs: dict[int, np.ndarray] = {}
             errors: list[BaseException] = []
             start = threading.Barrier(8)
