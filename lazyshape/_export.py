@@ -138,8 +138,8 @@ def plan_export(layer: Layer, inputs: tuple[Any, ...], dtype: str = "float32") -
         new_hi = hi if old_hi is None else old_hi if hi is None else min(hi, old_hi)
         ranges[rep] = (max(lo, old_lo), new_hi)
     names = sorted({n for axes in dims for n in axes.values()})
-    rep = {sym: find(sym) for sym in inf.valid_ranges}
-    examples = _examples(layer, inf, specs, dims, names, ranges, rep)
+    reps = {sym: find(sym) for sym in inf.valid_ranges}
+    examples = _examples(layer, inf, specs, dims, names, ranges, reps)
     return ExportPlan(specs, tuple(dims), {n: ranges.get(n, (1, None)) for n in names},
                       examples, inf.conditions, inf)
 

@@ -4,6 +4,8 @@ model, with lazyshape's resolution, checks and checkpoints."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import subprocess
 import sys
 
@@ -303,6 +305,80 @@ def test_a_partial_move_before_materialization_is_refused():
     assert not m.initialized
 
 
+@pytest.mark.parametrize("move", sorted(MOVES))
+def test_a_move_after_materialization_is_followed(move):
+    """The model's dtype follows its parameters, as the hand-written model's does:
+    inputs of the new dtype run, and the old dtype is a ShapeError before any
+    computation (the hand-written model fails inside torch)."""
+    apply, dtype = MOVES[move]
+    torch.manual_seed(2)
+    m = ls.build(mlp(), "torch").materialize((4, 20))
+    torch.manual_seed(2)
+    h = torch_mlp()
+    assert apply(m) is m
+    apply(h)
+    x = torch.randn(4, 20).to(dtype)
+    y = m(x)
+    assert y.dtype == dtype and all(p.dtype == dtype for p in m.parameters())
+    assert torch.equal(y, h(x))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ls.ShapeError, match=rf"Linear at '0': .*parameters' dtype {name}"):
+        m(torch.randn(4, 20, dtype=torch.float32))
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert torch.equal(m(x), y)
+
+
+def test_a_reinitialization_after_a_move_makes_the_moved_dtype():
+    m = ls.build(mlp(), "torch", on_shape_change="reinit").materialize((2, 20)).double()
+    y = m(torch.randn(2, 30, dtype=torch.float64))
+    assert y.dtype == torch.float64 and m[0].weight.shape == (256, 30)
+    assert all(p.dtype == torch.float64 for p in m.parameters())
+
+
+def test_a_batch_norm_moved_after_materialization_keeps_its_integer_counter():
+    net = ls.Sequential(ls.Linear(8), ls.BatchNorm1d(), ls.Linear(2))
+    torch.manual_seed(1)
+    m = ls.build(net, "torch").materialize((4, 5)).double()
+    torch.manual_seed(1)
+    h = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Linear(8, 2)).double()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    assert torch.equal(m(x), h(x))  # (training: the running statistics move too)
+    assert m[1].num_batches_tracked.dtype == torch.int64 and m[1].num_batches_tracked == 1
+    assert_same_state(m, h)
+
+
+def test_a_state_assigned_after_materialization_sets_the_dtype_and_device():
+    m = ls.build(mlp(), "torch").to("meta").materialize((2, 20))  # no memory yet
+    state = {k: v.double() for k, v in torch_mlp().state_dict().items()}
+    m.load_state_dict(state, assign=True)
+    assert all(p.dtype == torch.float64 and p.device.type == "cpu" for p in m.parameters())
+    x = torch.randn(3, 20, dtype=torch.float64)
+    assert torch.equal(m(x), torch.func.functional_call(torch_mlp().double(), state, (x,)))
+    with pytest.raises(ls.ShapeError, match=r"parameters' dtype float64"):
+        m(x.float())
+
+
+def test_meta_then_to_empty_after_materialization_as_the_hand_written_model():
+    m = ls.build(mlp(), "torch").materialize((2, 20))
+    h = torch_mlp()
+    for model in (m, h):
+        model.to("meta")
+    y = m(torch.empty(3, 20, device="meta"))
+    assert y.device.type == "meta" and y.shape == (3, 10)
+    for model in (m, h):
+        assert model.to_empty(device="cpu") is model
+    assert [(n, p.shape, p.device.type) for n, p in m.named_parameters()] == [
+        (n, p.shape, p.device.type) for n, p in h.named_parameters()
+    ]
+    values = torch_mlp().state_dict()  # (to_empty leaves the memory uninitialized)
+    for model in (m, h):
+        model.load_state_dict(values)
+    x = torch.randn(3, 20)
+    assert torch.equal(m(x), h(x))
+
+
 def test_custom_layer_trains_through_autograd():
     m = ls.build(ls.Sequential(CustomLinear(4)), "torch", seed=0)
     x = torch.randn(8, 3)
@@ -398,6 +474,128 @@ def test_single_layer_model_holds_the_parameters_itself():
     h = nn.Linear(4, 3)
     assert_same_state(m, h)
     assert "in_features=4, out_features=3" in repr(m)
+
+
+# -- an ordinary module tree: containers run their children ---------------------------
+
+
+def residual_block(width: int) -> ls.Model:
+    """``x + relu(bn(conv(x)))`` as a functional model."""
+    x = ls.Input((None, width, None, None))
+    h = ls.Conv2d(width, 3, padding=1, name="conv")(x)
+    h = ls.ReLU(name="relu")(ls.BatchNorm2d(name="bn")(h))
+    return ls.Model(x, ls.Add(name="add")(h, x))
+
+
+def small_cnn() -> ls.Sequential:
+    return ls.Sequential({
+        "stem": ls.Sequential(ls.Conv2d(4, 3, padding=1), ls.ReLU()),
+        "blocks": ls.Sequential(residual_block(4), residual_block(4)),
+        "head": ls.Sequential(ls.AdaptiveAvgPool2d(1), ls.Flatten(), ls.Linear(3)),
+    })
+
+
+#: `small_cnn`'s modules in the order a forward finishes them (hooks' order)
+CNN_CALLS = [
+    "stem.0", "stem.1", "stem",
+    *[f"blocks.{b}{n}" for b in "01" for n in (".conv", ".bn", ".relu", ".add", "")],
+    "blocks", "head.0", "head.1", "head.2", "head", "",
+]
+
+
+def test_nested_containers_are_torch_modules_that_run_on_their_own():
+    m = ls.build(small_cnn(), "torch", seed=0).eval()
+    x = torch.randn(2, 3, 8, 8)
+    y = m(x)
+    assert isinstance(m, nn.Sequential) and isinstance(m.stem, nn.Sequential)
+    assert isinstance(m.blocks, nn.Sequential) and isinstance(m.head, nn.Sequential)
+    block = m.blocks[0]
+    assert isinstance(block, nn.Module) and type(block.conv) is nn.Conv2d
+    assert repr(block).startswith("Model(\n  (conv): Conv2d(4, 4, kernel_size=(3, 3)")
+    h = m.stem(x)
+    assert torch.equal(h, m.stem[1](m.stem[0](x))) and torch.equal(m[0](x), h)
+    assert torch.equal(block(h), torch.relu(block.bn(block.conv(h))) + h)
+    assert torch.equal(block["conv"](h), block.conv(h)) and block[0] is block.conv
+    assert torch.equal(m.head(m.blocks(h)), y)
+    assert [k for k in m.state_dict() if "weight" in k] == [
+        "stem.0.weight", "blocks.0.conv.weight", "blocks.0.bn.weight",
+        "blocks.1.conv.weight", "blocks.1.bn.weight", "head.2.weight",
+    ]
+    assert [n for n, _ in m.named_modules()] == [
+        "", "stem", "stem.0", "stem.1", "blocks",
+        *[f"blocks.{b}{n}" for b in "01" for n in ("", ".conv", ".bn", ".relu", ".add")],
+        "head", "head.0", "head.1", "head.2",
+    ]
+
+
+def test_a_container_runs_before_materialization_only_through_the_model():
+    m = ls.build(small_cnn(), "torch")
+    with pytest.raises(RuntimeError, match=r"Conv2d at 'stem\.0' is not materialized"):
+        m.stem(torch.randn(2, 3, 8, 8))
+    with pytest.raises(TypeError, match=r"Model was built for 1 input\(s\), called with 2"):
+        m.blocks[0](torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8))
+
+
+@pytest.mark.parametrize("materialized", [False, True], ids=["lazy", "materialized"])
+def test_forward_hooks_fire_on_every_module_containers_included(materialized):
+    """A placeholder becomes its native module in place: whoever holds it (its
+    hooks, a user's reference) holds the native module."""
+    m = ls.build(small_cnn(), "torch", seed=0)
+    if materialized:
+        m.materialize((2, 3, 8, 8))
+    called, handles = [], []
+    modules = dict(m.named_modules())
+    for name, module in modules.items():
+        handles.append(module.register_forward_hook(
+            lambda mod, args, out, name=name: called.append(name)))
+    m(torch.randn(2, 3, 8, 8))
+    assert called == CNN_CALLS
+    assert dict(m.named_modules()) == modules and type(modules["stem.0"]) is nn.Conv2d
+    for handle in handles:
+        handle.remove()
+    called.clear()
+    m(torch.randn(2, 3, 8, 8))
+    assert called == []
+
+
+def test_a_replaced_child_runs_as_in_the_hand_written_model():
+    m = ls.build(small_cnn(), "torch", seed=0).materialize((2, 3, 8, 8)).eval()
+    x = torch.randn(2, 3, 8, 8)
+    m.head[2] = nn.Linear(4, 7)  # a new head, as for fine-tuning
+    assert m(x).shape == (2, 7)
+    block = m.blocks[1]
+    block.relu = nn.Identity()
+    h = torch.randn(2, 4, 8, 8)
+    assert torch.equal(block(h), block.bn(block.conv(h)) + h)
+
+
+def test_shared_layers_run_where_their_parameters_live():
+    relu, fc = ls.ReLU(), ls.Linear(5)
+    inner = ls.Sequential(fc, relu)
+    m = ls.build(ls.Sequential(inner, ls.Linear(5), inner, relu, fc), "torch", seed=0)
+    x = torch.randn(4, 5)
+    y = m(x)
+    assert list(m.state_dict()) == ["0.0.weight", "0.0.bias", "1.weight", "1.bias"]
+    assert [n for n, _ in m.named_children()] == ["0", "1"]
+    f, g = m[0][0], m[1]
+    assert torch.equal(y, f(torch.relu(torch.relu(f(g(torch.relu(f(x))))))))
+
+
+def test_multi_output_children_inside_containers():
+    """A nested container returns its last child's structure (an LSTM's
+    ``(out, (h, c))``); its parent takes the leaves, as the flat program does."""
+    x = ls.Input(("B", 5, 3))
+    out, h, c = ls.Sequential(ls.LSTM(4, return_state=True), name="rnn")(x)
+    net = ls.Model(x, [ls.Linear(2, name="fc")(out), ls.Add(name="add")(h, c)])
+    m = ls.build(net, "torch", rng="portable", seed=1)
+    xs = np.random.default_rng(0).standard_normal((2, 5, 3)).astype(np.float32)
+    got = m(torch.from_numpy(xs))
+    want = ls.build(net, "numpy", rng="portable", seed=1)(xs)
+    assert len(got) == len(want) == 2
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a.detach().numpy(), b, rtol=1e-5, atol=1e-5)
+    rnn_out, (h_n, c_n) = m.rnn(torch.from_numpy(xs))
+    assert rnn_out.shape == (2, 5, 4) and h_n.shape == c_n.shape == (1, 2, 4)
 
 
 # -- shape changes -------------------------------------------------------------------
@@ -704,6 +902,61 @@ def test_deepcopy_of_an_unmaterialized_model_materializes_on_its_own():
     c.materialize((2, 20))
     assert type(c[0]) is nn.Linear and c[0].in_features == 20
     assert not m.initialized and type(m[0]).__name__ == "Pending"
+
+
+# -- copies and pickles -----------------------------------------------------------------
+
+COPIES = {
+    "deepcopy": copy.deepcopy,
+    "pickle": lambda m: pickle.loads(pickle.dumps(m)),  # what torch.save(m) does
+}
+
+#: a batch norm (placeholder buffers), functional blocks, a layer alone
+COPIED = {
+    "batch norm": (lambda: ls.Sequential(ls.Linear(8), ls.BatchNorm1d(), ls.Linear(2)), (4, 5)),
+    "residual cnn": (small_cnn, (2, 3, 8, 8)),
+    "layer alone": (lambda: ls.Linear(3), (2, 4)),
+}
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+@pytest.mark.parametrize("case", sorted(COPIED))
+def test_a_copy_before_materialization_materializes_on_its_own(case, how):
+    make, shape = COPIED[case]
+    m = ls.build(make(), "torch", seed=0).double()  # placeholders moved, and looked at
+    c = COPIES[how](m)
+    assert type(c) is type(m) and not c.initialized and repr(c) == repr(m)
+    assert [(k, type(v), v.dtype) for k, v in c.state_dict().items()] == [
+        (k, type(v), v.dtype) for k, v in m.state_dict().items()
+    ]
+    lazy = {k: repr(v.partial_shape) for k, v in m.state_dict().items()}
+    assert {k: repr(v.partial_shape) for k, v in c.state_dict().items()} == lazy
+    c.materialize(shape)
+    assert c.initialized and not m.initialized
+    m.materialize(shape)  # the same seed: the same weights
+    assert_same_state(c, m)
+    assert all(p.dtype == torch.float64 for p in c.parameters())
+    assert not {id(p) for p in c.parameters()} & {id(p) for p in m.parameters()}
+
+
+@pytest.mark.parametrize("how", sorted(COPIES))
+@pytest.mark.parametrize("case", sorted(COPIED))
+def test_a_copy_after_materialization_computes_the_same(case, how):
+    make, shape = COPIED[case]
+    m = ls.build(make(), "torch", seed=0).materialize(shape).eval()
+    c = COPIES[how](m)
+    assert [type(x) for x in c.modules()] == [type(x) for x in m.modules()]
+    assert_same_state(c, m)
+    x = torch.randn(shape)
+    assert torch.equal(c(x), m(x))
+    wide = (shape[0] + 3, *shape[1:])  # resolution works in the copy: a new batch size...
+    assert c(torch.randn(wide)).shape[0] == wide[0]
+    with pytest.raises(ls.ShapeError):  # ... and a wrong input is refused
+        c(torch.randn(shape[0], shape[1] + 1, *shape[2:]))
+    with torch.no_grad():
+        for p in c.parameters():
+            p.add_(1.0)
+    assert not torch.equal(c(x), m(x))  # independent tensors
 
 
 def test_failed_materialization_leaves_no_half_built_tree(monkeypatch):

@@ -29,9 +29,14 @@ class TorchBackend:
         return ops
 
     def build(self, model: Any, config: Any) -> Any:
-        from .model import TorchModel
+        from .model import build_model
 
-        return TorchModel(model, config)
+        return build_model(model, config)
+
+    def export(self, model: Any, plan: Any) -> Any:
+        from .export import export
+
+        return export(model, plan)
 
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         """A torch tensor (a copy) from a NumPy array or anything array-like."""

@@ -47,7 +47,7 @@ def export(model: Any, plan: Any) -> Any:
                 # a size of 1 is otherwise ordinary: the ranges from the rules
                 # include sizes for which a size inside the model is 1 (a 7x7
                 # input to two unpadded 3x3 and 5x5 convolutions: 1x1)
-                with fx_config.patch(backed_size_oblivious=True):
+                with fx_config.patch(backed_size_oblivious=True):  # type: ignore[attr-defined]
                     return torch.export.export(model, args, dynamic_shapes=dynamic)
             except Exception as e:
                 raise_ = [n for n in _UNSERVED.findall(str(e)) if lows.get(n) == 1]

@@ -49,6 +49,18 @@ Factory = Callable[..., nn.Module | None]
 NATIVE: dict[type[Layer], Factory] = {}
 
 
+#: True while dynamo traces (torch.compile, strict torch.export): constant-folded
+#: there, a bare ``return False`` in eager (``is_compiling`` costs twice as much).
+#: lazyshape's shape checks run in eager mode only, never in a traced graph.
+is_dynamo_compiling = getattr(torch.compiler, "is_dynamo_compiling", torch.compiler.is_compiling)
+
+
+def concrete(shape: Any) -> bool:
+    """Whether every dim of ``shape`` is an int (not a symbol being traced: FX,
+    non-strict export)."""
+    return all(type(d) is int for d in shape)
+
+
 #: factories whose tensors are made from the specs' shapes (or that have none):
 #: `native_module` skips checking what they built
 _EXACT: set[Factory] = set()
@@ -155,11 +167,12 @@ def _constructors() -> tuple[Any, ...]:
     """What constructing an ``nn.Linear`` or a stateless module runs through,
     as currently bound (a library may patch one: Hugging Face's
     ``no_init_weights`` patches ``torch.nn.init``, accelerate's
-    ``init_empty_weights`` patches ``register_parameter``)."""
+    ``init_empty_weights`` patches ``register_parameter``, torchview's graph
+    recorder patches ``torch.empty``)."""
     return (
         nn.Module.__init__, nn.Module.__setattr__, nn.Module.register_parameter,
         nn.Linear.__init__, nn.Linear.reset_parameters, nn.init.kaiming_uniform_,
-        nn.init.uniform_, Parameter.__new__,
+        nn.init.uniform_, Parameter.__new__, torch.empty,
     )
 
 
@@ -292,8 +305,13 @@ class LayerModule(nn.Module):
                 with torch.no_grad():
                     for local, value in ctx.updates.items():
                         self._buffers[local].copy_(value)  # type: ignore[union-attr]
-            return out
-        return layer.forward(params, *xs)
+            return self._packed(out)
+        return self._packed(layer.forward(params, *xs))
+
+    def _packed(self, out: Any) -> Any:
+        # a multi-output layer returns its user-facing structure, as a native module
+        # does (an LSTM's ``(out, (h, c))``)
+        return self.layer.pack_outputs(tuple(out)) if self.layer.num_outputs > 1 else out
 
     def _get_name(self) -> str:
         return self.layer.kind

@@ -34,6 +34,7 @@ from lazyshape.layers.norm import (
     check_values_per_channel,
 )
 
+from . import native
 from .native import register, sizes
 
 __all__ = []
@@ -66,11 +67,15 @@ def _float_dtype(rec: LayerRecord, dtype: Any) -> Any:
 def _check_training_input(
     check: Callable[[tuple[int, ...], str], None], module: nn.Module, args: tuple[Any, ...]
 ) -> None:
-    if module.training and args and isinstance(args[0], torch.Tensor):
-        try:
-            check(tuple(args[0].shape), "in training")
-        except ShapeError as e:
-            raise e.located(type(module).__name__, "") from None
+    if not (module.training and args and isinstance(args[0], torch.Tensor)):
+        return
+    shape = tuple(args[0].shape)
+    if native.is_dynamo_compiling() or not native.concrete(shape):
+        return  # traced (compile, export, FX): the check is eager-only
+    try:
+        check(shape, "in training")
+    except ShapeError as e:
+        raise e.located(type(module).__name__, "") from None
 
 
 
