@@ -176,12 +176,13 @@ def _torch_loop(fn: Callable[[], Any], n: int) -> Callable[[Any], None]:
 
 def jax_resnet18(params: Mapping[str, Any], x: Any) -> Any:
     """ResNet-18 by hand in JAX (NCHW, torch's layouts), eval mode, on lazyshape's
-    canonical parameter names (torchvision's)."""
+    variables (``{"params": ..., "batch_stats": ...}``) read by canonical
+    parameter names (torchvision's)."""
     import jax
     import jax.numpy as jnp
     from jax import lax
 
-    p = _flatten(params)
+    p = {name.partition(".")[2]: v for name, v in _flatten(params).items()}  # no collection
 
     def conv(x: Any, name: str, stride: int, pad: int) -> Any:
         return lax.conv_general_dilated(x, p[name + ".weight"], (stride, stride),
@@ -219,16 +220,16 @@ def _jax_pairs(case: Case) -> list[Pair]:
     x0 = jnp.asarray(_input(case.shapes[0]))
     # portable init: the same weights as the NumPy and torch pairs
     m = ls.build(case.lazyshape(), "jax", rng="portable", seed=0)
-    params = m.init(jax.random.key(0), x0)
+    params = m.init(jax.random.key(0), x0)  # the variables: {"params": ..., ...}
     apply = jax.jit(m.apply)
     if case.plan is not None:
         plan = case.plan
-        weights: Any = _weights(plan, params)
+        weights: Any = _weights(plan, params["params"])
         hand_fn = jax_hand(plan)
         # the target pair: the hand-written function on the very same params (a
         # nested dict, as flax's); what that pytree costs over a plain list of
         # (w, b) is the INFO row "params pytree alone" (2-10% on a (2, 20) MLP)
-        hand_on_dict: Any = jax.jit(lambda p, x: hand_fn(_weights(plan, p), x))
+        hand_on_dict: Any = jax.jit(lambda p, x: hand_fn(_weights(plan, p["params"]), x))
     else:
         weights = params
         hand_fn = jax_resnet18

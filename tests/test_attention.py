@@ -645,7 +645,7 @@ def test_jax_jit_grad_vmap():
     y = jax.jit(m.apply)(params, x)
     np.testing.assert_allclose(np.asarray(y), np.asarray(m.apply(params, x)), atol=1e-6)
     grads = jax.grad(lambda p: jnp.sum(m.apply(p, x) ** 2))(params)
-    assert grads["out_proj"]["weight"].shape == (8, 8)
+    assert grads["params"]["out_proj"]["weight"].shape == (8, 8)
     assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(grads))
     per_example = jax.vmap(lambda xi: m.apply(params, xi[None])[0])(x)
     np.testing.assert_allclose(np.asarray(per_example), np.asarray(y), atol=1e-5)

@@ -730,7 +730,7 @@ def test_jax_apply_jits_differentiates_and_vmaps():
     y = jax.jit(m.apply)(params, x)
     assert y.shape == ls.infer(net, x.shape).output.shape == (2, 2, 12, 14)
     ref = ls.build(net, "numpy")
-    ref.load_state_dict({f"{k}.{n}": np.asarray(v) for k, d in params.items() for n, v in d.items()})
+    ref.load_state_dict({f"{k}.{n}": np.asarray(v) for k, d in params["params"].items() for n, v in d.items()})
     np.testing.assert_allclose(y, ref(x), rtol=1e-4, atol=1e-4)
     grads = jax.jit(jax.grad(lambda p: jnp.sum(m.apply(p, x) ** 2)))(params)
     assert jax.tree.map(jnp.shape, grads) == jax.tree.map(jnp.shape, params)

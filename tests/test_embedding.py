@@ -216,8 +216,8 @@ def test_padding_row_gets_no_gradient_on_jax_and_torch():
     ids_np = np.array([[1, 2, 1], [0, 1, 3]])
     m = ls.build(ls.Sequential(Embedding(5, 3, padding_idx=1)), "jax")
     params = m.init(0, ids_np)
-    g = jax.grad(lambda p: (m.apply(p, ids_np) ** 2).sum())(params)["0"]["weight"]
-    w = torch.tensor(np.asarray(params["0"]["weight"]), requires_grad=True)
+    g = jax.grad(lambda p: (m.apply(p, ids_np) ** 2).sum())(params)["params"]["0"]["weight"]
+    w = torch.tensor(np.asarray(params["params"]["0"]["weight"]), requires_grad=True)
     (F.embedding(torch.from_numpy(ids_np), w, padding_idx=1) ** 2).sum().backward()
     np.testing.assert_allclose(g, w.grad.numpy(), rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(g[1], np.zeros(3))

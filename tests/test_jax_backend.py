@@ -126,20 +126,20 @@ def test_arrays_and_tracers_dispatch_to_jax() -> None:
 def test_jit_apply_equals_eager_apply_and_stateful_call() -> None:
     m = ls.build(mlp(), "jax", seed=7)
     x = batch(4, 20)
-    params = m.init(jax.random.key(7), x)
+    variables = m.init(jax.random.key(7), x)
     assert not m.initialized  # init is pure
-    assert shapes(params) == {
+    assert shapes(variables) == {"params": {  # no buffers: no "batch_stats"
         "0": {"weight": (32, 20), "bias": (32,)},
         "2": {"weight": (10, 32), "bias": (10,)},
-    }
-    eager = m.apply(params, x)
-    jitted = jax.jit(m.apply)(params, x)
+    }}
+    eager = m.apply(variables, x)
+    jitted = jax.jit(m.apply)(variables, x)
     np.testing.assert_allclose(jitted, eager, rtol=1e-6, atol=1e-6)
     # m(x) initializes with the key of its seed: the same params as init
     np.testing.assert_allclose(m(x), eager, rtol=1e-6, atol=1e-6)
     for name, value in m.state_dict().items():
         prefix, leaf = name.split(".")
-        np.testing.assert_array_equal(value, params[prefix][leaf])
+        np.testing.assert_array_equal(value, variables["params"][prefix][leaf])
 
 
 def test_init_from_shapes_and_specs_matches_init_from_arrays() -> None:
@@ -163,10 +163,10 @@ def test_init_under_jit() -> None:
 def test_grad_has_params_structure_and_sgd_reduces_loss() -> None:
     m = ls.build(mlp(), "jax")
     x, target = batch(16, 20, seed=1), batch(16, 10, seed=2)
-    params = m.init(KEY, x)
+    params = m.init(KEY, x)["params"]
 
     def loss(p: Any) -> Any:
-        return jnp.mean((m.apply(p, x) - target) ** 2)
+        return jnp.mean((m.apply({"params": p}, x) - target) ** 2)
 
     grads = jax.grad(loss)(params)
     assert jax.tree.structure(grads) == jax.tree.structure(params)
@@ -190,16 +190,16 @@ def test_vmap_over_an_extra_leading_axis() -> None:
     np.testing.assert_allclose(ys[3], m.apply(params, xs[3]), rtol=1e-6, atol=1e-6)
     # an ensemble: vmap over keys and params
     ens = jax.vmap(lambda k: m.init(k, (2, 20)))(jax.random.split(KEY, 3))
-    assert ens["0"]["weight"].shape == (3, 32, 20)
+    assert ens["params"]["0"]["weight"].shape == (3, 32, 20)
     assert jax.vmap(m.apply, in_axes=(0, None))(ens, xs[0]).shape == (3, 2, 10)
 
 
 def test_apply_accepts_numpy_inputs_and_flat_params() -> None:
     m = ls.build(mlp(), "jax")
     x = np.ones((2, 20), np.float32)
-    params = m.init(KEY, x)
-    flat = {f"{k}.{leaf}": v for k, sub in params.items() for leaf, v in sub.items()}
-    np.testing.assert_array_equal(m.apply(flat, x), m.apply(params, jnp.asarray(x)))
+    variables = m.init(KEY, x)
+    flat = {f"{k}.{leaf}": v for k, sub in variables["params"].items() for leaf, v in sub.items()}
+    np.testing.assert_array_equal(m.apply({"params": flat}, x), m.apply(variables, jnp.asarray(x)))
 
 
 def test_nested_shared_and_multi_output_models() -> None:
@@ -209,14 +209,14 @@ def test_nested_shared_and_multi_output_models() -> None:
     h = shared(shared(enc(x)))
     model = ls.Model(x, [h, ls.Linear(2, name="head")(h)])
     m = ls.build(model, "jax")
-    params = m.init(KEY, (3, 6))
+    params = m.init(KEY, (3, 6))["params"]
     assert shapes(params) == {
         "enc": {"0": {"weight": (8, 6), "bias": (8,)}},
         "shared": {"weight": (8, 8), "bias": (8,)},
         "head": {"weight": (2, 8), "bias": (2,)},
     }
     xs = batch(3, 6)
-    h_out, y = jax.jit(m.apply)(params, xs)
+    h_out, y = jax.jit(m.apply)({"params": params}, xs)
     assert (h_out.shape, y.shape) == ((3, 8), (3, 2))
     e = jnp.tanh(xs @ params["enc"]["0"]["weight"].T + params["enc"]["0"]["bias"])
     for _ in range(2):
@@ -254,16 +254,17 @@ def test_keys_do_not_depend_on_construction_order() -> None:
     # nor on which other parameters exist: a parameter's key is (key, its path)
     small = ls.build(ls.Sequential(ls.Linear(8), ls.Linear(3)), "jax").init(KEY, (2, 5))
     big = ls.build(ls.Sequential(ls.Linear(8), ls.Linear(7)), "jax").init(KEY, (2, 5))
-    jax.tree.map(np.testing.assert_array_equal, small["0"], big["0"])
+    jax.tree.map(np.testing.assert_array_equal, small["params"]["0"], big["params"]["0"])
 
 
 def test_different_keys_and_seeds_differ() -> None:
     m = ls.build(mlp(), "jax")
-    a = m.init(jax.random.key(0), (2, 20))["0"]["weight"]
-    b = m.init(jax.random.key(1), (2, 20))["0"]["weight"]
+    a = m.init(jax.random.key(0), (2, 20))["params"]["0"]["weight"]
+    b = m.init(jax.random.key(1), (2, 20))["params"]["0"]["weight"]
     assert not np.array_equal(a, b)
     # raw uint32 keys and typed keys give the same values
-    np.testing.assert_array_equal(m.init(jax.random.PRNGKey(0), (2, 20))["0"]["weight"], a)
+    np.testing.assert_array_equal(m.init(jax.random.PRNGKey(0), (2, 20))["params"]["0"]["weight"],
+                                  a)
     s1 = ls.build(mlp(), "jax", seed=1).materialize((2, 20)).state_dict()["0.weight"]
     s2 = ls.build(mlp(), "jax", seed=2).materialize((2, 20)).state_dict()["0.weight"]
     s1_again = ls.build(mlp(), "jax", seed=1).materialize((2, 20)).state_dict()["0.weight"]
@@ -272,7 +273,7 @@ def test_different_keys_and_seeds_differ() -> None:
 
 
 def test_default_init_matches_pytorch_bounds() -> None:
-    params = ls.build(ls.Linear(64), "jax").init(KEY, (2, 100))
+    params = ls.build(ls.Linear(64), "jax").init(KEY, (2, 100))["params"]
     bound = 1 / math.sqrt(100)  # kaiming_uniform(a=sqrt(5)) and the bias default
     for leaf in ("weight", "bias"):
         v = np.asarray(params[leaf])
@@ -282,7 +283,7 @@ def test_default_init_matches_pytorch_bounds() -> None:
 
 
 def test_every_primitive_initializer() -> None:
-    p = ls.build(Inits(), "jax").init(KEY, (1, 8))
+    p = ls.build(Inits(), "jax").init(KEY, (1, 8))["params"]
     orth, tall = np.asarray(p["orth"], np.float64), np.asarray(p["tall"], np.float64)
     np.testing.assert_allclose(orth @ orth.T, 4.0 * np.eye(8), atol=1e-4)
     np.testing.assert_allclose(tall.T @ tall, np.eye(8), atol=1e-4)
@@ -306,7 +307,7 @@ def test_portable_rng_matches_the_numpy_backend() -> None:
         np.testing.assert_array_equal(np.asarray(jax_state[name]), value)
     np.testing.assert_allclose(np.asarray(y), y_ref, atol=1e-5, rtol=1e-5)
     # the pure init gives the same portable values (the key is not used)
-    params = m.init(jax.random.key(99), x)
+    params = m.init(jax.random.key(99), x)["params"]
     np.testing.assert_array_equal(params["2"]["weight"], ref.state_dict()["2.weight"])
 
 
@@ -356,11 +357,11 @@ class Thirds(ls.Layer):
 def test_native_values_are_each_parameters_own_draw(dtype: str, first: Any) -> None:
     """Parameters drawn together (repeated shapes share a compiled sampler) get
     exactly the value each gets alone from its path's key, for every primitive."""
-    from lazyshape_jax.model import flatten_params
+    from lazyshape_jax.model import flatten_variables
 
     m = ls.build(ls.Sequential(first(), ls.Linear(8), ls.Linear(8), ls.Linear(8)), "jax",
                  dtype=dtype)
-    flat = flatten_params(m.init(KEY, (1, 8)))
+    flat = flatten_variables(m.init(KEY, (1, 8)))
     inf = m._rt.resolve_pure(((1, 8),))
     plan = list(m._rt.primitives(inf.params, list(inf.params)))
     assert list(flat) == [name for name, *_ in plan]
@@ -463,7 +464,7 @@ def test_merges_in_a_two_input_model(merge: Any, out: tuple[int, ...]) -> None:
     y = m(xa, xb)
     assert y.shape == out
     params = m.init(KEY, xa, xb)
-    assert set(params) == {"fa", "fb"}
+    assert set(params["params"]) == {"fa", "fb"}
     np.testing.assert_allclose(jax.jit(m.apply)(params, xa, xb), m.apply(params, xa, xb),
                                rtol=1e-6, atol=1e-6)
 
@@ -501,7 +502,7 @@ def test_dropout_in_training() -> None:
     m = ls.build(net, "jax")
     x = jnp.ones((8, 100))
     params = m.init(KEY, x)
-    assert params == {}
+    assert params == {"params": {}}
     np.testing.assert_array_equal(m.apply(params, x), x)  # evaluation: identity
     np.testing.assert_array_equal(m(x), x)
     y = np.asarray(m.apply(params, x, training=True, key=jax.random.key(1)))
@@ -564,18 +565,18 @@ def test_apply_with_params_of_the_wrong_shapes() -> None:
     m = ls.build(mlp(), "jax")
     params = m.init(KEY, (2, 20))
     pattern = (
-        r"Linear at '0': params that fit input shapes \(2, 30\): `0\.weight` of shape "
+        r"Linear at '0': variables that fit input shapes \(2, 30\): `0\.weight` of shape "
         r"\(32, 30\); got `0\.weight` of shape \(32, 20\)"
     )
     with pytest.raises(ls.ShapeError, match=pattern):
         m.apply(params, batch(2, 30))
     with pytest.raises(ls.ShapeError, match=pattern):
         jax.jit(m.apply)(params, batch(2, 30))
-    del params["2"]["bias"]
+    del params["params"]["2"]["bias"]
     with pytest.raises(
         ls.ShapeError,
-        match=r"Sequential: params with exactly the model's parameter names; "
-        r"got missing \['2\.bias'\], unexpected \[\]",
+        match=r"Sequential: variables with exactly the model's parameter and buffer names; "
+        r"got missing \['params: 2\.bias'\], unexpected \[\]",
     ):
         m.apply(params, batch(2, 20))
 
@@ -610,7 +611,7 @@ def test_placeholders_and_repr_before_and_after() -> None:
     assert "Linear(in_features=20, out_features=32, bias=True)" in repr(m)
     weight = m.state_dict()["0.weight"]
     assert isinstance(weight, jax.Array) and weight.shape == (32, 20)
-    assert m.params["0"]["weight"] is weight
+    assert m.params["params"]["0"]["weight"] is weight
 
 
 def test_stateful_call_traces_once_per_signature() -> None:
@@ -643,7 +644,7 @@ def test_reinit_recreates_only_changed_params() -> None:
     for name in ("0.bias", "2.weight", "2.bias"):
         assert after[name] is before[name]
     # the recreated weight is what a fresh init draws for that shape
-    fresh = m.init(init_key(None), (2, 30))["0"]["weight"]
+    fresh = m.init(init_key(None), (2, 30))["params"]["0"]["weight"]
     np.testing.assert_array_equal(after["0.weight"], fresh)
 
 
@@ -659,7 +660,7 @@ def test_dtype_is_honored() -> None:
     assert {str(v.dtype) for v in m.state_dict().values()} == {"bfloat16"}
     assert m(batch(2, 20).astype(jnp.bfloat16)).dtype == jnp.bfloat16
     params = m.init(KEY, (2, 20))
-    assert params["2"]["bias"].dtype == jnp.bfloat16
+    assert params["params"]["2"]["bias"].dtype == jnp.bfloat16
 
 
 def test_float64_needs_x64() -> None:

@@ -687,15 +687,16 @@ def test_jax_training_matches_torch(case):
     m = ls.build(ls.Sequential(make()), "jax")
     h = nn.Sequential(make_torch()).train()
     params = m.init(jax.random.key(0), shape)
-    step = jax.jit(lambda p, x: m.apply(p, x, training=True, mutable=True))
+    step = jax.jit(lambda p, x: m.apply(p, x, training=True, mutable=["batch_stats"]))
     for i in range(3):
         x = _data(shape, seed=i)
-        y, params = step(params, x)
+        y, updates = step(params, x)
+        params = {**params, **updates}
         np.testing.assert_allclose(
             np.asarray(y), h(torch.from_numpy(x)).detach().numpy(), rtol=1e-4, atol=1e-4
         )
     want = h.state_dict()
-    flat = {f"0.{k}": v for k, v in params["0"].items()} if params else {}
+    flat = {f"0.{k}": v for c in params.values() for k, v in c.get("0", {}).items()}
     assert sorted(flat) == sorted(want)  # (jit returns dicts in sorted key order)
     for name, value in want.items():  # running statistics and num_batches_tracked
         np.testing.assert_allclose(np.asarray(flat[name]), value.numpy(), rtol=1e-5, atol=1e-5)
@@ -712,7 +713,7 @@ def test_jax_training_without_mutable_is_an_error_only_when_buffers_change():
     m = ls.build(ls.Sequential(BatchNorm2d()), "jax")
     x = _data((2, 3, 4, 4))
     params = m.init(jax.random.key(0), x.shape)
-    with pytest.raises(ValueError, match=r"BatchNorm2d at '0' updates its buffers \(`0.num_batches_tracked`\) in training; call apply\(\.\.\., training=True, mutable=True\)"):
+    with pytest.raises(ValueError, match=r"BatchNorm2d at '0' updates its buffers \(`0.num_batches_tracked`\) in training; call apply\(\.\.\., training=True, mutable=\['batch_stats'\]\)"):
         m.apply(params, x, training=True)
     for layer in (LayerNorm(), GroupNorm(3), BatchNorm2d(track_running_stats=False)):
         mm = ls.build(ls.Sequential(layer), "jax")
@@ -762,14 +763,14 @@ def test_jax_grad_and_vmap(make):
 def test_jax_grad_through_batch_norm_training():
     x = _data((2, 4, 3, 3))
     m = ls.build(ls.Sequential(BatchNorm2d()), "jax")
-    params = m.init(jax.random.key(0), x.shape)
+    variables = m.init(jax.random.key(0), x.shape)
 
     def loss(p):
-        y, new = m.apply(p, x, training=True, mutable=True)
+        y, new = m.apply({**variables, "params": p}, x, training=True, mutable=["batch_stats"])
         return jnp.sum(y * jnp.arange(y.size).reshape(y.shape)), new
 
-    # num_batches_tracked is an integer leaf: differentiate with allow_int
-    grads, new = jax.grad(loss, has_aux=True, allow_int=True)(params)
+    # the buffers (num_batches_tracked is an integer) are apart from the params
+    grads, new = jax.grad(loss, has_aux=True)(variables["params"])
     assert grads["0"]["weight"].shape == (4,)
-    assert int(new["0"]["num_batches_tracked"]) == 1
+    assert int(new["batch_stats"]["0"]["num_batches_tracked"]) == 1
 

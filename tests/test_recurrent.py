@@ -514,7 +514,7 @@ def test_jax_jit_grad_vmap():
         return jnp.sum(o**2) + jnp.sum(hh)
 
     grads = jax.jit(jax.grad(loss))(params)
-    assert grads["weight_hh_l1_reverse"].shape == (16, 4)
+    assert grads["params"]["weight_hh_l1_reverse"].shape == (16, 4)
     assert all(np.all(np.isfinite(np.asarray(g))) for g in jax.tree_util.tree_leaves(grads))
     per_example = jax.jit(jax.vmap(lambda xi: m.apply(params, xi[None])[0][0]))(x)
     np.testing.assert_allclose(np.asarray(per_example), np.asarray(out), atol=1e-5)

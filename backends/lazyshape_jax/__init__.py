@@ -1,5 +1,6 @@
-"""The JAX backend of lazyshape: pure ``init``/``apply`` over a nested-dict
-params pytree (jit/grad/vmap-able), plus a stateful ``m(x)`` convenience.
+"""The JAX backend of lazyshape: pure ``init``/``apply`` over flax-style
+variables (``{"params": ..., "batch_stats": ...}``, nested-dict pytrees;
+jit/grad/vmap/export-able), plus a stateful ``m(x)`` convenience.
 
 Registered in the ``lazyshape.backends`` entry-point group like any
 third-party backend. Importing this package does not import JAX: `available`
@@ -39,6 +40,11 @@ class JaxBackend:
 
         return JaxModel(model, config)
 
+    def export(self, model: Any, plan: Any) -> Any:
+        from .export import export
+
+        return export(model, plan)
+
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         import jax.numpy as jnp
 
@@ -57,7 +63,7 @@ class JaxBackend:
         return isinstance(x, Placeholder)
 
     def forward(self, model: Any, *xs: Any) -> Any:
-        return model.apply(model.params, *xs)  # the pure API: eager, evaluation mode
+        return model.apply(model.params, *xs)  # the stored variables: eager, evaluation mode
 
     def native_dtype(self, dtype: str) -> str:
         import jax

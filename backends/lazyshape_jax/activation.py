@@ -48,7 +48,7 @@ def dropout(x: Any, p: float, rng: Any) -> Any:
     """Inverted dropout; ``rng`` is a PRNG key (``jax.random.key``)."""
     if rng is None:
         raise ValueError(
-            "dropout in training needs a PRNG key: m.apply(params, x, training=True, key=key)"
+            "dropout in training needs a PRNG key: m.apply(variables, x, training=True, key=key)"
         )
     if p >= 1.0:
         return jnp.zeros_like(x)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import lax
+
+from .shapes import is_concrete
 
 __all__ = ["pad", "conv", "conv_transpose"]
 
@@ -32,11 +35,31 @@ def _add_bias(y: Any, bias: Any | None, n: int) -> Any:
 def pad(x: Any, pads: tuple[tuple[int, int], ...], mode: str) -> Any:
     """Pad the trailing ``len(pads)`` dims by ``(lo, hi)`` each; ``mode`` is
     ``"constant"`` (zeros), ``"reflect"``, ``"replicate"`` or ``"circular"``
-    (torch's ``F.pad`` semantics)."""
+    (torch's ``F.pad`` semantics). With symbolic sizes (``jax.export``),
+    ``"reflect"`` needs them bounded above the padding by the shape's
+    constraints, else raises ``jax.errors.InconclusiveDimensionOperation``."""
     if mode not in _PAD_MODES:
         raise ValueError(f"pad mode must be one of {sorted(_PAD_MODES)}, got {mode!r}")
-    widths = [(0, 0)] * (jnp.ndim(x) - len(pads)) + [(lo, hi) for lo, hi in pads]
-    return jnp.pad(x, widths, mode=_PAD_MODES[mode])
+    lead = jnp.ndim(x) - len(pads)
+    widths = [(0, 0)] * lead + [(lo, hi) for lo, hi in pads]
+    if mode == "constant" or is_concrete(x.shape[lead:]):
+        return jnp.pad(x, widths, mode=_PAD_MODES[mode])
+    if mode == "circular":
+        return _wrap(x, pads, lead)
+    try:
+        return jnp.pad(x, widths, mode=_PAD_MODES[mode])
+    except ValueError as e:  # reflect: JAX must know each symbolic size exceeds the padding
+        raise jax.errors.InconclusiveDimensionOperation(str(e)) from e
+
+
+def _wrap(x: Any, pads: tuple[tuple[int, int], ...], lead: int) -> Any:
+    """Circular padding as slices of the other end (``jnp.pad``'s ``"wrap"``
+    takes the size modulo each symbolic dim, which JAX cannot decide)."""
+    for axis, (lo, hi) in enumerate(pads, start=lead):
+        size = x.shape[axis]
+        x = jnp.concatenate([lax.slice_in_dim(x, size - lo, size, axis=axis), x,
+                             lax.slice_in_dim(x, 0, hi, axis=axis)], axis=axis)
+    return x
 
 
 def conv(
@@ -95,8 +118,9 @@ def conv_transpose(
     kernel, in and out swapped within each group. jaxlib 0.10's XLA:CPU aborts
     the process compiling a base-dilated convolution (``lhs_dilation``) whose
     dilated input is smaller than the dilated kernel; where a strided input is
-    within twice the kernel's extent (`_may_abort`), the input is dilated and
-    edge-padded by ``lax.pad`` instead, which compiles safely but runs slower."""
+    within twice the kernel's extent (`_may_abort`), or has symbolic sizes
+    (``jax.export``), the input is dilated and edge-padded by ``lax.pad``
+    instead, which compiles safely but runs slower."""
     n = jnp.ndim(weight) - 2
     in_c, out_per_group = weight.shape[:2]
     kernel = weight.shape[2:]
@@ -110,7 +134,8 @@ def conv_transpose(
         for k, p, op, d in zip(kernel, padding, output_padding, dilation, strict=True)
     ]
     lhs_dilation = tuple(stride)
-    if _may_abort(x.shape[2:], kernel, stride, dilation):
+    # symbolic sizes (jax.export) can't be compared: the safe path then
+    if not is_concrete(x.shape[2:]) or _may_abort(x.shape[2:], kernel, stride, dilation):
         config = [(0, 0, 0), (0, 0, 0)] + [
             (lo, hi, s - 1) for (lo, hi), s in zip(pads, stride, strict=True)
         ]

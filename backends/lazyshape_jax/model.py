@@ -1,15 +1,19 @@
-"""The JAX built model: pure ``init`` / ``apply`` over a nested-dict params
-pytree, and a stateful ``m(x)`` that initializes on first use.
+"""The JAX built model: pure ``init`` / ``apply`` over flax-style variables,
+and a stateful ``m(x)`` that initializes on first use.
 
-Params are nested by path segment (``{"0": {"weight": w, "bias": b}}``); the
-canonical flat names (``"0.weight"``) are the ``state_dict`` keys. Shapes are
-resolved at trace time, so every shape problem is a `ShapeError` raised while
-tracing, before XLA computes anything.
+Variables are two collections, as flax's: ``{"params": trainable parameters,
+"batch_stats": buffers}`` (the second only when the model has buffers, i.e.
+`ParamSpec`\\ s with ``trainable=False``: BatchNorm's running statistics),
+each nested by path segment (``{"params": {"0": {"weight": w, "bias": b}}}``).
+The canonical flat names (``"0.weight"``, ``"1.running_mean"``) are the
+``state_dict`` keys. Shapes are resolved at trace time, also from JAX's
+symbolic dims under ``jax.export``, so every shape problem is a `ShapeError`
+raised while tracing, before XLA computes anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -22,20 +26,33 @@ from lazyshape.backend import (
     Context,
     Inference,
     Layer,
+    ParamSpec,
+    PNode,
     Runtime,
     ShapeError,
+    Step,
+    bind_program,
     format_shape,
     node_values,
     pack_outputs,
-    run_program,
+    run_steps,
     to_numpy,
 )
 
 from . import init
+from . import ops as ops  # importing the ops registers every family's steps
+from .native import BINDERS
+from .shapes import input_specs
 
-__all__ = ["JaxModel", "flatten_params", "nest_params"]
+__all__ = [
+    "COLLECTIONS", "JaxModel", "flatten_params", "flatten_variables", "nest_params",
+    "variables_of",
+]
 
 Params = dict[str, Any]
+
+#: the variable collections, flax's names: trainable parameters, then buffers
+COLLECTIONS = ("params", "batch_stats")
 
 
 def nest_params(flat: Mapping[str, Any]) -> Params:
@@ -62,6 +79,58 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
+def _collection(spec: ParamSpec) -> str:
+    return COLLECTIONS[0] if spec.trainable else COLLECTIONS[1]
+
+
+def variables_of(flat: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> dict[str, Params]:
+    """``{canonical name: array}`` -> ``{"params": nested, "batch_stats": nested}``,
+    each name in the collection its spec says (``"batch_stats"`` only when some
+    spec has ``trainable=False``)."""
+    split: dict[str, dict[str, Any]] = {COLLECTIONS[0]: {}}
+    for name, value in flat.items():
+        split.setdefault(_collection(specs[name]), {})[name] = value
+    return {c: nest_params(split[c]) for c in COLLECTIONS if c in split}
+
+
+def flatten_variables(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"params": ..., "batch_stats": ...}`` -> ``{canonical name: array}``
+    (each collection nested or flat; ``{}`` for a model without parameters).
+    ``TypeError`` unless ``variables`` is a mapping of known collections."""
+    if not isinstance(variables, Mapping) or any(c not in COLLECTIONS for c in variables):
+        got = list(variables) if isinstance(variables, Mapping) else type(variables).__name__
+        raise TypeError(
+            'variables are what init returns, {"params": ..., "batch_stats": ...} (the '
+            f"second only for a model with buffers); got {got}"
+        )
+    flat: dict[str, Any] = {}
+    for collection in variables.values():
+        flat.update(flatten_params(collection))
+    return flat
+
+
+def _mutable_collections(mutable: Any) -> tuple[str, ...] | None:
+    """flax's ``mutable``: False, None or an empty collection -> None (``apply``
+    returns ``y``); True -> every collection; a name or names -> those."""
+    if mutable is True:
+        return COLLECTIONS
+    if mutable is False or mutable is None:
+        return None
+    names = (mutable,) if isinstance(mutable, str) else tuple(_names(mutable))
+    unknown = [n for n in names if n not in COLLECTIONS]
+    if unknown:
+        raise ValueError(
+            f"mutable names collections among {list(COLLECTIONS)} (or is True); got {unknown}"
+        )
+    return names or None
+
+
+def _names(mutable: Any) -> Iterable[Any]:
+    if not isinstance(mutable, Iterable):
+        raise TypeError(f"mutable is a bool, a collection name or names; got {mutable!r}")
+    return mutable
+
+
 class _Rematerialize(Exception):
     """Raised while tracing the stateful forward when the inputs need new
     parameters; `JaxModel.__call__` allocates them outside the trace and retries."""
@@ -75,16 +144,23 @@ class _Rematerialize(Exception):
 class JaxModel(BuiltModel):
     """A model built on JAX.
 
-    Pure API (jit/grad/vmap-able):
+    Pure API (jit/grad/vmap/export-able), flax's conventions:
 
-    - ``params = m.init(key, *inputs)``: inputs are arrays, shape tuples or specs;
-      params are a nested dict (``params["0"]["weight"]`` of shape ``(out, in)``);
-    - ``y = m.apply(params, *inputs, training=False, key=None)``; in training,
-      ``key`` feeds dropout (each layer folds in its own path).
+    - ``variables = m.init(key, *inputs)``: inputs are arrays, shape tuples or
+      specs; ``variables["params"]`` holds the trainable parameters nested by
+      path (``variables["params"]["0"]["weight"]`` of shape ``(out, in)``) and,
+      for a model with buffers, ``variables["batch_stats"]`` its running
+      statistics (``variables["batch_stats"]["1"]["running_mean"]`` ``(C,)``);
+    - ``y = m.apply(variables, *inputs, training=False, mutable=(), key=None)``;
+      ``(y, updates)`` when ``mutable`` names a collection
+      (``mutable=["batch_stats"]``): a training forward's new statistics.
+      ``key`` feeds dropout in training (each layer folds in its own path).
 
     Stateful convenience: ``m(x)`` (the first call initializes with the key of
     ``seed``; each input signature is compiled once with ``jax.jit``),
-    ``m.params``, ``m.materialize``, ``m.state_dict`` / ``m.load_state_dict``.
+    ``m.variables`` (the stored variables, in ``init``'s layout; ``m.params`` is
+    the same dict), ``m.materialize``,
+    ``m.state_dict`` / ``m.load_state_dict`` (flat canonical names).
     """
 
     def __init__(self, model: Layer, config: BuildConfig) -> None:
@@ -94,50 +170,60 @@ class JaxModel(BuiltModel):
         self._rt = Runtime(model, config)
         self._key: Any = None
         self._flat: dict[str, Any] = {}
-        self._params: Params = {}
+        self._variables: dict[str, Params] = {}
         self._inference: Inference | None = None
         self._node_hash = [init.path_hash(node.path) for node in self._rt.program.nodes]
         self._jit_forward = jax.jit(self._forward)
 
     # -- pure API -----------------------------------------------------------
 
-    def init(self, key: Any, *inputs: Any) -> Params:
-        """Fresh params for inputs (arrays, shape tuples or `TensorSpec`s), as a
-        nested dict. Each parameter is drawn with ``fold_in(key, crc32(path))``;
+    def init(self, key: Any, *inputs: Any) -> dict[str, Params]:
+        """Fresh variables for inputs (arrays, shape tuples or `TensorSpec`\\ s):
+        ``{"params": ..., "batch_stats": ...}``, the second only when the model
+        has buffers. Each parameter is drawn with ``fold_in(key, crc32(path))``;
         with ``rng="portable"`` the values are the portable streams of ``seed``
         (identical on every backend) and ``key`` is not used. Pure: the model
         is not changed."""
-        inf = self._rt.resolve_pure(inputs)
-        names = list(inf.params)
+        inf = self._rt.resolve_pure(input_specs(inputs))
+        self._rt.check_memory(inf, list(inf.params))  # MemoryLimitError before drawing
         if isinstance(key, int):
             key = init.make_rng(key)
-        return nest_params(self._draw(inf, names, key))
+        return variables_of(self._draw(inf, list(inf.params), key), inf.params)
 
     def apply(
         self,
-        params: Mapping[str, Any],
+        variables: Mapping[str, Any],
         *inputs: Any,
         training: bool = False,
+        mutable: Any = (),
         key: Any = None,
-        mutable: bool = False,
     ) -> Any:
-        """The forward pass: ``y = m.apply(params, x)`` (a tuple for several
+        """The forward pass: ``y = m.apply(variables, x)`` (a tuple for several
         outputs). Pure; ``training`` must be a Python bool (static under jit);
-        ``key`` is the PRNG key dropout draws from in training. With
-        ``mutable=True`` it returns ``(y, new_params)``, the buffers (running
-        statistics) updated by a training forward: state in, state out.
+        ``key`` is the PRNG key dropout draws from in training.
 
-        Raises `ShapeError` while tracing when the inputs don't fit the model or
-        ``params`` don't have the shapes these inputs need."""
+        ``mutable`` is flax's: ``["batch_stats"]`` (or a name, or True for
+        every collection) returns ``(y, updates)``, ``updates`` holding each
+        named collection the model has, after this forward
+        (``{"batch_stats": new running statistics}`` in training; the given
+        ones in evaluation; ``{}`` for a model without buffers). A training
+        forward that updates buffers needs ``mutable=["batch_stats"]``.
+
+        Inputs may have JAX symbolic dims (``jax.export``): the rules check
+        them as lazyshape symbols of the same names. Raises `ShapeError` while
+        tracing when the inputs don't fit the model or the variables don't have
+        the shapes these inputs need."""
         if not isinstance(training, bool):
             raise TypeError(
                 "training must be a Python bool; under jit mark it static: "
                 "jax.jit(m.apply, static_argnames='training')"
             )
+        collections = _mutable_collections(mutable)
         xs = tuple(x if isinstance(x, jax.Array) else jnp.asarray(x) for x in inputs)
-        inf = self._rt.resolve_pure(xs)
-        flat = flatten_params(params)
-        _check_params(self._rt, inf, flat)
+        flat = flatten_variables(variables)
+        specs = input_specs(xs)
+        inf = self._rt.resolve_pure(specs)
+        _check_variables(self._rt, inf, flat, variables)
         ctx = Context(training=training, rng=key)
         on_node: Callable[[int, Context], None] | None = None
         if training and key is not None:
@@ -146,64 +232,97 @@ class JaxModel(BuiltModel):
             def on_node(i: int, c: Context) -> None:
                 c.rng = jax.random.fold_in(key, hashes[i])
 
-        outs = run_program(self._rt.program, node_values(inf, flat), xs, ctx, on_node)
-        y = pack_outputs(self._rt.program, outs)
-        if mutable:
-            new = {**flat, **ctx.updates}
-            nested = any(isinstance(v, Mapping) for v in params.values())
-            return y, (nest_params(new) if nested else new)
-        if ctx.updates:
+        y = self._run(inf, flat, xs, ctx, on_node, symbolic=specs is not xs)
+        stats = COLLECTIONS[1]
+        if ctx.updates and (collections is None or stats not in collections):
             name = next(iter(ctx.updates))
             raise ValueError(
                 f"{self._rt.kind_at(name)} at '{self._rt.path_at(name)}' updates its buffers "
-                f"(`{name}`) in training; call apply(..., training=True, mutable=True) to get "
-                "(outputs, params with the new buffers)"
+                f"(`{name}`) in training; call apply(..., training=True, "
+                "mutable=['batch_stats']) to get (outputs, {'batch_stats': new statistics})"
             )
-        return y
+        if collections is None:
+            return y
+        updates: dict[str, Any] = {}
+        for c in collections:
+            if c not in variables:
+                continue
+            given = variables[c]
+            if c == stats and ctx.updates:
+                new = {**flatten_params(given), **ctx.updates}
+                given = nest_params(new) if _is_nested(given) else new
+            updates[c] = given
+        return y, updates
 
     # -- stateful convenience --------------------------------------------------
 
     @property
-    def params(self) -> Params:
-        """The stored params, nested (``{}`` before materialization)."""
-        return self._params
+    def variables(self) -> dict[str, Params]:
+        """The stored variables, in ``init``'s layout: ``{"params": ...,
+        "batch_stats": ...}`` (``{}`` before materialization), what
+        ``m.apply(m.variables, x)`` takes. Assigning variables (after an
+        optimizer step) checks them like a checkpoint."""
+        return self._variables
+
+    @variables.setter
+    def variables(self, value: Mapping[str, Any]) -> None:
+        self.load_state_dict(flatten_variables(value))
+
+    @property
+    def params(self) -> dict[str, Params]:
+        """The stored variables, the same dict as `variables` (every backend's
+        ``m.params`` is what its forward takes; on JAX that is the variables
+        dict, not its ``"params"`` collection). Assignable likewise."""
+        return self._variables
 
     @params.setter
     def params(self, value: Mapping[str, Any]) -> None:
-        # e.g. after an optimizer step on m.params; checked like a checkpoint
-        self.load_state_dict(flatten_params(value))
+        self.variables = value
 
     def _prepare(self, xs: tuple[Any, ...]) -> Inference:
-        inf, todo = self._rt.resolve(xs)
-        if todo or not self._rt.initialized:
-            self._allocate(inf, todo)
-        self._inference = inf
-        return inf
+        with self._rt.lock:  # threads making the first call at once: one initialization
+            inf, todo = self._rt.resolve(input_specs(xs))
+            if todo or not self._rt.initialized:
+                self._allocate(inf, todo)
+            self._inference = inf
+            return inf
 
     def __call__(self, *xs: Any) -> Any:
         """Forward in evaluation mode: ``m(x)``; several inputs for a multi-input
         model. The first call resolves and materializes; each input signature
         is traced and compiled once."""
         try:
-            return self._jit_forward(self._params, *xs)
-        except _Rematerialize as e:  # first call, or on_shape_change="reinit"
-            self._allocate(e.inf, e.todo)
-            self._inference = e.inf
-            return self._jit_forward(self._params, *xs)
+            return self._jit_forward(self._variables, *xs)
+        except _Rematerialize:  # first call, on_shape_change="reinit", or stale variables
+            self._prepare(xs)  # (under the lock: whichever thread comes second finds it done)
+            return self._jit_forward(self._variables, *xs)
 
-    def _forward(self, params: Params, *xs: Any) -> Any:
+    def _forward(self, variables: Mapping[str, Any], *xs: Any) -> Any:
         # runs at trace time only: the resolution and policy checks cost nothing
         # per call once a signature is compiled
         if not all(isinstance(x, jax.Array) for x in xs):  # a list is a pytree to jit
             got = ", ".join(type(x).__name__ for x in xs)
             raise TypeError(f"a built model is called on arrays; got {got}")
-        inf, todo = self._rt.resolve(xs)
-        if todo or not self._rt.initialized:
+        specs = input_specs(xs)
+        inf, todo = self._rt.resolve(specs)
+        flat = flatten_variables(variables)
+        if todo or not self._rt.initialized or len(flat) != len(inf.params):
+            # (the last: variables read before another thread's first call stored them)
             raise _Rematerialize(inf, todo)
         self._inference = inf
-        nodes = node_values(inf, flatten_params(params))
-        outs = run_program(self._rt.program, nodes, xs, Context(training=False))
-        return pack_outputs(self._rt.program, outs)
+        return self._run(inf, flat, xs, Context(training=False), symbolic=specs is not xs)
+
+    def _run(self, inf: Inference, flat: Mapping[str, Any], xs: tuple[Any, ...], ctx: Context,
+             on_node: Callable[[int, Context], None] | None = None, *,
+             symbolic: bool = False) -> Any:
+        """The program's forward on ``xs`` with the parameters ``flat`` (canonical
+        names): JAX's own steps where registered, each layer's ``forward`` else.
+        With ``symbolic`` dims, a step refusing one raises a located `ShapeError`."""
+        program = self._rt.program
+        steps = bind_program(program, node_values(inf, flat), ctx, BINDERS, on_node)
+        if symbolic:
+            steps = [_located(step, node) for step, node in zip(steps, program.nodes, strict=True)]
+        return pack_outputs(program, run_steps(program, steps, xs))
 
     def _base_key(self) -> Any:
         if self._key is None:
@@ -230,12 +349,13 @@ class JaxModel(BuiltModel):
 
     def _set(self, flat: dict[str, Any], inf: Inference) -> None:
         self._flat = flat
-        self._params = nest_params(flat)
+        self._variables = variables_of(flat, inf.params)
         self._rt.commit(inf)
 
     def state_dict(self) -> dict[str, Any]:
-        """``{canonical name: jax.Array}``; before materialization, placeholders
-        with partial shapes (``<Uninitialized (256, ?) float32>``)."""
+        """``{canonical name: jax.Array}``, parameters and buffers together
+        (torch's names: ``"1.running_mean"``); before materialization,
+        placeholders with partial shapes (``<Uninitialized (256, ?) float32>``)."""
         if not self._rt.initialized:
             return dict(self._rt.placeholders())
         return dict(self._flat)
@@ -252,6 +372,30 @@ class JaxModel(BuiltModel):
         self._set(values, inf)
 
 
+def _located(step: Step, node: PNode) -> Step:
+    """``step``, raising JAX's refusal of a symbolic dim (a forward that needs a
+    concrete size, or a comparison JAX cannot decide, under ``jax.export``) as
+    a `ShapeError` at the node."""
+
+    def run(*args: Any) -> Any:
+        try:
+            return step(*args)
+        except jax.errors.InconclusiveDimensionOperation as e:
+            raise ShapeError(
+                "input sizes this layer's forward can use while symbolic (jax.export); "
+                "bound them with constraints of the symbolic shape, or make them concrete",
+                str(e).splitlines()[0],
+                kind=node.layer.kind,
+                path=node.path,
+            ) from e
+
+    return run
+
+
+def _is_nested(collection: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, Mapping) for v in collection.values())
+
+
 def _host_or_jax(value: Any) -> Any:
     """A JAX array as it is; any other backend's array (or anything array-like)
     as a NumPy array."""
@@ -263,23 +407,37 @@ def _host_or_jax(value: Any) -> Any:
         return np.asarray(value)
 
 
-def _check_params(rt: Runtime, inf: Inference, flat: Mapping[str, Any]) -> None:
-    """`ShapeError` unless ``flat`` has exactly the parameters ``inf`` needs."""
+def _check_variables(
+    rt: Runtime, inf: Inference, flat: Mapping[str, Any], variables: Mapping[str, Any]
+) -> None:
+    """`ShapeError` unless ``variables`` (flattened: ``flat``) hold exactly the
+    parameters ``inf`` needs, each in its collection, with its shape."""
     expected = inf.params
     if flat.keys() != expected.keys():
-        missing = [n for n in expected if n not in flat]
+        missing = [f"{_collection(expected[n])}: {n}" for n in expected if n not in flat]
         extra = [n for n in flat if n not in expected]
         raise ShapeError(
-            "params with exactly the model's parameter names",
+            "variables with exactly the model's parameter and buffer names",
             f"missing {missing}, unexpected {extra}",
             kind=inf.model.kind,
         )
+    for collection, tree in variables.items():
+        misplaced = [n for n in flatten_params(tree) if _collection(expected[n]) != collection]
+        if misplaced:
+            n = misplaced[0]
+            raise ShapeError(
+                f"`{n}` in variables['{_collection(expected[n])}']",
+                f"`{n}` in variables['{collection}']",
+                kind=rt.kind_at(n),
+                path=rt.path_at(n),
+            )
     for name, spec in expected.items():
         got = tuple(jnp.shape(flat[name]))
         if got != spec.shape:
             ins = ", ".join(format_shape(s.shape) for s in inf.inputs)
             raise ShapeError(
-                f"params that fit input shapes {ins}: `{name}` of shape {format_shape(spec.shape)}",
+                f"variables that fit input shapes {ins}: `{name}` of shape "
+                f"{format_shape(spec.shape)}",
                 f"`{name}` of shape {format_shape(got)}",
                 kind=rt.kind_at(name),
                 path=name.rpartition(".")[0],
