@@ -116,14 +116,18 @@ def test_eight_threads_making_the_first_forward_initialize_once(backend):
         pytest.skip(f"{backend} is not installed")
     x_np = np.random.default_rng(0).standard_normal((4, 5)).astype(np.float32)
     x = ls.asarray(x_np, backend)
-    reference = ls.build(_first_call_model(), backend, rng="portable", seed=3)
+    def fresh():  # in evaluation mode (a torch module trains by default: statistics move)
+        m = ls.build(_first_call_model(), backend, rng="portable", seed=3)
+        return m.eval() if backend == "torch" else m
+
+    reference = fresh()
     want = ls.to_numpy(reference(x))
     want_state = {k: ls.to_numpy(v) for k, v in reference.state_dict().items()}
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
         for rep in range(100):
-            m = ls.build(_first_call_model(), backend, rng="portable", seed=3)
+            m = fresh()
             commits = []
             real_commit = m._rt.commit
             m._rt.commit = lambda inf, real=real_commit, seen=commits: (seen.append(inf), real(inf))[1]
