@@ -358,23 +358,44 @@ CHUNK = 1 << 16
 
 
 def sample_numpy(
-    prim: Initializer, shape: tuple[int, ...], dtype: str, rng: np.random.Generator
+    prim: Initializer,
+    shape: tuple[int, ...],
+    dtype: str,
+    rng: np.random.Generator,
+    out: np.ndarray[Any, Any] | None = None,
 ) -> np.ndarray[Any, Any]:
     """Draw a primitive initializer as a NumPy array of ``shape`` and ``dtype``.
 
     Values are drawn in float64 and rounded once to ``dtype``, `CHUNK` elements
-    at a time (the stream is the same as one draw of the whole tensor)."""
+    at a time (the stream is the same as one draw of the whole tensor). With
+    ``out`` (a C-contiguous array of that shape and dtype, e.g. a CPU tensor's
+    NumPy view) the values are written there, in place, and ``out`` returned."""
     np_dtype = numpy_dtype(dtype)
+    if out is not None and (
+        out.shape != tuple(shape) or out.dtype != np_dtype or not out.flags.c_contiguous
+    ):
+        raise ValueError(
+            f"out must be a C-contiguous {np_dtype} array of shape {tuple(shape)}; "
+            f"got {out.dtype} {out.shape}"
+        )
     if isinstance(prim, Constant):
-        return np.full(shape, prim.val, dtype=np_dtype)
+        if out is None:
+            return np.full(shape, prim.val, dtype=np_dtype)
+        out.fill(prim.val)
+        return out
     if isinstance(prim, Orthogonal):  # a QR of the whole matrix: float64 throughout
-        return np.asarray(_orthogonal(prim.gain, shape, rng)).astype(np_dtype)
+        value = np.asarray(_orthogonal(prim.gain, shape, rng)).astype(np_dtype)
+        if out is None:
+            return value
+        out[...] = value
+        return out
     if not isinstance(prim, (Uniform, Normal, TruncNormal)):
         raise TypeError(f"not a primitive initializer: {prim!r}")
     n = 1
     for d in shape:
         n *= d
-    out = np.empty(n, dtype=np_dtype)
+    target = out
+    out = np.empty(n, dtype=np_dtype) if target is None else target.reshape(n)
     if isinstance(prim, TruncNormal):
         _trunc_normal(prim, out, rng)
     else:
@@ -384,7 +405,7 @@ def sample_numpy(
                 out[start:start + k] = prim.a + (prim.b - prim.a) * rng.random(k)
             else:
                 out[start:start + k] = prim.mean + prim.std * rng.standard_normal(k)
-    return out.reshape(shape)
+    return out.reshape(shape) if target is None else target
 
 
 def _trunc_normal(prim: TruncNormal, out: np.ndarray[Any, Any], rng: np.random.Generator) -> None:

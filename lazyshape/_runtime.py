@@ -370,18 +370,24 @@ class Runtime:
     # -- initial values ----------------------------------------------------
 
     def portable_values(
-        self, specs: Mapping[str, ParamSpec], names: Sequence[str]
+        self,
+        specs: Mapping[str, ParamSpec],
+        names: Sequence[str],
+        into: Callable[[str], np.ndarray[Any, Any] | None] | None = None,
     ) -> Iterator[tuple[str, np.ndarray[Any, Any]]]:
         """NumPy values of ``names`` from the portable streams (one Philox stream
-        per parameter path): identical on every backend for the same seed."""
+        per parameter path): identical on every backend for the same seed.
+
+        ``into(name)`` may give the array to write a value into (a CPU tensor's
+        NumPy view: no copy of the tensor is ever made), or None for a new one."""
         seed = self.config.portable_seed
         for name in names:
             spec = specs[name]
             shape = tuple(int(d) for d in spec.shape)
             prim = spec.init.primitive(shape)
-            yield name, sample_numpy(
-                prim, shape, spec.dtype or self.config.dtype, portable_generator(seed, name)
-            )
+            dtype = spec.dtype or self.config.dtype
+            out = None if into is None else into(name)
+            yield name, sample_numpy(prim, shape, dtype, portable_generator(seed, name), out)
 
     def primitives(
         self, specs: Mapping[str, ParamSpec], names: Sequence[str]

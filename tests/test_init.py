@@ -114,3 +114,19 @@ def test_linear_defaults_are_torch_defaults():
     assert inf.params["weight"].init == ls.init.kaiming_uniform(a=math.sqrt(5))
     assert inf.params["bias"].init == ls.init.fan_in_uniform(20)
     assert repr(inf.params["weight"].init) == "kaiming_uniform(a=2.23607, mode='fan_in', nonlinearity='leaky_relu')"
+
+
+@pytest.mark.parametrize("prim", [Uniform(-1.0, 1.0), Normal(0.0, 2.0),
+                                  TruncNormal(0.0, 1.0, -0.5, 0.5), Constant(0.25),
+                                  Orthogonal(1.0)], ids=lambda p: type(p).__name__)
+def test_sampling_into_a_given_array_writes_the_same_values_in_place(prim):
+    shape = (70, 1000)  # more than one chunk
+    want = sample_numpy(prim, shape, "float32", np.random.default_rng(5))
+    out = np.full(shape, np.nan, np.float32)
+    got = sample_numpy(prim, shape, "float32", np.random.default_rng(5), out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+    for bad in (np.empty((70, 999), np.float32), np.empty(shape, np.float64),
+                np.empty((1000, 70), np.float32).T):
+        with pytest.raises(ValueError, match="out must be"):
+            sample_numpy(prim, shape, "float32", np.random.default_rng(5), out=bad)

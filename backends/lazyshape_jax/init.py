@@ -21,7 +21,7 @@ import numpy as np
 from lazyshape.backend import Constant, Initializer, Normal, Orthogonal, TruncNormal, Uniform
 
 # the init protocol (`sample_all` is this backend's own batch form of `sample`)
-__all__ = ["make_rng", "sample", "from_numpy"]
+__all__ = ["make_rng", "sample", "from_numpy"]  # (and the JAX-only host_buffer, adopt)
 
 
 def make_rng(seed: int | None) -> Any:
@@ -134,6 +134,38 @@ def from_numpy(value: Any, dtype: str, device: Any) -> Any:
     (a ``jax.Device``, a sharding, or a platform name such as ``"cpu"``)."""
     out = jnp.asarray(value, dtype=jax_dtype(dtype))
     return out if device is None else jax.device_put(out, as_device(device))
+
+
+#: XLA's CPU client aliases a host array instead of copying it when it is this aligned
+_ALIGN = 64
+
+
+def host_buffer(shape: tuple[int, ...], dtype: str, device: Any) -> np.ndarray[Any, Any] | None:
+    """An uninitialized NumPy array of ``shape`` and ``dtype`` that `adopt` turns
+    into a JAX array without a copy (CPU, ``_ALIGN``-byte aligned); None when it
+    can't (another device, a dtype JAX would convert)."""
+    np_dtype = np.dtype(jax_dtype(dtype))
+    if np_dtype != np.dtype(dtype) or not _on_cpu(device):
+        return None
+    n = math.prod(shape)
+    raw = np.empty(n * np_dtype.itemsize + _ALIGN, np.uint8)
+    start: int = -raw.ctypes.data % _ALIGN
+    out: np.ndarray[Any, Any] = raw[start:start + n * np_dtype.itemsize].view(np_dtype)
+    return out.reshape(shape)
+
+
+def adopt(value: np.ndarray[Any, Any], device: Any) -> Any:
+    """The JAX array on ``device`` of a `host_buffer` the caller no longer writes:
+    the same memory (no second copy of a parameter exists at any time)."""
+    return jax.device_put(value, None if device is None else as_device(device))
+
+
+def _on_cpu(device: Any) -> bool:
+    if device is None:
+        return jax.default_backend() == "cpu"
+    target = as_device(device)
+    platform = getattr(target, "platform", None)
+    return platform == "cpu"
 
 
 def jax_dtype(dtype: str) -> Any:

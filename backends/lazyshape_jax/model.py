@@ -332,9 +332,21 @@ class JaxModel(BuiltModel):
     def _draw(self, inf: Inference, names: Sequence[str], key: Any) -> dict[str, Any]:
         config = self.config
         if config.rng == "portable":
+            specs = inf.params
+            direct: set[str] = set()
+
+            def into(name: str) -> Any:  # drawn into memory JAX then uses as it is
+                spec = specs[name]
+                shape = tuple(int(d) for d in spec.shape)
+                out = init.host_buffer(shape, spec.dtype or config.dtype, config.device)
+                if out is not None:
+                    direct.add(name)
+                return out
+
             return {
-                n: init.from_numpy(v, inf.params[n].dtype or config.dtype, config.device)
-                for n, v in self._rt.portable_values(inf.params, names)
+                n: init.adopt(v, config.device) if n in direct
+                else init.from_numpy(v, specs[n].dtype or config.dtype, config.device)
+                for n, v in self._rt.portable_values(specs, names, into)
             }
         values = init.sample_all(tuple(self._rt.primitives(inf.params, names)), key)
         if not values:

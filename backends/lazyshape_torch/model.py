@@ -710,6 +710,7 @@ class TorchModel(containers.Graph, BuiltModel):
                         setattr(*_owner(mod, k), t)
                 if mod.training is not training:
                     mod.train(training)  # a module created after .eval() is in eval mode too
+                native.set_training_checks(mod, training)
                 made[i] = mod
             if mode == "portable":
                 self._fill_portable(inf, made, [n for n in inf.params if n in wanted or first])
@@ -737,17 +738,35 @@ class TorchModel(containers.Graph, BuiltModel):
     def _fill_portable(
         self, inf: Inference, made: Mapping[int, nn.Module], names: list[str]
     ) -> None:
-        """Copy the portable streams' values of ``names`` into the new modules."""
+        """Fill the new modules' tensors ``names`` with the portable streams'
+        values: drawn straight into a CPU tensor's memory (no second copy of
+        any tensor: peak memory is the parameters' bytes), else copied."""
         owners = {
             rec.prefix + k: (made[i], k)
             for i, rec in enumerate(inf.layers)
             if i in made
             for k in rec.params
         }
+        specs = inf.params
+
+        def tensor(name: str) -> torch.Tensor:
+            return getattr(*_owner(*owners[name]))  # type: ignore[no-any-return]
+
+        in_place: set[str] = set()
+
+        def into(name: str) -> np.ndarray[Any, Any] | None:
+            t = tensor(name)
+            if (t.device.type != "cpu" or t.dtype == torch.bfloat16 or not t.is_contiguous()
+                    or normalize_dtype(t.dtype) != (specs[name].dtype or self._dtype)):
+                return None
+            in_place.add(name)
+            return t.detach().numpy()
+
         with torch.no_grad():
-            for name, value in self._rt.portable_values(inf.params, names):
-                t = getattr(*_owner(*owners[name]))
-                t.copy_(init.from_numpy(value, normalize_dtype(t.dtype), t.device))
+            for name, value in self._rt.portable_values(specs, names, into):
+                if name not in in_place:
+                    t = tensor(name)
+                    t.copy_(init.from_numpy(value, normalize_dtype(t.dtype), t.device))
 
     def _layer_module(
         self, rec: LayerRecord, mode: str, keep: Mapping[str, torch.Tensor]
@@ -952,6 +971,7 @@ class TorchModel(containers.Graph, BuiltModel):
         super().train(mode)
         if self._root is not None:
             self._root.train(mode)
+            native.set_training_checks(self._root, mode)
         return self
 
     def __getitem__(self, key: int | str | slice) -> Any:
