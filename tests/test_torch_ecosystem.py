@@ -63,9 +63,8 @@ TWINS = {
     "residual cnn": (small_cnn, lambda: torch_cnn(), (2, 3, 8, 8)),
 }
 
-#: the hand-written classes standing for ours (a functional block; a layer with no
-#: native module)
-OURS = {"Block": "Model", "Add": "LayerModule"}
+#: the hand-written classes standing for ours (a functional block)
+OURS = {"Block": "Model"}
 
 
 # -- torchinfo and torchview --------------------------------------------------------------

@@ -133,6 +133,15 @@ class Graph(nn.Module):
             )
         return plan.run(self, (x, *more))
 
+    def train(self, mode: bool = True) -> Graph:
+        """``nn.Module.train``; a native child that checks its input in training
+        (BatchNorm) gets its check hook while it trains only."""
+        super().train(mode)
+        for child in self._modules.values():
+            if child is not None and not isinstance(child, Graph):
+                native.set_training_checks(child, mode)
+        return self
+
     def _get_name(self) -> str:
         return self._ls_kind
 

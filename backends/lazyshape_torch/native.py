@@ -61,6 +61,28 @@ def concrete(shape: Any) -> bool:
     return all(type(d) is int for d in shape)
 
 
+#: native module class -> the forward pre-hook checking its input in training
+#: (a `ShapeError` where torch would raise its own error), or None, for a module.
+#: The hook is on a module only while it trains (`set_training_checks`): in
+#: evaluation a module has no hook and takes torch's fast call path.
+TRAINING_CHECKS: dict[type[nn.Module], Callable[[nn.Module], Callable[..., None] | None]] = {}
+
+
+def set_training_checks(module: nn.Module, on: bool) -> None:
+    """Install (``on``) or remove the `TRAINING_CHECKS` hook of ``module``."""
+    pick = TRAINING_CHECKS.get(type(module))
+    hook = None if pick is None else pick(module)
+    if hook is None:
+        return
+    hooks = module._forward_pre_hooks
+    present = [k for k, f in hooks.items() if f is hook]
+    if on and not present:
+        module.register_forward_pre_hook(hook)
+    elif not on:
+        for k in present:
+            del hooks[k]
+
+
 #: factories whose tensors are made from the specs' shapes (or that have none):
 #: `native_module` skips checking what they built
 _EXACT: set[Factory] = set()

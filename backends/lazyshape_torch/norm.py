@@ -109,20 +109,26 @@ def _channel_norm(cls: type[nn.Module], rec: LayerRecord, dtype: Any, device: An
 def _batch_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
     if sizes(rec, "num_features") is None:
         return None
-    module = _channel_norm(_BATCH[type(rec.layer)], rec, dtype, device)
-    if module.track_running_stats:  # otherwise the rule has checked every mode
-        module.register_forward_pre_hook(_check_batch_stats)
-    return module
+    return _channel_norm(_BATCH[type(rec.layer)], rec, dtype, device)
 
 
 @register(*_INSTANCE)
 def _instance_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
     if sizes(rec, "num_features") is None:
         return None
-    module = _channel_norm(_INSTANCE[type(rec.layer)], rec, dtype, device)
-    if module.track_running_stats:
-        module.register_forward_pre_hook(_check_instance_stats)
-    return module
+    return _channel_norm(_INSTANCE[type(rec.layer)], rec, dtype, device)
+
+
+# with running statistics, the input is checked in training (otherwise the rule
+# has checked every mode), by a hook present while the module trains
+for _cls in _BATCH.values():
+    native.TRAINING_CHECKS[_cls] = (
+        lambda m: _check_batch_stats if m.track_running_stats else None
+    )
+for _cls in _INSTANCE.values():
+    native.TRAINING_CHECKS[_cls] = (
+        lambda m: _check_instance_stats if m.track_running_stats else None
+    )
 
 
 @register(LayerNorm)
