@@ -245,6 +245,15 @@ class _Run:
             return
         arrays = input_arrays(check.entry_of(self.layer), self.layer, self.specs, check.seed)
         outs: dict[str, Any] = {}
+        spared: list[str] = []  # backends past their `backend_examples` budget
+
+        def run(name: str) -> None:
+            try:
+                with _quiet():
+                    outs[name] = forward_on(name, self.layer, self.specs, arrays, check.seed)
+            except Exception as e:
+                outs[name] = e
+
         for name in check.backends:
             if check.skip_known:
                 issue = known_issue(self.layer, self.specs, name)
@@ -254,14 +263,20 @@ class _Run:
             budget = check.backend_examples.get(name)
             if budget is not None:
                 if check.forwards.get(name, 0) >= budget:
+                    spared.append(name)
                     continue
                 check.forwards[name] = check.forwards.get(name, 0) + 1
-            try:
-                with _quiet():
-                    outs[name] = forward_on(name, self.layer, self.specs, arrays, check.seed)
-            except Exception as e:
-                outs[name] = e
-        self._judge_backends(inf, outs)
+            run(name)
+        try:
+            self._judge_backends(inf, outs)
+        except LayerCheckError:
+            if not spared:
+                raise
+            # a failure: its report gives every backend's answer
+            for name in spared:
+                run(name)
+            self._judge_backends(inf, outs)
+            raise
 
     def _judge_backends(self, inf: Inference, outs: dict[str, Any]) -> None:
         res = self.check.result
