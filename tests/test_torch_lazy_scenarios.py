@@ -267,3 +267,23 @@ def test_a_model_inside_a_hand_written_module_materializes_with_it() -> None:
     assert [k for k in net.state_dict()] == ["body.0.weight", "body.0.bias", "head.weight",
                                              "head.bias"]
     assert np.isfinite(y.detach().numpy()).all()
+
+
+def test_batch_norm_checks_a_training_input_whatever_the_mode_changes() -> None:
+    m = ls.build(ls.Sequential(ls.Linear(4), ls.BatchNorm1d(), ls.Linear(2)), "torch", seed=0)
+    m(torch.randn(3, 5))
+    one = torch.randn(1, 5)
+    m.eval()
+    assert not m[1]._forward_pre_hooks  # evaluation: torch's hook-free call path
+    assert m(one).shape == (1, 2)  # running statistics: a batch of one is fine
+    m.train()
+    before = m[1].running_mean.clone()
+    with pytest.raises(ls.ShapeError, match="BatchNorm1d"):
+        m(one)  # torch would raise its own ValueError
+    assert torch.equal(m[1].running_mean, before)
+    m[1].eval()  # a frozen BatchNorm inside a training model
+    assert m(one).shape == (1, 2)
+    hand = _twin(m, nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)))
+    hand.train()
+    hand[1].eval()
+    torch.testing.assert_close(m(one), hand(one), rtol=0, atol=0)
