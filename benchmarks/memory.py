@@ -27,7 +27,7 @@ CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
                    "torch_lazy", "flax_init")),
     ("init", "D", ("lazyshape_torch", "torch_hand", "lazyshape_numpy", "lazyshape_jax",
                    "lazyshape_torch_portable", "lazyshape_numpy_portable",
-                   "lazyshape_jax_portable")),
+                   "lazyshape_jax_portable", "jax_hand")),
     ("resolve", "C", ("lazyshape", "lazyshape_symbolic", "torch_meta", "flax_eval_shape")),
 )
 QUICK_CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -79,6 +79,13 @@ def run(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCell]]
                     f"{tag}: {ours} / {peer} (peak resident set)", "x",
                     Stats.of([r0["peak_bytes"] / r1["peak_bytes"]]),
                     note="whole process, baselines included"))
+        hand_jax = results.get("jax_hand", {})
+        if "increase_bytes" in hand_jax and "increase_bytes" in results.get("lazyshape_jax", {}):
+            comparisons.append(Comparison(
+                f"{tag}: lazyshape_jax / jax_hand (peak increase)", "x",
+                Stats.of([results["lazyshape_jax"]["increase_bytes"]
+                          / max(hand_jax["increase_bytes"], 1)]), 1.1, "<=",
+                "JAX's native draw vs jax.random by hand (XLA's compiles and buffers in both)"))
         if step == "init" and key == "D":  # every backend and RNG mode against the bytes
             for name, r in results.items():
                 if name.startswith("lazyshape") and "error" not in r:

@@ -25,7 +25,9 @@ timed. Steps:
   - ``torch_lazy``: PyTorch's lazy dry run: the ``Lazy*`` model and one
     ``no_grad`` forward of a real batch (it computes the forward too);
   - ``torch_hand``: constructing the hand-written torch model, sizes spelled out;
-  - ``flax_init``: ``model.init(key, x)`` on a real batch (eager, until ready).
+  - ``flax_init``: ``model.init(key, x)`` on a real batch (eager, until ready);
+  - ``jax_hand``: hand-written JAX, one ``jax.random.uniform`` per parameter of
+    the model's shapes (until ready): what JAX itself costs to draw them.
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ def _ls_init(backend: str, rng: str = "native") -> Factory:
         return (lambda: lazyshape_model(key)), run
 
     return factory
+
+
+def _jax_hand(key: str) -> tuple[Callable[[], Any], Callable[[Any], Any]]:
+    import lazyshape as ls
+
+    shapes = [tuple(int(d) for d in p.shape)
+              for p in ls.infer(lazyshape_model(key), REFERENCE[key].input_shape).params.values()]
+
+    def run(_: Any) -> Any:
+        import jax
+
+        k = jax.random.key(0)
+        out = [jax.random.uniform(jax.random.fold_in(k, i), s, minval=-0.1, maxval=0.1)
+               for i, s in enumerate(shapes)]
+        return jax.block_until_ready(out)
+
+    return (lambda: None), run
 
 
 # -- the floor: a bare loop (model A) --------------------------------------------------
@@ -216,6 +235,7 @@ STEPS: dict[str, dict[str, Factory]] = {
         "torch_lazy": _torch_dry_run("cpu"),
         "torch_hand": _torch_hand,
         "flax_init": _flax_init,
+        "jax_hand": _jax_hand,
     },
 }
 
@@ -226,7 +246,7 @@ NEEDS: dict[str, str | None] = {
     "lazyshape_numpy_portable": None, "lazyshape_torch_portable": "torch",
     "lazyshape_jax_portable": "jax",
     "torch_lazy": "torch", "torch_meta": "torch", "torch_hand": "torch",
-    "flax_eval_shape": "flax", "flax_init": "flax",
+    "flax_eval_shape": "flax", "flax_init": "flax", "jax_hand": "jax",
 }
 
 
@@ -246,10 +266,14 @@ def imports(contender: str) -> None:
         import lazyshape_jax  # noqa: F401
     if need == "flax":
         import flax.linen  # noqa: F401
-    if contender.startswith("lazyshape_"):  # the backend's modules loaded, its first use paid
+    if need == "jax":  # the first draw (XLA's client started) paid before the baseline
+        import jax
+
+        jax.block_until_ready(jax.random.uniform(jax.random.key(1), (2,)))
+    backend = contender.split("_")[1] if contender.startswith("lazyshape_") else ""
+    if backend in ("numpy", "torch", "jax"):  # the backend's modules loaded, its first use paid
         import lazyshape as ls
 
-        backend = contender.split("_")[1]
         rng = "portable" if contender.endswith("_portable") else "native"
         ls.build(ls.Sequential(ls.Linear(2), ls.LayerNorm()), backend, rng=rng).materialize((1, 3))
 
