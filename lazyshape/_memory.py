@@ -9,6 +9,7 @@ space left under ``ulimit -v``, whichever is least, read at materialization.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 
@@ -125,17 +126,11 @@ def check_param_memory(
     ``limit`` (None: `available_bytes`, for parameters on the host)."""
     if limit is None and not on_host(device):
         return
-    sizes: list[tuple[int, str, tuple[int, ...]]] = []
+    names = list(names)
     total = 0
     for n in names:
         spec = specs[n]
-        shape = tuple(int(d) for d in spec.shape)
-        count = 1
-        for d in shape:
-            count *= d
-        b = count * itemsize(spec.dtype or dtype)
-        total += b
-        sizes.append((b, n, shape))
+        total += math.prod(spec.shape) * itemsize(spec.dtype or dtype)  # type: ignore[assignment]
     if limit is None:
         found = available_bytes()
         if found is None or total <= found:
@@ -145,6 +140,10 @@ def check_param_memory(
         if total <= limit:
             return
         source = "allowed (max_param_bytes)"
+    sizes = []
+    for n in names:
+        shape = tuple(int(d) for d in specs[n].shape)
+        sizes.append((math.prod(shape) * itemsize(specs[n].dtype or dtype), n, shape))
     sizes.sort(key=lambda t: -t[0])
     largest = [(n, shape, b) for b, n, shape in sizes[:3]]
     raise MemoryLimitError(total, int(limit), largest, dtype, source)

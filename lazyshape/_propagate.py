@@ -231,6 +231,8 @@ class Inference:
         """Parameters whose shape still has symbols, with the input symbols each
         needs; an anonymous (``None``) input dim is named by its place,
         ``input0.shape[1]``."""
+        if all(type(d) is int for s in self.inputs for d in s.shape):
+            return {}  # (parameter shapes are functions of the input dims)
         places: dict[str, str] = {}
         for i, s in enumerate(self.inputs):
             for k, d in enumerate(s.shape):

@@ -214,6 +214,10 @@ class TreeBuilder:
     def plan(self, container: Graph, layer: Layer, n_inputs: int, prefix: str) -> Plan:
         """Trace ``layer`` (the definition of ``container``, at path ``prefix``)
         on ``n_inputs`` inputs; its plan, stored on ``container``."""
+        if n_inputs == 1 and type(layer) is ls.Sequential:
+            chain = self._chain(container, layer, prefix)
+            if chain is not None:
+                return chain
         tracer = _Tracer(self, container, prefix, n_inputs)
         ins = tuple(range(n_inputs))
         if isinstance(layer, ls.Module):
@@ -224,6 +228,33 @@ class TreeBuilder:
         container._ls_plans[n_inputs] = plan
         if n_inputs == 1 and isinstance(container, Sequential):
             container._ls_chain = plan.is_chain()
+        return plan
+
+    def _chain(self, container: Graph, layer: ls.Sequential, prefix: str) -> Plan | None:
+        """The plan of a `Sequential` of distinct primitive one-output layers
+        (most models' bulk), made without tracing: ``x = child(x)`` in order.
+        None for any other."""
+        children = list(layer.children())
+        seen = self.first
+        ids = {id(child) for _, child in children}
+        if len(ids) != len(children) or not ids.isdisjoint(seen):
+            return None
+        for _, child in children:
+            if isinstance(child, ls.Module) or child.num_outputs != 1:
+                return None
+        modules = self.modules
+        steps: list[Step] = []
+        for slot, (key, child) in enumerate(children):
+            path = prefix + key
+            seen[id(child)] = path
+            if modules is not None:
+                self.register(container, key, modules[path])
+            steps.append((None, key, slot, (slot,), slot + 1, (slot + 1,)))
+        n = len(steps)
+        plan = Plan(1, tuple(steps), (n,), n + 1)
+        container._ls_plans[1] = plan
+        if isinstance(container, Sequential):
+            container._ls_chain = True
         return plan
 
     def container(self, parent: nn.Module, key: str, layer: Layer) -> Graph:
