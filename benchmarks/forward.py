@@ -158,7 +158,27 @@ def _torch_pairs(case: Case) -> list[Pair]:
 
         pairs.append(Pair(f"torch m(x), {_tag(case, shape)}", ours, mine, TARGETS["torch"],
                           diff))
+    if case.name in COMPILED:
+        # torch.compile of each (static shapes), compiled here by a first call
+        x = torch.from_numpy(_input(case.shapes[0]))
+        cm = torch.compile(m, dynamic=False)
+        ch = torch.compile(hand, dynamic=False)
+        with torch.no_grad():
+            diff = _diff(cm(x), ch(x))
+
+        def ours_compiled(x: Any = x) -> Any:
+            return cm(x)
+
+        def mine_compiled(x: Any = x) -> Any:
+            return ch(x)
+
+        pairs.append(Pair(f"torch torch.compile(m)(x), {_tag(case, case.shapes[0])}",
+                          ours_compiled, mine_compiled, TARGETS["torch"], diff))
     return pairs
+
+
+#: the cases whose compiled forward is timed too (compiling takes seconds)
+COMPILED = ("mlp", "C")
 
 
 def _torch_loop(fn: Callable[[], Any], n: int) -> Callable[[Any], None]:
