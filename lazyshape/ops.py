@@ -88,6 +88,16 @@ def _promoted_all(arrays: Sequence[Any]) -> list[Any]:
     return [_cast(a, n, target) for a, n in zip(arrays, names, strict=True)]
 
 
+def _with_weights(x: Any, weight: Any, bias: Any | None) -> tuple[Any, Any, Any | None]:
+    """``x``, ``weight`` and ``bias`` in their common dtype (an int32 input with
+    float32 weights computes in float32 on every backend)."""
+    dtype = x.dtype
+    if weight.dtype == dtype and (bias is None or bias.dtype == dtype):
+        return x, weight, bias  # the common case
+    arrays = _promoted_all([x, weight] if bias is None else [x, weight, bias])
+    return arrays[0], arrays[1], None if bias is None else arrays[2]
+
+
 def promote_types(*dtypes: str) -> str:
     """The dtype `lazyshape.ops` computes in for arrays of ``dtypes``, on every
     backend: ``int32, float32 -> float32``; ``float16, float32 -> float32``;
@@ -252,6 +262,7 @@ def dropout(x: Any, p: float, rng: Any) -> Any:
 
 def linear(x: Any, weight: Any, bias: Any | None = None) -> Any:
     """``x @ weight.T + bias``, weight of shape ``(out, in)``."""
+    x, weight, bias = _with_weights(x, weight, bias)
     return (_nn_of(type(x)) or nn(x)).linear(x, weight, bias)
 
 
@@ -272,6 +283,7 @@ def conv(
 ) -> Any:
     """N-d convolution: input ``(N, C, *d)``, weight ``(out, C/groups, *k)``,
     explicit zero padding ``(lo, hi)`` per spatial dim -> ``(N, out, *d_out)``."""
+    x, weight, bias = _with_weights(x, weight, bias)
     return (_nn_of(type(x)) or nn(x)).conv(x, weight, bias, stride, padding, dilation, groups)
 
 
@@ -287,6 +299,7 @@ def conv_transpose(
 ) -> Any:
     """N-d transposed convolution: input ``(N, C, *d)``, weight ``(C, out/groups, *k)``
     -> ``(N, out, (d - 1)*s - 2p + dil*(k - 1) + output_padding + 1)``."""
+    x, weight, bias = _with_weights(x, weight, bias)
     return (_nn_of(type(x)) or nn(x)).conv_transpose(
         x, weight, bias, stride, padding, output_padding, dilation, groups
     )

@@ -103,6 +103,34 @@ def test_an_int_input_times_a_float32_weight_is_float32(backend):
 
 @pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=pytest.mark.torch),
                                      pytest.param("jax", marks=pytest.mark.jax)])
+@pytest.mark.parametrize("x_dtype", ["int32", "uint8", "float16"])
+def test_linear_and_convolutions_compute_in_the_promoted_dtype(backend, x_dtype):
+    """An int or float16 input with float32 weights: float32 on every backend,
+    the values those of a float32 input."""
+    if backend not in ls.backends():
+        pytest.skip(f"{backend} is not installed")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, 3, 5)).astype(x_dtype)
+    w1, w2 = rng.standard_normal((4, 5)), rng.standard_normal((4, 3, 2))
+    b = rng.standard_normal(4)
+    calls = {
+        "linear": lambda x, f: ls.ops.linear(x, f(w1), f(b)),
+        "conv": lambda x, f: ls.ops.conv(x, f(w2), f(b), (1,), ((0, 0),), (1,)),
+        "conv_transpose": lambda x, f: ls.ops.conv_transpose(
+            x, f(w2.transpose(1, 0, 2)), f(b), (1,), (0,), (0,), (1,)),
+    }
+    for name, call in calls.items():
+        def f32(a):
+            return ls.asarray(a.astype(np.float32), backend)
+
+        y = call(ls.asarray(x, backend), f32)
+        want = call(ls.asarray(x.astype(np.float32), backend), f32)
+        assert _name(y) == "float32", (name, _name(y))
+        np.testing.assert_allclose(ls.to_numpy(y), ls.to_numpy(want), rtol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("backend", ["numpy", pytest.param("torch", marks=pytest.mark.torch),
+                                     pytest.param("jax", marks=pytest.mark.jax)])
 def test_a_python_float_with_an_int_array_is_float32(backend):
     if backend not in ls.backends():
         pytest.skip(f"{backend} is not installed")
