@@ -494,3 +494,97 @@ def test_conv_transpose_does_not_abort_xla():
 def test_negative_input_size_is_a_shape_error():
     with pytest.raises(ls.ShapeError, match=r"Input at 'input0': an input shape of non-negative ints, symbol names or None; got shape \(2, -1\) \(dims must be non-negative, got -1\)"):
         ls.infer(ls.Sequential(ls.Linear(3)), (2, -1))
+
+
+# -- inputs found for layers that declare none ----------------------------------------
+
+
+class StridedConv1d(ls.Layer):
+    """A strided, dilated, padded 1-d convolution written with ``ls.ops.conv``:
+    ``(N, C, L) -> (N, out, (L + 2p - d(k - 1) - 1)//s + 1)``; no declared inputs."""
+
+    def __init__(self, out_channels, kernel_size, stride=1, dilation=1, padding=0):
+        super().__init__()
+        self.out_channels, self.kernel_size = out_channels, kernel_size
+        self.stride, self.dilation, self.padding = stride, dilation, padding
+
+    def output_spec(self, x):
+        if len(x.shape) != 3:
+            raise ls.ShapeError("an (N, C, L) input", f"shape {x.shape}")
+        n, _, length = x.shape
+        k, s, d, p = self.kernel_size, self.stride, self.dilation, self.padding
+        out = (length + 2 * p - d * (k - 1) - 1) // s + 1
+        if isinstance(out, int) and out < 1:
+            raise ls.ShapeError("an input at least as long as the dilated kernel",
+                                f"length {length}")
+        return ls.TensorSpec((n, self.out_channels, out), None)
+
+    def param_specs(self, x):
+        return {"weight": ls.ParamSpec((self.out_channels, x.shape[1], self.kernel_size),
+                                       init=ls.init.uniform(-0.1, 0.1))}
+
+    def forward(self, params, x):
+        p = self.padding
+        return ls.ops.conv(x, params["weight"], None, (self.stride,), ((p, p),),
+                           (self.dilation,))
+
+
+STRIDED_HPARAMS = dict(out_channels=st.integers(1, 3), kernel_size=st.integers(1, 3),
+                       stride=st.integers(1, 3), dilation=st.integers(1, 2),
+                       padding=st.integers(0, 1))
+
+
+class LastAxisMax(ls.Layer):
+    """The maximum over the last axis of a rank-``rank`` input of at least 3 there."""
+
+    has_params = False
+
+    def __init__(self, rank):
+        super().__init__()
+        self.rank = rank
+
+    def output_spec(self, x):
+        if len(x.shape) != self.rank:
+            raise ls.ShapeError(f"a rank-{self.rank} input", f"shape {x.shape}")
+        if isinstance(x.shape[-1], int) and x.shape[-1] < 3:
+            raise ls.ShapeError("at least 3 along the last axis", f"shape {x.shape}")
+        return ls.TensorSpec(x.shape[:-1], x.dtype)
+
+    def forward(self, params, x):
+        return ls.ops.max(x, axis=-1)
+
+
+def _accepted_share(result):
+    """Of the examples drawn from undeclared inputs, the share the rule accepted."""
+    drawn = result.counts["case:candidate"]
+    return (drawn - result.counts.get("rejected:candidate", 0)) / drawn
+
+
+@pytest.mark.parametrize("rank", [1, 3, 4, 5])
+def test_undeclared_inputs_reach_the_properties_at_any_rank(rank):
+    result = check_layer(lambda: LastAxisMax(rank), backends=["numpy"], max_examples=60,
+                         properties="abce")
+    assert result.counts["case:candidate"] >= 20, result
+    assert _accepted_share(result) >= 0.8, result
+    assert result.counts["a"] >= 0.5 * result.examples, result
+    assert 0 < result.rejected < 0.5  # probes: rejected now and then, counted
+
+
+def test_a_strided_conv_with_undeclared_inputs_gets_long_enough_inputs():
+    result = check_layer(StridedConv1d, hparams=STRIDED_HPARAMS, backends=["numpy"],
+                         max_examples=60)
+    assert _accepted_share(result) >= 0.8, result
+    assert result.counts["a"] >= 0.5 * result.examples, result  # (it was 3 of 62)
+
+
+def test_accepted_ranks_asks_the_rule():
+    assert lt.strategies.accepted_ranks(ls.Linear(3, in_features=5)) == (
+        1, {rank: (5,) for rank in range(1, 6)})
+    arity, found = lt.strategies.accepted_ranks(StridedConv1d(2, 3, dilation=2))
+    assert arity == 1 and list(found) == [3]
+    assert found[3][0] == 5  # the dilated kernel's extent: the shortest accepted length
+    sides = lt.strategies.PROBE_SIDES
+    assert lt.strategies.accepted_ranks(ls.Add()) == (2, {  # two inputs; outputs kept small
+        r: tuple(s for s in sides if s**r <= lt.strategies.MAX_ELEMENTS) if r else (1,)
+        for r in range(6)})
+    assert lt.strategies.accepted_inputs(LastAxisMax(7)) is None  # no probe is rank 7

@@ -54,7 +54,7 @@ from ._registry import (
     entry_for,
 )
 from ._report import PROPERTIES, LayerCheckError, construct_text, describe
-from .strategies import PROBE_DTYPES, default_inputs, probes, symbolize
+from .strategies import PROBE_DTYPES, accepted_inputs, default_inputs, probes, symbolize
 
 __all__ = ["check_layer", "CheckResult", "forward_on", "input_arrays", "scaled_settings"]
 
@@ -62,7 +62,12 @@ __all__ = ["check_layer", "CheckResult", "forward_on", "input_arrays", "scaled_s
 
 class CheckResult:
     """What `check_layer` ran: ``counts[p]`` examples exercised property ``p``
-    (``"b:torch"``, ``"c:onnx"``...: per oracle), out of ``examples``."""
+    (``"b:torch"``, ``"c:onnx"``...: per oracle), out of ``examples``;
+    ``counts["case:<c>"]`` examples were of case ``c`` (``valid``: declared
+    inputs; ``candidate``: undeclared ones, drawn from the ranks and sizes the
+    rule accepts; ``probe``: mutations; ``invalid``: declared invalid), and
+    ``counts["rejected"]`` (``"rejected:<c>"`` per case) were inputs the rule
+    rejected, which reach property b only; `rejected` is that fraction."""
 
     def __init__(self, kind: str, backends: Sequence[str]) -> None:
         self.kind = kind
@@ -72,6 +77,11 @@ class CheckResult:
 
     def hit(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
+
+    @property
+    def rejected(self) -> float:
+        """The fraction of examples whose inputs the rule rejected."""
+        return self.counts.get("rejected", 0) / self.examples if self.examples else 0.0
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
@@ -527,6 +537,8 @@ class _Check:
         self.skip_known = skip_known
         self.result = CheckResult(kind, backends)
         self.oracles: tuple[Oracle, ...] = ()
+        #: per undeclared layer (its construction text): the inputs its rule accepts
+        self._accepted: dict[str, SearchStrategy[Specs] | None] = {}
 
     def entry_of(self, layer: Layer) -> LayerEntry | None:
         return self.entry if self.entry is not None else entry_for(layer)
@@ -540,7 +552,15 @@ class _Check:
         if self._inputs is not None:
             return self._inputs(layer)
         entry = self.entry_of(layer)
-        return entry.inputs(layer) if entry is not None else default_inputs(layer)
+        if entry is not None:
+            return entry.inputs(layer)
+        # undeclared: the ranks and sizes the rule accepts, asked once per layer
+        # (hyperparameters); the probes still mutate them (ranks, sizes, dtypes)
+        key = construct_text(layer)
+        if key not in self._accepted:
+            self._accepted[key] = accepted_inputs(layer)
+        found = self._accepted[key]
+        return default_inputs(layer) if found is None else found
 
     def invalid_of(self, layer: Layer) -> SearchStrategy[Specs] | None:
         if self._invalid is not None:
@@ -585,6 +605,10 @@ class _Check:
                 return
         run = _Run(self, layer, specs, case)
         rule = run.rule()
+        self.result.hit(f"case:{case}")
+        if not isinstance(rule, Inference):
+            self.result.hit("rejected")
+            self.result.hit(f"rejected:{case}")
         if "b" in self.properties:
             run.oracles(rule)
         if not isinstance(rule, Inference):

@@ -62,6 +62,9 @@ __all__ = [
     "symbolize",
     "models",
     "default_inputs",
+    "accepted_inputs",
+    "accepted_ranks",
+    "PROBE_SIDES",
     "batch_sizes",
     "sides",
     "MAX_ELEMENTS",
@@ -95,6 +98,64 @@ def inputs(layer: Layer) -> SearchStrategy[Specs]:
     """Tuples of input specs ``layer`` accepts (from its kind's entry)."""
     entry = entry_for(layer)
     return default_inputs(layer) if entry is None else entry.inputs(layer)
+
+
+#: the side every dim takes, in turn, when `accepted_inputs` probes a layer
+PROBE_SIDES = (1, 2, 3, 4, 5, 6, 7, 8, 12, 16)
+#: the ranks and input counts `accepted_inputs` probes
+PROBE_RANKS = (0, 1, 2, 3, 4, 5)
+PROBE_ARITIES = (1, 2, 3)
+
+
+def _accepts(layer: Layer, xs: Specs) -> bool:
+    try:
+        out = ls.infer(layer, *xs, batch_dim=None).outputs
+    except ShapeError:
+        return False
+    except Exception:  # noqa: BLE001 - a rule crashing here is not an accepted input;
+        return False  # the examples drawn elsewhere report the crash (property b)
+    return all(_numel(o) <= MAX_ELEMENTS for o in out if not o.is_symbolic)
+
+
+def accepted_ranks(layer: Layer, dtype: str = "float32") -> tuple[int, dict[int, tuple[int, ...]]]:
+    """What ``layer``'s rule accepts, found by asking it: for the first input
+    count (1, 2, 3) it accepts anything at, ``(count, {rank: sides})`` where
+    ``sides`` are the sizes ``s`` of `PROBE_SIDES` for which ``count`` inputs of
+    shape ``(s,) * rank`` (``dtype``) are accepted; ``(0, {})`` when nothing is.
+    Costs one ``ls.infer`` per (count, rank, side) until a count is found."""
+    for arity in PROBE_ARITIES:
+        found: dict[int, tuple[int, ...]] = {}
+        for rank in PROBE_RANKS:
+            sides = PROBE_SIDES if rank else (1,)
+            ok = tuple(
+                side for side in sides
+                if _accepts(layer, (TensorSpec((side,) * rank, dtype),) * arity)
+            )
+            if ok:
+                found[rank] = ok
+        if found:
+            return arity, found
+    return 0, {}
+
+
+def accepted_inputs(layer: Layer, dtype: str = "float32") -> SearchStrategy[Specs] | None:
+    """Input tuples ``layer`` is likely to accept, for a layer that declares
+    none: the ranks and input count its rule accepts (`accepted_ranks`), each
+    dim drawn from the sides accepted at that rank, so a rank-3 ``(N, C, L)``
+    layer gets rank-3 inputs long enough for its kernel as often as a rank-1
+    layer gets vectors. Every draw is still a candidate the rule decides on
+    (mixed sides may be rejected). None when the rule accepts no probe."""
+    arity, found = accepted_ranks(layer, dtype)
+    if not found:
+        return None
+
+    def shape_of(rank: int) -> SearchStrategy[tuple[int, ...]]:
+        return st.tuples(*[st.sampled_from(found[rank]) for _ in range(rank)])
+
+    one = st.sampled_from(sorted(found)).flatmap(
+        lambda rank: shape_of(rank).map(lambda shape: TensorSpec(shape, dtype))
+    )
+    return st.tuples(*[one] * arity)
 
 
 def invalid_inputs(layer: Layer) -> SearchStrategy[Specs]:
