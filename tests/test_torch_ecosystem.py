@@ -82,13 +82,19 @@ def _summary_rows(model, shape):
     return rows, s.total_mult_adds, s.total_params
 
 
-@pytest.mark.parametrize("materialized", [False, True], ids=["lazy", "materialized"])
-@pytest.mark.parametrize("twin", sorted(TWINS))
-def test_torchinfo_shows_the_hand_written_models_rows(twin, materialized):
+def _twin_pair(twin, materialized):
+    """The built model (lazy, or materialized), the hand-written one, the input shape."""
     make, make_torch, shape = TWINS[twin]
     m = ls.build(make(), "torch")
     if materialized:
         m.materialize(shape)
+    return m, make_torch, shape
+
+
+@pytest.mark.parametrize("materialized", [False, True], ids=["lazy", "materialized"])
+@pytest.mark.parametrize("twin", sorted(TWINS))
+def test_torchinfo_shows_the_hand_written_models_rows(twin, materialized):
+    m, make_torch, shape = _twin_pair(twin, materialized)
     rows, mult_adds, params = _summary_rows(m, shape)
     want_rows, want_mult_adds, want_params = _summary_rows(make_torch(), shape)
     assert rows == want_rows
@@ -118,10 +124,7 @@ def _module_tree(model, shape):
 @pytest.mark.parametrize("materialized", [False, True], ids=["lazy", "materialized"])
 @pytest.mark.parametrize("twin", sorted(TWINS))
 def test_torchview_shows_the_hand_written_models_nesting(twin, materialized):
-    make, make_torch, shape = TWINS[twin]
-    m = ls.build(make(), "torch")
-    if materialized:
-        m.materialize(shape)
+    m, make_torch, shape = _twin_pair(twin, materialized)
     tree = _module_tree(m, shape)
     assert tree == _module_tree(make_torch(), shape)
     assert tree[0][0] == "Sequential" and tree[0][2]  # the model, and its children inside
