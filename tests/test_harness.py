@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -512,6 +513,8 @@ class StridedConv1d(ls.Layer):
         if len(x.shape) != 3:
             raise ls.ShapeError("an (N, C, L) input", f"shape {x.shape}")
         n, _, length = x.shape
+        if isinstance(length, int) and length < 1:  # torch refuses it, padding or not
+            raise ls.ShapeError("a non-empty length", f"length {length}")
         k, s, d, p = self.kernel_size, self.stride, self.dilation, self.padding
         out = (length + 2 * p - d * (k - 1) - 1) // s + 1
         if isinstance(out, int) and out < 1:
@@ -588,3 +591,89 @@ def test_accepted_ranks_asks_the_rule():
         r: tuple(s for s in sides if s**r <= lt.strategies.MAX_ELEMENTS) if r else (1,)
         for r in range(6)})
     assert lt.strategies.accepted_inputs(LastAxisMax(7)) is None  # no probe is rank 7
+
+
+# -- wrong rules of the strided conv: each must be caught ----------------------------------
+
+MUTANTS = ("ceil", "no dilation", "padding once", "float32 always", "too short accepted",
+           "length 1 rejected")
+
+
+def _length(layer: StridedConv1d, length: Any, mutant: str) -> Any:
+    k, s, d, p = layer.kernel_size, layer.stride, layer.dilation, layer.padding
+    if mutant == "ceil":
+        return -((-(length + 2 * p - d * (k - 1) - 1)) // s) + 1
+    if mutant == "no dilation":
+        return (length + 2 * p - (k - 1) - 1) // s + 1
+    if mutant == "padding once":
+        return (length + p - d * (k - 1) - 1) // s + 1
+    return (length + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def mutant(name: str) -> type[StridedConv1d]:
+    """`StridedConv1d` with the wrong rule ``name``."""
+
+    class Mutant(StridedConv1d):
+        def output_spec(self, x: ls.TensorSpec) -> ls.TensorSpec:
+            if len(x.shape) != 3:
+                raise ls.ShapeError("an (N, C, L) input", f"shape {x.shape}")
+            n, _, length = x.shape
+            if isinstance(length, int) and length < 1:
+                raise ls.ShapeError("a non-empty length", f"length {length}")
+            out = _length(self, length, name)
+            if name == "too short accepted" and isinstance(out, int):
+                out = max(out, 1)
+            if isinstance(out, int) and (out < 1 or name == "length 1 rejected" and out == 1):
+                raise ls.ShapeError("an input long enough", f"length {length}")
+            dtype = "float32" if name == "float32 always" else None
+            return ls.TensorSpec((n, self.out_channels, out), dtype)
+
+    Mutant.__name__ = Mutant.__qualname__ = "Mutant_" + name.replace(" ", "_")
+    return Mutant
+
+
+def declared_lengths(layer: Any) -> Any:
+    """Valid inputs as the docs advise: ``(N, C, L)`` float32, L 6-12."""
+    return st.tuples(st.builds(lambda n, c, length: ls.TensorSpec((n, c, length), "float32"),
+                               st.integers(1, 3), st.integers(1, 3), st.integers(6, 12)))
+
+
+#: the wrong rules the boundary probes catch (a dtype rule needs floating-dtype probes)
+CAUGHT = [m for m in MUTANTS if m != "float32 always"]
+
+
+@pytest.mark.torch  # (the edges are judged by torch's kernels)
+@pytest.mark.parametrize("declared", [False, True], ids=["undeclared", "declared"])
+@pytest.mark.parametrize("name", CAUGHT)
+def test_a_wrong_rule_of_a_strided_conv_is_caught(name, declared):
+    with pytest.raises(LayerCheckError):
+        check_layer(mutant(name), declared_lengths if declared else None,
+                    hparams=STRIDED_HPARAMS, backend_examples={"jax": 5})
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("declared", [False, True], ids=["undeclared", "declared"])
+def test_the_right_rule_of_a_strided_conv_passes_at_its_edges(declared):
+    result = check_layer(StridedConv1d, declared_lengths if declared else None,
+                         hparams=STRIDED_HPARAMS, backend_examples={"jax": 5})
+    assert result.counts["b:edges"] >= 0.5 * result.examples, result
+
+
+@pytest.mark.torch
+def test_an_edge_report_names_the_dim_and_both_sides():
+    layer = mutant("length 1 rejected")(1, 3)
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(layer, [(1, 1, 8)], properties="b")
+    err = info.value
+    assert "one below the smallest size the rule accepts" in err.problem
+    assert "input 0 dim 2 = 3" in err.problem  # an output of length 1: the rule refuses it
+    assert err.results["torch"] == "(1, 1, 1)" and "ShapeError" in err.results["rule"]
+
+
+@pytest.mark.xfail(strict=True, reason="floating dtypes other than the declared one are not "
+                   "probed yet: a rule fixing float32 survives")
+@pytest.mark.torch
+def test_a_dtype_rule_that_is_always_float32_is_caught():
+    with pytest.raises(LayerCheckError):
+        check_layer(mutant("float32 always"), hparams=STRIDED_HPARAMS,
+                    backend_examples={"jax": 5})

@@ -40,6 +40,14 @@ from lazyshape._propagate import Inference
 from lazyshape._specs import TensorSpec
 from lazyshape.backend import get_backend
 
+from ._boundary import (
+    BOUNDARY_BACKENDS,
+    describe_raw,
+    raw_forward,
+    rejects,
+    smallest_accepted,
+    with_dim,
+)
 from ._known import known_issue
 from ._onnx import onnx_infer
 from ._oracles import FLOATING, as_numpy_dtype
@@ -245,6 +253,50 @@ class _Run:
                 self.fail("b", f"the rule's output shape differs from {oracle.name}'s", sides)
             if oracle.dtypes and spec.dtype != dtype:
                 self.fail("b", f"the rule's output dtype differs from {oracle.name}'s", sides)
+
+    # (b) at the rule's edges ---------------------------------------------------------
+    def boundaries(self) -> None:
+        """For a layer with no oracle: at the smallest size of each int dim the rule
+        accepts, the framework must accept too, and one below it reject (see
+        `lazyshape.testing._boundary`)."""
+        check = self.check
+        backend = next((b for b in BOUNDARY_BACKENDS if b in check.backends), None)
+        if backend is None or check.oracles or self.case not in ("valid", "candidate"):
+            return
+        for i, spec in enumerate(self.specs):
+            for k, d in enumerate(spec.shape):
+                if type(d) is not int:
+                    continue
+                edge = smallest_accepted(self.layer, self.specs, i, k)
+                at = with_dim(self.specs, i, k, edge)
+                got = raw_forward(self.layer, at, backend, check.seed)
+                where = f"input {i} dim {k} = {edge}, the smallest size the rule accepts"
+                if isinstance(got, BaseException):
+                    self._edge_fail(at, f"the rule accepts inputs {backend} rejects ({where})",
+                                    backend, got)
+                if edge == 0:
+                    continue
+                below = with_dim(self.specs, i, k, edge - 1)
+                got = raw_forward(self.layer, below, backend, check.seed)
+                if not rejects(got):
+                    self._edge_fail(below, f"the rule rejects inputs {backend} accepts "
+                                    f"(input {i} dim {k} = {edge - 1}, one below the smallest "
+                                    "size the rule accepts)", backend, got)
+        check.result.hit("b:edges")
+        if self.case == "candidate":  # (declared valid inputs counted "b" already)
+            check.result.hit("b")
+
+    def _edge_fail(self, specs: Specs, problem: str, backend: str, got: Any) -> NoReturn:
+        rule = self.check_rule(specs)
+        self.specs = specs  # the report shows the inputs at the edge
+        self.fail("b", problem, {"rule": rule, backend: describe_raw(got)})
+
+    def check_rule(self, specs: Specs) -> str:
+        try:
+            inf = ls.infer(self.layer, *specs, batch_dim=None)
+        except Exception as e:  # noqa: BLE001 - reported as the rule's answer
+            return describe(e)
+        return "; ".join(describe(o) for o in inf.outputs)
 
     # (a), (d), (f), and (b) for the backends ---------------------------------------
     def backends(self, inf: Inference) -> None:
@@ -613,6 +665,8 @@ class _Check:
             run.oracles(rule)
         if not isinstance(rule, Inference):
             return
+        if "b" in self.properties:
+            run.boundaries()
         if "e" in self.properties:
             run.batch(rule)
         if "c" in self.properties:
