@@ -638,13 +638,9 @@ def declared_lengths(layer: Any) -> Any:
                                st.integers(1, 3), st.integers(1, 3), st.integers(6, 12)))
 
 
-#: the wrong rules the boundary probes catch (a dtype rule needs floating-dtype probes)
-CAUGHT = [m for m in MUTANTS if m != "float32 always"]
-
-
 @pytest.mark.torch  # (the edges are judged by torch's kernels)
 @pytest.mark.parametrize("declared", [False, True], ids=["undeclared", "declared"])
-@pytest.mark.parametrize("name", CAUGHT)
+@pytest.mark.parametrize("name", MUTANTS)
 def test_a_wrong_rule_of_a_strided_conv_is_caught(name, declared):
     with pytest.raises(LayerCheckError):
         check_layer(mutant(name), declared_lengths if declared else None,
@@ -670,10 +666,14 @@ def test_an_edge_report_names_the_dim_and_both_sides():
     assert err.results["torch"] == "(1, 1, 1)" and "ShapeError" in err.results["rule"]
 
 
-@pytest.mark.xfail(strict=True, reason="floating dtypes other than the declared one are not "
-                   "probed yet: a rule fixing float32 survives")
 @pytest.mark.torch
-def test_a_dtype_rule_that_is_always_float32_is_caught():
-    with pytest.raises(LayerCheckError):
-        check_layer(mutant("float32 always"), hparams=STRIDED_HPARAMS,
-                    backend_examples={"jax": 5})
+def test_a_dtype_rule_is_checked_in_every_floating_dtype():
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(mutant("float32 always"), [(1, 2, 6)], hparams=STRIDED_HPARAMS,
+                    properties="a", max_examples=5)
+    err = info.value
+    assert "(model and inputs in float64)" in err.problem
+    assert err.results["rule"].endswith("float32") and err.results["numpy"].endswith("float64")
+    result = check_layer(StridedConv1d, [(1, 2, 6)], hparams=STRIDED_HPARAMS, properties="a",
+                         max_examples=5)
+    assert result.counts["a:dtypes"] == result.counts["case:valid"] > 0  # every valid example

@@ -145,15 +145,17 @@ def _flat(y: Any) -> list[Any]:
 
 
 def forward_on(
-    backend: str, layer: Layer, specs: Specs, arrays: Sequence[Any], seed: int = 0
+    backend: str, layer: Layer, specs: Specs, arrays: Sequence[Any], seed: int = 0,
+    dtype: str = "float32",
 ) -> tuple[list[np.ndarray[Any, Any]], dict[str, np.ndarray[Any, Any]]]:
-    """Build ``layer`` on ``backend`` with portable init, materialize it from
-    ``specs``, run a forward on ``arrays`` in evaluation mode; return the flat
-    outputs and the state dict, as NumPy arrays."""
-    m = ls.build(layer, backend, rng="portable", seed=seed)
+    """Build ``layer`` on ``backend`` (model ``dtype``) with portable init,
+    materialize it from ``specs``, run a forward on ``arrays`` (each made an
+    array of its spec's dtype) in evaluation mode; return the flat outputs and
+    the state dict, as NumPy arrays."""
+    m = ls.build(layer, backend, rng="portable", seed=seed, dtype=dtype)
     m.materialize(*specs)
     state = {k: ls.to_numpy(v) for k, v in m.state_dict().items()}
-    xs = [ls.asarray(a, backend) for a in arrays]
+    xs = [ls.asarray(a, backend, s.dtype) for a, s in zip(arrays, specs, strict=True)]
     y = get_backend(backend).forward(m, *xs)  # evaluation mode, no gradients
     return [ls.to_numpy(a) for a in _flat(y)], state
 
@@ -161,6 +163,10 @@ def forward_on(
 def _expected_dtype(backend: str, dtype: str) -> str:
     """The dtype ``backend`` holds for ``dtype`` (JAX without x64: 32 bits)."""
     return get_backend(backend).native_dtype(dtype)
+
+
+#: the model dtypes a layer with no oracle is also run in (`_Run.model_dtypes`)
+MODEL_DTYPES = ("float64", "float16", "bfloat16")
 
 
 def _representable(specs: Specs) -> bool:
@@ -339,6 +345,42 @@ class _Run:
                 run(name)
             self._judge_backends(inf, outs)
             raise
+
+    def model_dtypes(self) -> None:
+        """For a layer with no oracle, on float32 inputs: the same inputs and
+        model in each other floating dtype (float64, float16, bfloat16) on
+        each backend that computes in it: the rule's output dtypes must be the
+        forward's (property a). A backend with no kernel for a dtype, or
+        without that dtype (JAX without x64, NumPy's bfloat16), is skipped."""
+        check = self.check
+        if check.oracles or self.case not in ("valid", "candidate"):
+            return
+        if not self.specs or any(s.dtype != "float32" for s in self.specs):
+            return
+        for dtype in MODEL_DTYPES:
+            specs = tuple(TensorSpec._make(s.shape, dtype) for s in self.specs)
+            try:
+                inf = ls.infer(self.layer, *specs, batch_dim=None, dtype=dtype)
+            except Exception:  # noqa: BLE001 - refusing another dtype is the rule's right
+                continue
+            expected = "; ".join(describe(o) for o in inf.outputs)
+            arrays = input_arrays(check.entry_of(self.layer), self.layer, self.specs, check.seed)
+            for name in check.backends:
+                if _expected_dtype(name, dtype) != dtype or dtype == "bfloat16" and name == "numpy":
+                    continue
+                try:
+                    with _quiet():
+                        ys, _ = forward_on(name, self.layer, specs, arrays, check.seed, dtype)
+                except Exception:  # noqa: BLE001 - no kernel for it: can't judge here
+                    continue
+                got = "; ".join(describe((y.shape, str(y.dtype))) for y in ys)
+                for spec, y in zip(inf.outputs, ys, strict=False):
+                    if str(y.dtype) != spec.dtype:
+                        self.specs = specs
+                        self.fail("a", f"the {name} backend's output dtype differs "
+                                  f"(model and inputs in {dtype})",
+                                  {"rule": expected, name: got})
+        check.result.hit("a:dtypes")
 
     def _judge_backends(self, inf: Inference, outs: dict[str, Any]) -> None:
         res = self.check.result
@@ -667,6 +709,8 @@ class _Check:
             return
         if "b" in self.properties:
             run.boundaries()
+        if "a" in self.properties:
+            run.model_dtypes()
         if "e" in self.properties:
             run.batch(rule)
         if "c" in self.properties:
