@@ -677,3 +677,31 @@ def test_a_dtype_rule_is_checked_in_every_floating_dtype():
     result = check_layer(StridedConv1d, [(1, 2, 6)], hparams=STRIDED_HPARAMS, properties="a",
                          max_examples=5)
     assert result.counts["a:dtypes"] == result.counts["case:valid"] > 0  # every valid example
+
+
+# -- the self-test: mutants of the author's own rule ------------------------------------
+
+
+@pytest.mark.torch
+def test_the_self_test_kills_every_mutant_of_a_well_checked_rule():
+    report = lt.mutation_score(StridedConv1d, hparams=STRIDED_HPARAMS,
+                               backend_examples={"jax": 5})
+    assert report.survived == [] and report.score == 1.0, report
+    assert set(report.killed) == {m.name for m in lt._mutation.MUTANTS}, report
+    assert "11 of 11 mutants killed (100%)" in str(report)
+
+
+def test_the_self_test_names_the_survivors_of_a_weak_check():
+    # property (e) alone cannot see output shapes or dtypes
+    report = lt.mutation_score(StridedConv1d, [(1, 2, 6)], hparams=STRIDED_HPARAMS,
+                               properties="e", backends=["numpy"], max_examples=5)
+    assert "out[-1]+1" in report.survived and "dtype float32" in report.survived, report
+    assert report.score < 0.5
+    assert "SURVIVED  out[-1]+1" in str(report)
+
+
+def test_a_mutant_that_changes_nothing_is_not_a_survivor():
+    report = lt.mutation_score(LastAxisMax, [(4,)], hparams={"rank": st.just(1)},
+                               backends=["numpy"], max_examples=5, properties="a")
+    # a rank-0 output has no dim to move; the layer has no parameter
+    assert {"out[0]+1", "out[-1]-1", "param[0]+1"} <= set(report.not_applicable), report

@@ -21,6 +21,8 @@ from ._fuzz import check_model as check_model
 from ._fuzz import perturbed_inputs as perturbed_inputs
 from ._known import KNOWN_ISSUES as KNOWN_ISSUES
 from ._known import KnownIssue as KnownIssue
+from ._mutation import MutationReport as MutationReport
+from ._mutation import mutation_score as mutation_score
 from ._registry import Deviation as Deviation
 from ._registry import LayerEntry as LayerEntry
 from ._registry import NotApplicable as NotApplicable
@@ -46,6 +48,7 @@ __all__ = [
     "Deviation",
     "KNOWN_ISSUES",
     "KnownIssue",
+    "MutationReport",
     "LayerCheckError",
     "LayerEntry",
     "ModelCheckError",
@@ -64,6 +67,7 @@ __all__ = [
     "kinds",
     "layers",
     "models",
+    "mutation_score",
     "perturbed_inputs",
     "probes",
     "register",
