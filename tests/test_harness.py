@@ -569,7 +569,7 @@ def test_undeclared_inputs_reach_the_properties_at_any_rank(rank):
                          properties="abce")
     assert result.counts["case:candidate"] >= 20, result
     assert _accepted_share(result) >= 0.8, result
-    assert result.counts["a"] >= 0.5 * result.examples, result
+    assert result.counts["a"] >= 0.9 * result.counts["case:candidate"], result
     assert 0 < result.rejected < 0.5  # probes: rejected now and then, counted
 
 
@@ -577,7 +577,7 @@ def test_a_strided_conv_with_undeclared_inputs_gets_long_enough_inputs():
     result = check_layer(StridedConv1d, hparams=STRIDED_HPARAMS, backends=["numpy"],
                          max_examples=60)
     assert _accepted_share(result) >= 0.8, result
-    assert result.counts["a"] >= 0.5 * result.examples, result  # (it was 3 of 62)
+    assert result.counts["a"] >= 0.9 * result.counts["case:candidate"], result  # (3 of 62 before)
 
 
 def test_accepted_ranks_asks_the_rule():
@@ -667,13 +667,15 @@ def test_an_edge_report_names_the_dim_and_both_sides():
 
 
 @pytest.mark.torch
-def test_a_dtype_rule_is_checked_in_every_floating_dtype():
+def test_a_dtype_rule_is_checked_in_other_floating_dtypes():
     with pytest.raises(LayerCheckError) as info:
         check_layer(mutant("float32 always"), [(1, 2, 6)], hparams=STRIDED_HPARAMS,
                     properties="a", max_examples=5)
     err = info.value
-    assert "(model and inputs in float64)" in err.problem
-    assert err.results["rule"].endswith("float32") and err.results["numpy"].endswith("float64")
+    dtype = err.problem.rpartition("model and inputs in ")[2].rstrip(")")
+    assert dtype in ("float64", "float16", "bfloat16"), err.problem
+    assert err.results["rule"].endswith("float32")
+    assert [v for k, v in err.results.items() if k != "rule"][0].endswith(dtype), err.results
     result = check_layer(StridedConv1d, [(1, 2, 6)], hparams=STRIDED_HPARAMS, properties="a",
                          max_examples=5)
     assert result.counts["a:dtypes"] == result.counts["case:valid"] > 0  # every valid example

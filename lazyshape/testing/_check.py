@@ -346,40 +346,45 @@ class _Run:
             self._judge_backends(inf, outs)
             raise
 
-    def model_dtypes(self) -> None:
-        """For a layer with no oracle, on float32 inputs: the same inputs and
-        model in each other floating dtype (float64, float16, bfloat16) on
-        each backend that computes in it: the rule's output dtypes must be the
-        forward's (property a). A backend with no kernel for a dtype, or
-        without that dtype (JAX without x64, NumPy's bfloat16), is skipped."""
+    def model_dtypes(self, dtype: str) -> None:
+        """On float32 inputs: the same inputs and the model in ``dtype`` (one of
+        `MODEL_DTYPES`, drawn per example) on each backend that computes in
+        it: the rule's output dtypes must be the forward's (property a). A
+        backend with no kernel for the dtype, or without the dtype (JAX
+        without x64, NumPy's bfloat16), or past its `backend_examples`
+        budget, is skipped."""
         check = self.check
-        if check.oracles or self.case not in ("valid", "candidate"):
+        if self.case not in ("valid", "candidate"):
             return
         if not self.specs or any(s.dtype != "float32" for s in self.specs):
             return
-        for dtype in MODEL_DTYPES:
-            specs = tuple(TensorSpec._make(s.shape, dtype) for s in self.specs)
-            try:
-                inf = ls.infer(self.layer, *specs, batch_dim=None, dtype=dtype)
-            except Exception:  # noqa: BLE001 - refusing another dtype is the rule's right
+        specs = tuple(TensorSpec._make(s.shape, dtype) for s in self.specs)
+        try:
+            inf = ls.infer(self.layer, *specs, batch_dim=None, dtype=dtype)
+        except Exception:  # noqa: BLE001 - refusing another dtype is the rule's right
+            return
+        expected = "; ".join(describe(o) for o in inf.outputs)
+        arrays = input_arrays(check.entry_of(self.layer), self.layer, self.specs, check.seed)
+        for name in check.backends:
+            if _expected_dtype(name, dtype) != dtype or dtype == "bfloat16" and name == "numpy":
                 continue
-            expected = "; ".join(describe(o) for o in inf.outputs)
-            arrays = input_arrays(check.entry_of(self.layer), self.layer, self.specs, check.seed)
-            for name in check.backends:
-                if _expected_dtype(name, dtype) != dtype or dtype == "bfloat16" and name == "numpy":
+            budget = check.backend_examples.get(name)
+            if budget is not None:
+                if check.forwards.get(name, 0) >= budget:
                     continue
-                try:
-                    with _quiet():
-                        ys, _ = forward_on(name, self.layer, specs, arrays, check.seed, dtype)
-                except Exception:  # noqa: BLE001 - no kernel for it: can't judge here
-                    continue
-                got = "; ".join(describe((y.shape, str(y.dtype))) for y in ys)
-                for spec, y in zip(inf.outputs, ys, strict=False):
-                    if str(y.dtype) != spec.dtype:
-                        self.specs = specs
-                        self.fail("a", f"the {name} backend's output dtype differs "
-                                  f"(model and inputs in {dtype})",
-                                  {"rule": expected, name: got})
+                check.forwards[name] = check.forwards.get(name, 0) + 1
+            try:
+                with _quiet():
+                    ys, _ = forward_on(name, self.layer, specs, arrays, check.seed, dtype)
+            except Exception:  # noqa: BLE001 - no kernel for it: can't judge here
+                continue
+            got = "; ".join(describe((y.shape, str(y.dtype))) for y in ys)
+            for spec, y in zip(inf.outputs, ys, strict=False):
+                if str(y.dtype) != spec.dtype:
+                    self.specs = specs
+                    self.fail("a", f"the {name} backend's output dtype differs "
+                              f"(model and inputs in {dtype})",
+                              {"rule": expected, name: got})
         check.result.hit("a:dtypes")
 
     def _judge_backends(self, inf: Inference, outs: dict[str, Any]) -> None:
@@ -710,7 +715,7 @@ class _Check:
         if "b" in self.properties:
             run.boundaries()
         if "a" in self.properties:
-            run.model_dtypes()
+            run.model_dtypes(data.draw(st.sampled_from(MODEL_DTYPES), label="model dtype"))
         if "e" in self.properties:
             run.batch(rule)
         if "c" in self.properties:

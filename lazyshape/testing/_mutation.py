@@ -19,6 +19,8 @@ without parameters) is reported as not applicable, not as a survivor.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Callable, Mapping
 from types import MethodType
 from typing import Any
@@ -29,6 +31,7 @@ from lazyshape._layer import Layer
 from lazyshape._specs import ParamSpec, TensorSpec
 
 from ._check import check_layer
+from ._registry import entry_for
 from ._report import LayerCheckError
 
 __all__ = ["mutation_score", "MutationReport", "MUTANTS"]
@@ -178,6 +181,14 @@ def _mutant_class(cls: type[Layer], mutant: _Mutant, applied: list[bool]) -> typ
     return mutated
 
 
+def _recast(layer: Layer, cls: type[Layer]) -> Layer:
+    """A copy of ``layer`` (drawn from its kind's entry) as an instance of the
+    mutant subclass ``cls``."""
+    out = copy.copy(layer)
+    out.__class__ = cls
+    return out
+
+
 class MutationReport:
     """What `mutation_score` found: ``killed`` (mutant name -> the property that
     caught it), ``survived`` (names of the mutants no example caught),
@@ -217,11 +228,17 @@ def mutation_score(layer_class: type[Layer], inputs: Any = None, **check_kwargs:
         raise TypeError(f"mutation_score takes a layer class; got {layer_class!r}")
     check_layer(layer_class, inputs, **check_kwargs)
     report = MutationReport(layer_class.__name__)
+    entry = entry_for(layer_class)
+    registered = entry is not None and entry.layer_type is layer_class
     for mutant in MUTANTS:
         applied = [False]
         cls = _mutant_class(layer_class, mutant, applied)
+        layers: Any = cls
+        if registered and "hparams" not in check_kwargs:
+            assert entry is not None
+            layers = entry.layers.map(functools.partial(_recast, cls=cls))
         try:
-            check_layer(cls, inputs, **check_kwargs)
+            check_layer(layers, inputs, **check_kwargs)
         except LayerCheckError as e:
             report.killed[mutant.name] = e.property
             continue
