@@ -28,6 +28,26 @@ class TorchBackend:
 
         return ops
 
+    def base_native_shapes(self, rec: Any) -> dict[str, tuple[int, ...]] | None:
+        """For a node whose layer subclasses a built-in kind without being one:
+        ``{local name: shape}`` of the torch module the built-in kind becomes
+        for the same resolved hyperparameters (what a subclass's parameter
+        rule must agree with); None otherwise. Used by `check_layer`."""
+        from . import native
+        from . import ops as _ops  # noqa: F401 - registers every family's native modules
+
+        cls = type(rec.layer)
+        base = next((b for b in cls.__mro__[1:] if b in native.NATIVE), None)
+        if base is None or cls in native.NATIVE:
+            return None
+        try:
+            module = native.NATIVE[base](rec, dtype=None, device=None)
+        except Exception:  # noqa: BLE001 - hyperparameters its factory can't take
+            return None
+        if module is None:
+            return None
+        return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
     def build(self, model: Any, config: Any) -> Any:
         from .model import build_model
 

@@ -30,6 +30,7 @@ import numpy as np
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as Settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
 from hypothesis.strategies import SearchStrategy
 
 import lazyshape as ls
@@ -266,8 +267,10 @@ class _Run:
         accepts, the framework must accept too, and one below it reject (see
         `lazyshape.testing._boundary`)."""
         check = self.check
+        if self.case not in ("valid", "candidate") or check.oracles:
+            return
         backend = next((b for b in BOUNDARY_BACKENDS if b in check.backends), None)
-        if backend is None or check.oracles or self.case not in ("valid", "candidate"):
+        if backend is None:
             return
         for i, spec in enumerate(self.specs):
             for k, d in enumerate(spec.shape):
@@ -347,7 +350,7 @@ class _Run:
             raise
 
     def model_dtypes(self, dtype: str) -> None:
-        """On float32 inputs: the same inputs and the model in ``dtype`` (one of
+        """On float32 (or non-floating) inputs: the same inputs and the model in ``dtype`` (one of
         `MODEL_DTYPES`, drawn per example) on each backend that computes in
         it: the rule's output dtypes must be the forward's (property a). A
         backend with no kernel for the dtype, or without the dtype (JAX
@@ -356,9 +359,11 @@ class _Run:
         check = self.check
         if self.case not in ("valid", "candidate"):
             return
-        if not self.specs or any(s.dtype != "float32" for s in self.specs):
+        if not self.specs or any(s.dtype in FLOATING and s.dtype != "float32" for s in self.specs):
             return
-        specs = tuple(TensorSpec._make(s.shape, dtype) for s in self.specs)
+        # float32 inputs follow the model; others (an Embedding's ids) stay
+        specs = tuple(TensorSpec._make(s.shape, dtype) if s.dtype == "float32" else s
+                      for s in self.specs)
         try:
             inf = ls.infer(self.layer, *specs, batch_dim=None, dtype=dtype)
         except Exception:  # noqa: BLE001 - refusing another dtype is the rule's right
@@ -380,7 +385,7 @@ class _Run:
                 continue
             got = "; ".join(describe((y.shape, str(y.dtype))) for y in ys)
             for spec, y in zip(inf.outputs, ys, strict=False):
-                if str(y.dtype) != spec.dtype:
+                if str(y.dtype) != _expected_dtype(name, spec.dtype):
                     self.specs = specs
                     self.fail("a", f"the {name} backend's output dtype differs "
                               f"(model and inputs in {dtype})",
@@ -416,6 +421,8 @@ class _Run:
         if "d" in self.check.properties:
             for name, (_, state) in outs.items():
                 self._params_match(name, inf, state)
+            if "torch" in outs:
+                self._native_params(inf)
             res.hit("d")
         # (f) numerical agreement with the first backend (NumPy)
         if "f" in self.check.properties and len(outs) > 1:
@@ -469,6 +476,24 @@ class _Run:
             if want != got:
                 self.fail("d", f"`{k}` as allocated by {backend} differs from its ParamSpec",
                           {"ParamSpec": describe(want), backend: describe(got)})
+
+    def _native_params(self, inf: Inference) -> None:
+        """For a subclass of a built-in kind that overrides its rules: the
+        parameter shapes of the torch module the built-in kind becomes, for the
+        same resolved hyperparameters, must be the rule's (a rule one row off
+        in a weight the forward never reads is caught here)."""
+        reference = getattr(get_backend("torch"), "base_native_shapes", None)
+        if reference is None or len(inf.layers) != 1:
+            return
+        rec = inf.layers[0]
+        shapes = reference(rec)
+        if not shapes:
+            return
+        for k, spec in rec.params.items():
+            want = tuple(int(d) for d in spec.shape)
+            if k in shapes and shapes[k] != want:
+                self.fail("d", f"`{k}` of the rule differs from the built-in kind's torch module",
+                          {"ParamSpec": str(want), "torch": str(shapes[k])})
 
     def _agree(self, outs: dict[str, Any]) -> None:
         entry = self.check.entry_of(self.layer)
@@ -826,5 +851,13 @@ def check_layer(
     def run(data: Any) -> None:
         check.example(data)
 
-    run()
+    try:
+        run()
+    except FlakyFailure as e:
+        # a failure whose replay differed (a backend past its `backend_examples`
+        # budget on the replay): the failure itself stands
+        found = [x for x in e.exceptions if isinstance(x, LayerCheckError)]
+        if not found:
+            raise
+        raise found[0] from None
     return check.result
