@@ -731,3 +731,61 @@ def test_every_mutant_of_the_builtin_rules_is_killed(capsys):
     # 0: torch refuses empty channels where jax.eval_shape computes empty arrays)
     assert [(r.kind, r.survived) for r in reports if r.survived] == [
         ("LSTM", ["accepts below edge"])]
+
+
+# -- the harness's own probes against the framework ------------------------------------------
+
+
+def _torch_accepts(kind, hp, length):
+    """Whether torch's functional op takes a (1, 2, length) input with these
+    hyperparameters and gives a non-empty output."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.zeros(1, 2, length)
+    try:
+        if kind == "Conv1d":
+            y = F.conv1d(x, torch.zeros(3, 2, hp["kernel_size"]), None, hp["stride"],
+                         hp["padding"], hp["dilation"])
+        elif kind == "ConvTranspose1d":
+            y = F.conv_transpose1d(x, torch.zeros(2, 3, hp["kernel_size"]), None, hp["stride"],
+                                   hp["padding"], hp["output_padding"], 1, hp["dilation"])
+        else:
+            y = F.max_pool1d(x, hp["kernel_size"], hp["stride"], hp["padding"], hp["dilation"],
+                             hp["ceil_mode"])
+    except RuntimeError:
+        return False
+    return y.numel() > 0
+
+
+@st.composite
+def _edge_cases(draw):
+    kind = draw(st.sampled_from(["Conv1d", "ConvTranspose1d", "MaxPool1d"]))
+    k = draw(st.integers(1, 5))
+    hp = {"kernel_size": k, "stride": draw(st.integers(1, 3)), "dilation": draw(st.integers(1, 3))}
+    if kind == "MaxPool1d":
+        hp.update(padding=draw(st.integers(0, k // 2)), ceil_mode=draw(st.booleans()))
+        layer = ls.MaxPool1d(**hp)
+    elif kind == "Conv1d":
+        hp.update(padding=draw(st.integers(0, 3)))
+        layer = ls.Conv1d(3, **hp)
+    else:
+        hp.update(padding=draw(st.integers(0, 3)))
+        hp.update(output_padding=draw(st.integers(0, max(hp["stride"], hp["dilation"]) - 1)))
+        layer = ls.ConvTranspose1d(3, **hp)
+    return kind, hp, layer
+
+
+@pytest.mark.torch
+@given(_edge_cases())
+def test_the_edge_the_harness_finds_is_torchs(case):
+    """`smallest_accepted` (the boundary probes' search) lands on the smallest
+    length torch takes, for convolutions, transposed convolutions and pools at
+    random hyperparameters."""
+    from lazyshape.testing._boundary import smallest_accepted
+
+    kind, hp, layer = case
+    start = (ls.TensorSpec((1, 2, 64), "float32"),)
+    edge = smallest_accepted(layer, start, 0, 2)
+    torch_edge = next(n for n in range(65) if _torch_accepts(kind, hp, n))
+    assert edge == torch_edge, (kind, hp)
