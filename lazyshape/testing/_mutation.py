@@ -148,35 +148,32 @@ MUTANTS: tuple[_Mutant, ...] = (
 )
 
 
+def _rewritten(cls: type[Layer], method: str, rewrite: Callable[..., Any],
+               applied: list[bool]) -> Callable[..., Any]:
+    """``cls``'s rule ``method`` through ``rewrite``; ``applied[0]`` turns True the
+    first time the rewrite changes an answer."""
+
+    def rule_method(self: Layer, *specs: TensorSpec) -> Any:
+        rule = MethodType(getattr(cls, method), self)
+        changed = rewrite(rule, specs)
+        if changed is None:
+            return rule(*specs)
+        applied[0] = True
+        return changed
+
+    rule_method.__name__ = method
+    return rule_method
+
+
 def _mutant_class(cls: type[Layer], mutant: _Mutant, applied: list[bool]) -> type[Layer]:
     """A subclass of ``cls`` whose rule is ``mutant``'s; ``applied[0]`` turns True
     the first time the mutation changes an answer."""
     attrs: dict[str, Any] = {"__module__": cls.__module__}
     if mutant.output is not None:
-        rewrite = mutant.output
-
-        def output_spec(self: Layer, *specs: TensorSpec) -> Any:
-            rule = MethodType(cls.output_spec, self)
-            changed = rewrite(rule, specs)
-            if changed is None:
-                return rule(*specs)
-            applied[0] = True
-            return changed
-
-        attrs["output_spec"] = output_spec
+        attrs["output_spec"] = _rewritten(cls, "output_spec", mutant.output, applied)
     if mutant.params is not None:
-        rewrite_params = mutant.params
-
-        def param_specs(self: Layer, *specs: TensorSpec) -> Any:
-            rule = MethodType(cls.param_specs, self)
-            changed = rewrite_params(rule, specs)
-            if changed is None:
-                return rule(*specs)
-            applied[0] = True
-            return changed
-
-        attrs["param_specs"] = param_specs
-    mutated = type(f"{cls.__name__}", (cls,), attrs)
+        attrs["param_specs"] = _rewritten(cls, "param_specs", mutant.params, applied)
+    mutated = type(cls.__name__, (cls,), attrs)
     mutated.__qualname__ = cls.__qualname__
     return mutated
 
