@@ -371,6 +371,13 @@ class Sequential(Module):
     def children(self) -> Iterator[tuple[str, Layer]]:
         return iter(self._children.items())
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # copied and pickled as the call that makes it again: its walk tells
+        # children apart with `is` on names, which unpickled strings are not
+        if type(self) is not Sequential:
+            return super().__reduce_ex__(protocol)
+        return _sequential, (dict(self._children), self.name)
+
     def __len__(self) -> int:
         return len(self._order)
 
@@ -442,6 +449,12 @@ class Model(Module):
     parameters. Nodes are named by their layer's ``name=``, otherwise by a
     stable generated name (``linear``, ``linear_1``, ... in graph order).
     """
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # copied and pickled as the call that makes it again (its wiring holds lambdas)
+        if type(self) is not Model:
+            return super().__reduce_ex__(protocol)
+        return _functional, (list(self._inputs), list(self._outputs), self.name)
 
     def __init__(self, inputs: Any, outputs: Any, *, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -616,3 +629,14 @@ class Model(Module):
             lines.append(f"  ({key}): " + repr(lay).replace("\n", "\n  "))
         lines.append(")")
         return "\n".join(lines)
+
+
+def _sequential(children: dict[str, Layer], name: str | None) -> Sequential:
+    """``Sequential(children, name=name)``: how a copy or an unpickled one is made."""
+    return Sequential(children, name=name)
+
+
+def _functional(inputs: list[SymbolicTensor], outputs: list[SymbolicTensor],
+                name: str | None) -> Model:
+    """``Model(inputs, outputs, name=name)``: how a copy or an unpickled one is made."""
+    return Model(inputs, outputs, name=name)

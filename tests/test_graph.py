@@ -115,3 +115,20 @@ def test_each_record_holds_its_nodes_local_parameters():
         assert sum(len(g) for g in firsts.values()) == len(inf.params)
         if net is cases[0][0]:  # dotted local names: `out_proj.weight` of node `h.0.attn`
             assert "out_proj.weight" in inf.layer("h.0.attn").params
+
+
+@pytest.mark.parametrize("make", ["lenet5", "resnet18", "gpt2"])
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_of_a_definition_resolves_as_the_original(make, how):
+    import copy
+    import pickle
+
+    from lazyshape import zoo
+
+    net = getattr(zoo, make)()
+    shape = {"lenet5": (2, 1, 28, 28), "resnet18": (2, 3, 32, 32), "gpt2": (2, 8)}[make]
+    twin = copy.deepcopy(net) if how == "deepcopy" else pickle.loads(pickle.dumps(net))
+    a, b = ls.infer(net, shape), ls.infer(twin, shape)
+    assert twin is not net and type(twin) is type(net)
+    assert [(r.path, r.outputs) for r in a.layers] == [(r.path, r.outputs) for r in b.layers]
+    assert {k: p.shape for k, p in a.params.items()} == {k: p.shape for k, p in b.params.items()}

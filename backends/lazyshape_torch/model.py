@@ -39,8 +39,6 @@ lazyshape side (definition, materialized specs) as one blob (`_Definition`).
 from __future__ import annotations
 
 import contextlib
-import io
-import pickle
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -338,33 +336,11 @@ def _container_classes(layer: Layer, prefix: str = "") -> dict[str, type[nn.Modu
     return out
 
 
-def _functional(inputs: Any, outputs: Any, name: str | None) -> ls.Model:
-    return ls.Model(list(inputs), list(outputs), name=name)
-
-
-def _sequential(children: dict[str, Layer], name: str | None) -> ls.Sequential:
-    return ls.Sequential(children, name=name)
-
-
-class _DefinitionPickler(pickle.Pickler):
-    """Pickles the core's containers as the calls that make them again (their
-    compiled state doesn't survive pickling: an ``ls.Model``'s wiring holds
-    lambdas, and both tell their children apart with ``is`` on strings that
-    unpickling doesn't intern)."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is ls.Model:
-            return _functional, (obj.inputs, obj.outputs, obj.name)
-        if type(obj) is ls.Sequential:
-            return _sequential, (dict(obj.children()), obj.name)
-        return NotImplemented
-
-
 class _Definition:
     """The lazyshape side of a built model (its definition, and what its
     `Runtime` knows: the program's arity, the materialized specs and
-    inference), as deep-copied and pickled with the module: one blob, made
-    by `_DefinitionPickler`, from which `runtime` makes the `Runtime` again."""
+    inference), as deep-copied and pickled with the module, from which
+    `runtime` makes the `Runtime` again (its caches are not copied)."""
 
     def __init__(self, model: TorchModel) -> None:
         rt = model._rt
@@ -372,17 +348,6 @@ class _Definition:
             rt.model, rt.config, rt.program.n_inputs, rt.specs, rt.materialized,
             model._inference,
         )
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        buf = io.BytesIO()
-        _DefinitionPickler(buf, pickle.HIGHEST_PROTOCOL).dump(self.fields)
-        return _Definition._load, (buf.getvalue(),)
-
-    @staticmethod
-    def _load(blob: bytes) -> _Definition:
-        d = _Definition.__new__(_Definition)
-        d.fields = pickle.loads(blob)
-        return d
 
     def runtime(self) -> tuple[Runtime, Inference | None]:
         """The runtime, as it was; and the inference of the last resolved inputs."""
