@@ -41,6 +41,9 @@ LAYER_CASES = {
     "flatten_mid": (_seq(lambda: ls.Flatten(1, 2)), [(2, 3, 4, 5)]),
     "unflatten": (_seq(lambda: ls.Unflatten(1, (3, -1))), [(2, 12)]),
     "reshape": (_seq(lambda: ls.Reshape(4, -1)), [(2, 8, 3)]),
+    # a -1 filled from a sample (an empty batch), and from the dim (an empty array)
+    "reshape_empty_batch": (_seq(lambda: ls.Reshape(4, -1)), [(0, 8, 3)]),
+    "unflatten_empty": (_seq(lambda: ls.Unflatten(1, (3, -1))), [(2, 0)]),
     "relu": (_seq(lambda: ls.Linear(6), ls.ReLU), [(3, 5)]),
     "gelu": (_seq(lambda: ls.Linear(6), ls.GELU), [(3, 5)]),
     "gelu_tanh": (_seq(lambda: ls.Linear(6), lambda: ls.GELU("tanh")), [(3, 5)]),

@@ -76,6 +76,13 @@ SHAPES = [
     (InstanceNorm2d, {"track_running_stats": True}, (2, 3, 1, 1), (2, 3, 1, 1)),
     (InstanceNorm2d, {"affine": True, "num_features": 5}, (2, 3, 4, 4), (SE, r"expected input channels \(dim 1\) 5 \(`num_features`\)")),
     (InstanceNorm3d, {}, (1, 2, 2, 1, 1), (1, 2, 2, 1, 1)),
+    # zero channels (torch's affine norms fail with an IndexError), and an empty batch
+    # for an affine instance norm (the same); a plain instance norm takes one
+    (BatchNorm2d, {}, (2, 0, 3, 3), (SE, r"BatchNorm2d: expected at least one channel \(dim 1\); got input shape \(2, 0, 3, 3\)")),
+    (InstanceNorm1d, {"affine": True}, (2, 0, 3), (SE, r"at least one channel")),
+    (InstanceNorm1d, {"affine": True}, (0, 2, 3), (SE, r"InstanceNorm1d: expected a non-empty batch \(dim 0\) for an instance norm with affine parameters; got input shape \(0, 2, 3\)")),
+    (InstanceNorm1d, {}, (0, 2, 3), (0, 2, 3)),
+    (BatchNorm1d, {}, (0, 2, 3), (0, 2, 3)),
     # LayerNorm
     (LayerNorm, {}, ("B", "T", 8), ("B", "T", 8)),
     (LayerNorm, {"normalized_ndim": 2}, ("B", 4, 5), ("B", 4, 5)),

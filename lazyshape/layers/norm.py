@@ -185,6 +185,25 @@ def check_channels(x: TensorSpec, given: int | None, name: str) -> Dim:
     return given
 
 
+def check_some_channels(shape: Shape) -> None:
+    """At least one channel (dim 1): torch's affine batch and instance norms fail
+    on zero channels (an IndexError); lazyshape rejects them whatever ``affine``."""
+    if resolve(eq(shape[1], 0), default=False):
+        raise ShapeError(
+            "expected at least one channel (dim 1)", f"input shape {format_shape(shape)}"
+        )
+
+
+def check_some_samples(shape: Shape) -> None:
+    """A non-empty batch (dim 0): torch's affine instance norm fails on an empty
+    batch (an IndexError)."""
+    if resolve(eq(shape[0], 0), default=False):
+        raise ShapeError(
+            "expected a non-empty batch (dim 0) for an instance norm with affine parameters",
+            f"input shape {format_shape(shape)}",
+        )
+
+
 def check_values_per_channel(shape: Shape, why: str) -> None:
     """Batch statistics need more than one value per channel:
     ``N * prod(spatial) > 1`` (raised only when it is definitely 1)."""
@@ -285,6 +304,7 @@ def batch_norm_output(
     batch statistics are used in every mode, so ``N * prod(spatial) > 1``."""
     check_norm_input(x, ranks, layout)
     check_channels(x, num_features, "num_features")
+    check_some_channels(x.shape)
     if not track_running_stats:
         check_values_per_channel(x.shape, "(batch statistics: `track_running_stats` (=False))")
     return x
@@ -296,11 +316,16 @@ def instance_norm_output(
     layout: str,
     num_features: int | None,
     track_running_stats: bool,
+    affine: bool = False,
 ) -> TensorSpec:
     """``(N, C, *spatial) -> (N, C, *spatial)``; without running statistics the
-    instance statistics are used in every mode, so ``prod(spatial) > 1``."""
+    instance statistics are used in every mode, so ``prod(spatial) > 1``; with
+    ``affine`` parameters the batch is not empty (as torch)."""
     check_norm_input(x, ranks, layout)
     check_channels(x, num_features, "num_features")
+    check_some_channels(x.shape)
+    if affine:
+        check_some_samples(x.shape)
     if not track_running_stats:
         check_spatial_size(x.shape, "(instance statistics: `track_running_stats` (=False))")
     return x
@@ -593,7 +618,8 @@ class _InstanceNorm(_ChannelNorm):
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return instance_norm_output(
-            x, self._ranks, self._layout, self.num_features, self.track_running_stats
+            x, self._ranks, self._layout, self.num_features, self.track_running_stats,
+            self.affine,
         )
 
     def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:

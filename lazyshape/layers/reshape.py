@@ -97,6 +97,19 @@ def reshape_output(x: TensorSpec, shape: tuple[int, ...]) -> TensorSpec:
 # -- layers ----------------------------------------------------------------------
 
 
+def _filled(sizes: tuple[int, ...], total: Any) -> tuple[Any, ...]:
+    """``sizes`` with its ``-1`` (if any) filled so the product is ``total`` (a
+    concrete or a framework's symbolic size, checked by the rule): a ``-1`` is
+    ambiguous to frameworks' reshapes when ``total`` is 0."""
+    if -1 not in sizes:
+        return sizes
+    known = 1
+    for s in sizes:
+        if s != -1:
+            known *= s
+    return tuple(total // known if s == -1 else s for s in sizes)
+
+
 def _sizes(value: Any, kind: str, name: str) -> tuple[int, ...]:
     sizes: tuple[Any, ...] = tuple(value) if isinstance(value, (tuple, list)) else (value,)
     ok = all(type(s) is int and (s > 0 or s == -1) for s in sizes)
@@ -156,9 +169,11 @@ class Unflatten(Layer):
         return unflatten_output(x, self.dim, self.sizes)
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        # the -1 is filled from the dim (frameworks' reshapes can't infer it for
+        # an empty array)
         shape = tuple(x.shape)
         d = self.dim % len(shape)
-        return ops.reshape(x, (*shape[:d], *self.sizes, *shape[d + 1 :]))
+        return ops.reshape(x, (*shape[:d], *_filled(self.sizes, shape[d]), *shape[d + 1 :]))
 
 
 class Reshape(Layer):
@@ -179,7 +194,12 @@ class Reshape(Layer):
         return reshape_output(x, self.shape)
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
-        return ops.reshape(x, (x.shape[0], *self.shape))
+        # each sample reshaped: the -1 is filled from a sample's size, so an empty
+        # batch works
+        sample = 1
+        for d in tuple(x.shape)[1:]:
+            sample = sample * d
+        return ops.reshape(x, (x.shape[0], *_filled(self.shape, sample)))
 
     def __repr__(self) -> str:
         return f"Reshape({', '.join(map(str, self.shape))})"

@@ -141,7 +141,8 @@ def _param_dim(k: int) -> _Mutant:
 MUTANTS: tuple[_Mutant, ...] = (
     *[_out_dim(k, d) for k in (0, -1, -2) for d in (1, -1)],
     _Mutant("dtype float32", output=_float32),
-    _Mutant("accepts below edge", output=_widened),
+    # (the parameter rule too: a rule may check its inputs in both)
+    _Mutant("accepts below edge", output=_widened, params=_widened),
     _Mutant("rejects at edge", output=_narrowed),
     _param_dim(0),
     _param_dim(-1),

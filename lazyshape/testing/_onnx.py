@@ -203,6 +203,8 @@ def _flatten(layer: Any, g: Graph, xs: list[str], specs: tuple[TensorSpec, ...])
     n = s.ndim
     if n == 0:
         raise NotApplicable("ONNX Flatten and Reshape of a 0-d input")
+    if 0 in s.shape:  # (its Flatten infers (0, 1) for (1, 1, 0); a -1 is ambiguous)
+        raise NotApplicable("ONNX Flatten and Reshape of an empty input")
     start, end = layer.start_dim % n, layer.end_dim % n
     if start == 1 and end == n - 1:
         return g.node("Flatten", xs, axis=1)
@@ -227,6 +229,8 @@ def _unflatten(layer: Any, g: Graph, xs: list[str], specs: tuple[TensorSpec, ...
 
 
 def _reshape(layer: Any, g: Graph, xs: list[str], specs: tuple[TensorSpec, ...]) -> list[str]:
+    if -1 in layer.shape and 0 in specs[0].shape:
+        raise NotApplicable("ONNX Reshape can't infer a -1 for an empty input")
     return _reshape_to(g, xs[0], [0, *layer.shape])
 
 

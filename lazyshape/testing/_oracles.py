@@ -37,6 +37,7 @@ __all__ = [
     "require_float",
     "require_batched",
     "require_nonempty",
+    "require_features",
 ]
 
 #: the dtype of parameters the oracles create (the harness builds models in float32)
@@ -71,6 +72,14 @@ def require_nonempty(shape: Sequence[int], first: int = 2) -> None:
     spatial input or output; JAX computes empty arrays."""
     if any(int(d) == 0 for d in tuple(shape)[first:]):
         raise Deviation(f"an empty spatial dim in {tuple(shape)} (torch rejects it)")
+
+
+def require_features(size: int, what: str) -> None:
+    """lazyshape rejects a layer over zero features (input channels, an input or
+    embedding size of 0), where a framework returns an empty or a zero output
+    (or fails with an IndexError)."""
+    if int(size) == 0:
+        raise Deviation(f"{what} of 0: lazyshape rejects a layer over zero features")
 
 
 # -- torch -----------------------------------------------------------------------
@@ -243,7 +252,11 @@ def _t_unflatten(layer: Any, x: Any) -> Any:
 
 
 def _t_reshape(layer: Any, x: Any) -> Any:
-    return x.reshape((x.shape[0], *layer.shape))
+    """Each sample reshaped (a sample on ``meta`` tells the -1), as Keras' ``Reshape``."""
+    import torch
+
+    sample = torch.empty(tuple(x.shape[1:]), device="meta").reshape(layer.shape)
+    return x.reshape((x.shape[0], *sample.shape))
 
 
 def _t_add(layer: Any, *xs: Any) -> Any:
@@ -321,13 +334,18 @@ def _j_unflatten(layer: Any, x: Any) -> Any:
     import jax.numpy as jnp
 
     d = normalize_axis(layer.dim, x.ndim)
+    if 0 in x.shape and -1 in layer.sizes:
+        raise NotApplicable("jnp.reshape can't infer a -1 for an empty array (torch's "
+                            "unflatten fills it from the dim)")
     return jnp.reshape(x, (*x.shape[:d], *layer.sizes, *x.shape[d + 1 :]))
 
 
 def _j_reshape(layer: Any, x: Any) -> Any:
+    """Each sample reshaped (``jax.vmap``), as Keras' ``Reshape``."""
+    import jax
     import jax.numpy as jnp
 
-    return jnp.reshape(x, (x.shape[0], *layer.shape))
+    return jax.vmap(lambda s: jnp.reshape(s, layer.shape))(x)
 
 
 def _j_add(layer: Any, *xs: Any) -> Any:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lazyshape.layers.attention import MultiheadAttention
 
 from .._onnx import UNSUPPORTED
-from .._oracles import jax_oracle, jax_param, require_float, torch_oracle
+from .._oracles import jax_oracle, jax_param, require_features, require_float, torch_oracle
 from .._primitives import Specs
 from .._registry import Deviation, register
 from ..strategies import batch_sizes
@@ -135,6 +135,7 @@ def _j_mha(layer: Any, *xs: Any) -> Any:
     if not layer.batch_first:
         q, k, v = (jnp.swapaxes(x, 0, 1) for x in (q, k, v))
     b, t, e = q.shape
+    require_features(e, "an embedding dim")  # (torch rejects it)
     h = layer.num_heads
     if layer.embed_dim is not None and e != layer.embed_dim:
         raise ValueError("embed_dim")

@@ -23,7 +23,14 @@ from lazyshape.layers.conv import (
 )
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
-from .._oracles import jax_oracle, jax_param, require_batched, require_nonempty, torch_oracle
+from .._oracles import (
+    jax_oracle,
+    jax_param,
+    require_batched,
+    require_features,
+    require_nonempty,
+    torch_oracle,
+)
 from .._primitives import Specs
 from .._registry import NotApplicable, register
 from ..strategies import batch_sizes
@@ -178,6 +185,7 @@ def _t_conv(layer: Any, x: Any) -> Any:
 
     n = _n(layer)
     require_batched(spec_of(x), n + 2)
+    require_features(x.shape[1], "input channels")  # torch: an empty output
     c = layer.in_channels if layer.in_channels is not None else x.shape[1]
     mod = getattr(nn, f"Conv{n}d")(
         c, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
@@ -194,6 +202,7 @@ def _t_conv_transpose(layer: Any, x: Any) -> Any:
 
     n = _n(layer)
     require_batched(spec_of(x), n + 2)
+    require_features(x.shape[1], "input channels")  # torch: an empty output
     c = layer.in_channels if layer.in_channels is not None else x.shape[1]
     mod = getattr(nn, f"ConvTranspose{n}d")(
         c, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
@@ -220,6 +229,7 @@ def _j_conv(layer: Any, x: Any) -> Any:
     import jax.numpy as jnp
 
     n = _n(layer)
+    require_features(x.shape[1], "input channels")  # torch: an empty output
     c = layer.in_channels if layer.in_channels is not None else x.shape[1]
     if isinstance(layer.padding, str):
         padding: Any = layer.padding.upper()
@@ -248,6 +258,7 @@ def _j_conv_transpose(layer: Any, x: Any) -> Any:
     import jax
 
     n = _n(layer)
+    require_features(x.shape[1], "input channels")  # torch: an empty output
     c = layer.in_channels if layer.in_channels is not None else x.shape[1]
     if c % layer.groups:
         raise ValueError("in_channels not divisible by groups")

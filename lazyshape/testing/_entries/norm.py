@@ -31,7 +31,7 @@ from lazyshape.layers.norm import (
 )
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
-from .._oracles import jax_oracle, jax_param, require_float, torch_oracle
+from .._oracles import jax_oracle, jax_param, require_features, require_float, torch_oracle
 from .._primitives import Specs
 from .._registry import Deviation, register
 from ..strategies import batch_sizes
@@ -183,6 +183,7 @@ def _t_channel(layer: Any, x: Any) -> Any:
     if s.ndim not in layer._ranks:  # torch's instance norms also take unbatched inputs
         raise Deviation(f"lazyshape requires {layer._ranks} dims (batched)")
     require_float(s)
+    require_features(x.shape[1], "channels")  # torch's non-affine norms take none
     stateless = not layer.affine and not layer.track_running_stats
     if stateless and layer.num_features is not None and x.shape[1] != layer.num_features:
         raise Deviation("the input's channels differ from `num_features`, which torch "
@@ -242,6 +243,10 @@ def _j_channel(layer: Any, x: Any) -> Any:
 
     if x.ndim not in layer._ranks:
         raise ValueError(f"expected {layer._ranks} dims")
+    require_features(x.shape[1], "channels")
+    if layer.affine and not isinstance(layer, _BATCH) and x.shape[0] == 0:
+        raise Deviation("an empty batch: torch's affine instance norm fails on it (IndexError); "
+                        "lazyshape rejects it")
     c = layer.num_features if layer.num_features is not None else x.shape[1]
     per = (c,) + (1,) * (x.ndim - 2)
     axes = (0, *range(2, x.ndim)) if isinstance(layer, _BATCH) else tuple(range(2, x.ndim))

@@ -192,7 +192,8 @@ def torch_adaptive_fast_path(shape: tuple[int, ...], output_size: tuple[int | No
     size 1 (a mean), or every output size the input's (``None`` keeps it)."""
     spatial = shape[2:]
     out = tuple(d if o is None else o for d, o in zip(spatial, output_size, strict=True))
-    return 0 in shape[1:] and (all(o == 1 for o in out) or out == spatial)
+    checked = shape[1:] if len(spatial) == 3 else spatial  # (1-d, 2-d: channels may be 0)
+    return 0 in checked and (all(o == 1 for o in out) or out == spatial)
 
 
 # -- JAX ---------------------------------------------------------------------------------

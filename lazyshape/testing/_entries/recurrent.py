@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lazyshape.layers.recurrent import GRU, LSTM
 
 from .._onnx import BUILDERS, Graph, onnx_oracle
-from .._oracles import jax_oracle, jax_param, require_float, torch_oracle
+from .._oracles import jax_oracle, jax_param, require_features, require_float, torch_oracle
 from .._primitives import Specs
 from .._registry import Deviation, register
 from ..strategies import batch_sizes
@@ -129,6 +129,7 @@ def _j_rnn(layer: Any, x: Any, *state: Any) -> Any:
 
     if x.ndim != 3:
         raise ValueError("expected (B, T, F)")
+    require_features(x.shape[2], "an input size")  # (torch rejects it)
     if layer.batch_first:
         x = jnp.swapaxes(x, 0, 1)  # time-major
     if x.shape[0] == 0:
