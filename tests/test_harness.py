@@ -678,7 +678,41 @@ def test_a_dtype_rule_is_checked_in_other_floating_dtypes():
     assert [v for k, v in err.results.items() if k != "rule"][0].endswith(dtype), err.results
     result = check_layer(StridedConv1d, [(1, 2, 6)], hparams=STRIDED_HPARAMS, properties="a",
                          max_examples=5)
-    assert result.counts["a:dtypes"] == result.counts["case:valid"] > 0  # every valid example
+    assert 0 < result.counts["a:dtypes"] <= result.counts["case:valid"]  # once per layer
+
+
+class HalfBlind(StridedConv1d):
+    """Right in every dtype but float16, where it answers float32."""
+
+    def output_spec(self, x):
+        out = super().output_spec(x)
+        return ls.TensorSpec(out.shape, "float32") if x.dtype == "float16" else out
+
+
+class IntBlind(ls.Layer):
+    """``x * 0.5``: the rule follows the input's dtype, also for ints (wrong: the
+    product of an int array and a Python float is floating on every backend)."""
+
+    has_params = False
+
+    def output_spec(self, x):
+        return ls.TensorSpec(x.shape, x.dtype)
+
+    def forward(self, params, x):
+        return x * 0.5
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("layer, dtype", [(HalfBlind, "float16"), (IntBlind, "int")],
+                         ids=["float16 only", "int inputs only"])
+def test_every_dtype_is_probed_for_each_layer(layer, dtype):
+    """One example is enough: each drawn layer runs in every model dtype and with
+    its inputs in every probe dtype, so a rule wrong in one of them fails on
+    every run, whatever the example."""
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(layer, [(1, 2, 6)], hparams=STRIDED_HPARAMS if layer is HalfBlind else None,
+                    max_examples=1, backends=["numpy", "torch"])
+    assert info.value.property == "a" and dtype in info.value.problem, info.value
 
 
 # -- the self-test: mutants of the author's own rule ------------------------------------
@@ -785,3 +819,30 @@ def test_the_edge_the_harness_finds_is_torchs(case):
     edge = smallest_accepted(layer, start, 0, 2)
     torch_edge = next(n for n in range(65) if _torch_accepts(kind, hp, n))
     assert edge == torch_edge, (kind, hp)
+
+
+# -- verdicts that don't depend on the run -------------------------------------------
+
+
+def test_a_run_that_is_not_derandomized_names_its_seed_and_replays_from_it():
+    from hypothesis import settings
+
+    s = settings(max_examples=30, derandomize=False, database=None)
+    with pytest.raises(LayerCheckError) as info:
+        check_layer(mutant("ceil"), hparams=STRIDED_HPARAMS, backends=["numpy"], settings=s)
+    seed = info.value.hypothesis_seed
+    assert isinstance(seed, int) and f"hypothesis_seed={seed}) replays them" in str(info.value)
+    replays = []
+    for _ in range(2):
+        with pytest.raises(LayerCheckError) as again:
+            check_layer(mutant("ceil"), hparams=STRIDED_HPARAMS, backends=["numpy"], settings=s,
+                        hypothesis_seed=seed)
+        replays.append((again.value.inputs, again.value.problem))
+    assert replays[0] == replays[1] == (info.value.inputs, info.value.problem)
+    # a passing run too: the same draws, the same counts
+    a, b = (check_layer(StridedConv1d, hparams=STRIDED_HPARAMS, backends=["numpy"], settings=s,
+                        hypothesis_seed=7) for _ in range(2))
+    assert a.hypothesis_seed == 7 and a.counts == b.counts
+    derandomized = settings(s, derandomize=True)
+    assert check_layer(StridedConv1d, hparams=STRIDED_HPARAMS, backends=["numpy"],
+                       settings=derandomized).hypothesis_seed is None

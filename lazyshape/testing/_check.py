@@ -22,10 +22,12 @@ decide) or ones it must reject. Then:
 from __future__ import annotations
 
 import contextlib
+import random
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NoReturn
 
+import hypothesis
 import numpy as np
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as Settings
@@ -83,6 +85,8 @@ class CheckResult:
         self.backends = tuple(backends)
         self.examples = 0
         self.counts: dict[str, int] = {p: 0 for p in PROPERTIES}
+        #: the seed of a run that was not derandomized (None: derandomized)
+        self.hypothesis_seed: int | None = None
 
     def hit(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
@@ -94,7 +98,8 @@ class CheckResult:
 
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v}" for k, v in sorted(self.counts.items()))
-        return f"CheckResult({self.kind}: {self.examples} examples; {body})"
+        seed = "" if self.hypothesis_seed is None else f"; hypothesis_seed={self.hypothesis_seed}"
+        return f"CheckResult({self.kind}: {self.examples} examples{seed}; {body})"
 
 
 def scaled_settings(factor: float = 1.0, **overrides: Any) -> Settings:
@@ -190,6 +195,9 @@ class _Run:
         self.text = repr(layer)
         #: appended to a failure's problem (an edge probe's position)
         self.where = where
+        #: whether this run's checks count in `CheckResult.counts` (a probe's
+        #: sub-runs don't: they are counted as probes)
+        self.counting = case not in ("edge", "dtype")
 
     def fail(self, prop: str, problem: str, results: dict[str, str],
              fix: Sequence[str] = ()) -> NoReturn:
@@ -384,16 +392,44 @@ class _Run:
             self._judge_backends(inf, outs)
             raise
 
-    def model_dtypes(self, dtype: str) -> None:
-        """On float32 (or non-floating) inputs: the same inputs and the model in ``dtype`` (one of
-        `MODEL_DTYPES`, drawn per example) on each backend that computes in
-        it: the rule's output dtypes must be the forward's (property a). A
-        backend with no kernel for the dtype, or without the dtype (JAX
-        without x64, NumPy's bfloat16), or past its `backend_examples`
-        budget, is skipped."""
+    def dtypes(self) -> None:
+        """Every dtype, for the first example of each layer drawn (and input ranks
+        and dtypes): the model in each of `MODEL_DTYPES`, then the inputs in
+        each of the probe dtypes (ints, bool)."""
         check = self.check
         if self.case not in ("valid", "candidate"):
             return
+        key = (construct_text(self.layer), tuple((s.ndim, s.dtype) for s in self.specs))
+        if key in check.swept:
+            return
+        check.swept.add(key)
+        for dtype in MODEL_DTYPES:
+            self.model_dtypes(dtype)
+        for dtype in check.probe_dtypes:
+            self.input_dtype(dtype)
+        check.result.hit("a:dtypes")
+
+    def input_dtype(self, dtype: str) -> None:
+        """The inputs in ``dtype``: the oracles judge whether the rule may accept
+        them (property b); where it does, every backend's forward must too, in
+        the rule's output dtypes (property a)."""
+        specs = tuple(TensorSpec._make(s.shape, dtype) for s in self.specs)
+        if specs == self.specs:
+            return
+        run = _Run(self.check, self.layer, specs, "dtype", f"every input in {dtype}")
+        rule = run.rule()
+        if "b" in self.check.properties:
+            run.oracles(rule, count=False)
+        if isinstance(rule, Inference):
+            run.backends(rule)
+
+    def model_dtypes(self, dtype: str) -> None:
+        """On float32 (or non-floating) inputs: the same inputs and the model in
+        ``dtype`` (one of `MODEL_DTYPES`) on each backend that computes in it:
+        the rule's output dtypes must be the forward's (property a). A backend
+        with no kernel for the dtype, or without the dtype (JAX without x64,
+        NumPy's bfloat16), or past its `backend_examples` budget, is skipped."""
+        check = self.check
         if not self.specs or any(s.dtype in FLOATING and s.dtype != "float32" for s in self.specs):
             return
         # float32 inputs follow the model; others (an Embedding's ids) stay
@@ -425,10 +461,9 @@ class _Run:
                     self.fail("a", f"the {name} backend's output dtype differs "
                               f"(model and inputs in {dtype})",
                               {"rule": expected, name: got})
-        check.result.hit("a:dtypes")
 
     def _judge_backends(self, inf: Inference, outs: dict[str, Any]) -> None:
-        res = self.check.result
+        res = self.check.result if self.counting else CheckResult("", ())
         expected = "; ".join(describe(o) for o in inf.outputs)
         sides = {"rule": expected}
         for name, got in outs.items():
@@ -491,7 +526,7 @@ class _Run:
                            'dtype_rule = "promote" on the class')
             else:
                 fix.append(f"the forward computes in {answer}: return it from output_spec")
-        if self.case == "probe":
+        if self.case in ("probe", "dtype"):
             dtypes = {s.dtype for s in self.specs}
             rest = tuple(d for d in self.check.probe_dtypes if d not in dtypes)
             fix.append(f"or, if the layer is not meant for {inputs} inputs, reject them in "
@@ -698,6 +733,9 @@ class _Check:
         self.oracles: tuple[Oracle, ...] = ()
         #: per undeclared layer (its construction text): the inputs its rule accepts
         self._accepted: dict[str, SearchStrategy[Specs] | None] = {}
+        #: the layers (construction text, input ranks and dtypes) whose dtypes
+        #: were all probed
+        self.swept: set[tuple[str, tuple[tuple[int, str], ...]]] = set()
 
     def entry_of(self, layer: Layer) -> LayerEntry | None:
         return self.entry if self.entry is not None else entry_for(layer)
@@ -772,18 +810,19 @@ class _Check:
             run.oracles(rule)
         if not isinstance(rule, Inference):
             return
+        run.backends(rule)
+        if "e" in self.properties:
+            run.batch(rule)
+        # the probes around the example: its edges, its other dtypes
         if "b" in self.properties:
             run.boundaries()
         if "a" in self.properties:
-            run.model_dtypes(data.draw(st.sampled_from(MODEL_DTYPES), label="model dtype"))
-        if "e" in self.properties:
-            run.batch(rule)
-        if "c" in self.properties:
+            run.dtypes()
+        if "c" in self.properties:  # last: a draw that overruns ends the example here
             sym_specs, env = data.draw(
                 symbolize(specs, self.batch_axes(layer, specs)), label="symbolic inputs"
             )
             run.symbolic(rule, sym_specs, env)
-        run.backends(rule)
 
 
 def _layer_strategy(layer_factory: Any, hparams: Any) -> tuple[SearchStrategy[Layer], str]:
@@ -834,6 +873,7 @@ def check_layer(
     batch_axes: Callable[[Layer, Specs], tuple[int | None, ...]] | None = None,
     backend_examples: Mapping[str, int] | None = None,
     skip_known: bool = True,
+    hypothesis_seed: int | None = None,
 ) -> CheckResult:
     """Check a layer's shape and parameter rules against every installed backend
     and the external oracles, with hypothesis; raise `LayerCheckError` (an
@@ -857,6 +897,9 @@ def check_layer(
     backend's forward (``{"jax": 10}``: JAX compiles each new shape; default
     every example). ``skip_known``: skip examples that hit a known, recorded
     bug of a built-in layer (`KNOWN_ISSUES`; counted as ``known:<id>``).
+    ``hypothesis_seed``: the seed of the random draws when the settings are
+    not derandomized (default: a fresh one, given in the result and in
+    a failure's report, so that passing it back replays the run).
     Returns a `CheckResult` with the example count per property.
     """
     layers, kind = _layer_strategy(layer_factory, hparams)
@@ -886,13 +929,25 @@ def check_layer(
     def run(data: Any) -> None:
         check.example(data)
 
+    if not s.derandomize:
+        if hypothesis_seed is None:
+            hypothesis_seed = random.SystemRandom().getrandbits(32)
+        run = hypothesis.seed(hypothesis_seed)(run)
+        check.result.hypothesis_seed = hypothesis_seed
     try:
-        run()
-    except FlakyFailure as e:
-        # a failure whose replay differed (a backend past its `backend_examples`
-        # budget on the replay): the failure itself stands
-        found = [x for x in e.exceptions if isinstance(x, LayerCheckError)]
-        if not found:
-            raise
-        raise found[0] from None
+        try:
+            run()
+        except FlakyFailure as e:
+            # a failure whose replay differed (a backend past its `backend_examples`
+            # budget on the replay): the failure itself stands
+            found = [x for x in e.exceptions if isinstance(x, LayerCheckError)]
+            if not found:
+                raise
+            raise found[0] from None
+    except LayerCheckError as e:
+        e.hypothesis_seed = check.result.hypothesis_seed
+        if e.hypothesis_seed is not None:
+            e.args = (f"{e.args[0]}\nthis run's draws: check_layer(..., hypothesis_seed="
+                      f"{e.hypothesis_seed}) replays them",)
+        raise
     return check.result

@@ -37,7 +37,8 @@ class LayerCheckError(AssertionError):
 
     Attributes: ``property`` (a letter, see `PROPERTIES`), ``layer`` (its
     repr), ``inputs`` (the input specs), ``results`` (``{side: what it did}``),
-    ``fix`` (lines of advice, for a dtype disagreement)."""
+    ``fix`` (lines of advice, for a dtype disagreement), ``hypothesis_seed``
+    (the seed of a run that was not derandomized)."""
 
     def __init__(
         self,
@@ -55,6 +56,7 @@ class LayerCheckError(AssertionError):
         self.problem = problem
         self.results = dict(results)
         self.fix = tuple(fix)
+        self.hypothesis_seed: int | None = None
         super().__init__(format_failure(prop, layer, inputs, problem, results, construct, fix))
 
 
