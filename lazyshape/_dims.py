@@ -45,6 +45,7 @@ __all__ = [
     "SymbolicComparisonError",
     "as_dim",
     "bind",
+    "bind_rounding_up",
     "bind_shape",
     "definitely_equal",
     "definitely_not_equal",
@@ -1159,7 +1160,17 @@ def bind_shape(shape: tuple[Dim, ...], values: Mapping[str, Dim]) -> tuple[Dim, 
     return tuple(d if type(d) is int else bind(d, values) for d in shape)
 
 
-def _subst(d: Dim, env: Mapping[str, Dim]) -> Dim:
+def bind_rounding_up(d: Dim, values: Mapping[str, Dim]) -> Dim:
+    """`bind`, with every floor division rounded the other way: ``a // b`` as
+    ``ceil(a / b)``, so a ceil division (``-(-a // b)``) as a floor one. A
+    rule's output computed with the rounding flipped: the floor<->ceil mutant
+    of `lazyshape.testing.mutation_score`."""
+    if type(d) is int:
+        return d
+    return _subst(_arg(d), values, flip=True)
+
+
+def _subst(d: Dim, env: Mapping[str, Dim], flip: bool = False) -> Dim:
     if type(d) is int:
         return d
     assert isinstance(d, Expr)
@@ -1167,22 +1178,22 @@ def _subst(d: Dim, env: Mapping[str, Dim]) -> Dim:
     for mono, c in d._terms.items():
         v: Dim = c
         for atom, k in mono:
-            x = _subst_atom(atom, env)
+            x = _subst_atom(atom, env, flip)
             for _ in range(k):
                 v = _mul(v, x)
         total = _add(total, v)
     return total
 
 
-def _subst_atom(atom: _Atom, env: Mapping[str, Dim]) -> Dim:
+def _subst_atom(atom: _Atom, env: Mapping[str, Dim], flip: bool = False) -> Dim:
     op = atom.op
     if op == _SYM:
         if atom.name in env:
             return _arg(env[atom.name])
         return _atom_expr(atom)
-    lhs, rhs = _subst(atom.lhs, env), _subst(atom.rhs, env)
+    lhs, rhs = _subst(atom.lhs, env, flip), _subst(atom.rhs, env, flip)
     if op == _FLOORDIV:
-        return _floordiv(lhs, rhs)
+        return _neg(_floordiv(_neg(lhs), rhs)) if flip else _floordiv(lhs, rhs)
     if op == _MOD:
         return _mod(lhs, rhs)
     return dim_max(lhs, rhs) if op == _MAX else dim_min(lhs, rhs)

@@ -7,6 +7,9 @@ The mutants, each a subclass of the layer class overriding one rule:
 
 - ``out[k]+1`` / ``out[k]-1``: output dim ``k`` (0, -1, -2) one more or less;
 - ``dtype float32``: every output dtype replaced by float32;
+- ``floor<->ceil``: every division in the rule's output dims rounded the other
+  way (the rule run on symbolic inputs gives its output dims as expressions;
+  they are bound with `bind_rounding_up`);
 - ``accepts below edge``: an input the rule rejects is accepted when the same
   input with one dim one larger is (the edge widened by one);
 - ``rejects at edge``: an input the rule accepts is rejected when the same
@@ -19,6 +22,7 @@ without parameters) is reported as not applicable, not as a survivor.
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import functools
 from collections.abc import Callable, Mapping
@@ -26,8 +30,9 @@ from types import MethodType
 from typing import Any
 
 import lazyshape as ls
+from lazyshape._dims import Sym, bind_rounding_up
 from lazyshape._errors import ShapeError
-from lazyshape._layer import Layer
+from lazyshape._layer import ASSUMED, Layer
 from lazyshape._specs import ParamSpec, TensorSpec
 
 from ._check import check_layer
@@ -82,6 +87,50 @@ def _float32(rule: Callable[..., Any], specs: tuple[TensorSpec, ...]) -> Any:
     if all(o.dtype == "float32" for o in outs):
         return None
     return _like(original, tuple(TensorSpec(o.shape, "float32") for o in outs))
+
+
+def _symbolic(rule: Callable[..., Any], specs: tuple[TensorSpec, ...]) -> Any:
+    """The rule on ``specs`` with every positive int dim a symbol (in a context
+    of its own: its assumptions stay out of the running pass)."""
+
+    def call() -> Any:
+        ASSUMED.set(None)
+        return rule(*specs)
+
+    return contextvars.copy_context().run(call)
+
+
+def _rounded_the_other_way(rule: Callable[..., Any], specs: tuple[TensorSpec, ...]) -> Any:
+    original = rule(*specs)
+    values: dict[str, int] = {}
+    sym_specs = []
+    for i, s in enumerate(specs):
+        shape: list[Any] = []
+        for k, d in enumerate(s.shape):
+            if type(d) is int and d > 0:
+                name = f"_in{i}_{k}"
+                values[name] = d
+                shape.append(Sym(name))
+            else:
+                shape.append(d)
+        sym_specs.append(TensorSpec(tuple(shape), s.dtype))
+    try:
+        symbolic = _as_tuple(_symbolic(rule, tuple(sym_specs)))
+    except Exception:  # noqa: BLE001 - a rule that can't run symbolically: no mutant
+        return None
+    outs = _as_tuple(original)
+    changed = False
+    new = []
+    for out, sym in zip(outs, symbolic, strict=False):
+        shape = list(out.shape)
+        for k, (d, e) in enumerate(zip(out.shape, sym.shape, strict=False)):
+            if type(d) is int and type(e) is not int:
+                flipped = bind_rounding_up(e, values)
+                if type(flipped) is int and flipped >= 0 and flipped != d:
+                    shape[k] = flipped
+                    changed = True
+        new.append(TensorSpec(tuple(shape), out.dtype))
+    return _like(original, (*new, *outs[len(new):])) if changed else None
 
 
 def _dims(specs: tuple[TensorSpec, ...]) -> list[tuple[int, int]]:
@@ -141,6 +190,7 @@ def _param_dim(k: int) -> _Mutant:
 MUTANTS: tuple[_Mutant, ...] = (
     *[_out_dim(k, d) for k in (0, -1, -2) for d in (1, -1)],
     _Mutant("dtype float32", output=_float32),
+    _Mutant("floor<->ceil", output=_rounded_the_other_way),
     # (the parameter rule too: a rule may check its inputs in both)
     _Mutant("accepts below edge", output=_widened, params=_widened),
     _Mutant("rejects at edge", output=_narrowed),
