@@ -679,3 +679,17 @@ def test_memo_is_thread_safe() -> None:
     finally:
         sys.setswitchinterval(old)
     assert not errors
+
+
+def test_bind_rounding_up_flips_every_division():
+    from lazyshape._dims import bind_rounding_up
+
+    L = Sym("L")
+    floor = (L - 3) // 2 + 1
+    assert bind(floor, {"L": 10}) == 4 and bind_rounding_up(floor, {"L": 10}) == 5
+    assert bind_rounding_up(floor, {"L": 9}) == 4  # exact: nothing to round
+    ceil = -((-L) // 4)
+    assert bind(ceil, {"L": 10}) == 3 and bind_rounding_up(ceil, {"L": 10}) == 2
+    nested = (L // 2) // 2  # each division flipped: ceil(ceil(5 / 2) / 2)
+    assert bind(nested, {"L": 5}) == 1 and bind_rounding_up(nested, {"L": 5}) == 2
+    assert bind_rounding_up(L * 2 + 1, {"L": 3}) == 7  # no division: bind
