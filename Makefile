@@ -13,6 +13,7 @@ $(PY):
 # torch is pinned to the CPU build that lies on disk (see pyproject's extras).
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps torchvision==0.28.0
 	touch $(STAMP)
 
 demo: $(STAMP)
