@@ -4,6 +4,8 @@
   different first `Linear` size (the seed page's example);
 - `resnet18`: torchvision's ResNet-18, residual adds through the functional API,
   torchvision's parameter names (11,689,512 parameters on 224x224);
+- `resnet50`: torchvision's ResNet-50 (bottleneck blocks), its parameter names
+  (25,557,032 parameters);
 - `gpt2`: a GPT-2-small-shaped stack on token ids ``(B, T)``;
 - `lstm_classifier`: an LSTM over ``(B, T, F)`` and a linear head.
 
@@ -16,4 +18,6 @@ from .lenet import lenet5 as lenet5
 from .recurrent import LastStep as LastStep
 from .recurrent import lstm_classifier as lstm_classifier
 from .resnet import basic_block as basic_block
+from .resnet import bottleneck as bottleneck
 from .resnet import resnet18 as resnet18
+from .resnet import resnet50 as resnet50
