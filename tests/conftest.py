@@ -38,6 +38,16 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # transformers imports torchvision when it is installed; with the CPU build of
+    # torch, torchvision imports only after its ops' schemas are declared (see
+    # _reference.py), so that is done before any test imports either
+    if importlib.util.find_spec("torchvision") and importlib.util.find_spec("torch"):
+        from _reference import torchvision_models
+
+        torchvision_models()
+
+
 # -- framework markers -------------------------------------------------------------
 
 #: marker -> the modules the framework needs (as lazyshape_jax's `available()`)

@@ -306,18 +306,36 @@ class LayerModule(nn.Module):
         self.layer = layer
         self._hparams = dict(layer.hparams() if hparams is None else hparams)
         self._path = path
+        #: whether a local name is dotted (``query.weight``: ``weight`` of a child
+        #: ``query``, as torch names a submodule's tensors)
+        self._nested = any("." in local for local in tensors)
         for local, t in tensors.items():
+            owner: nn.Module = self
+            *segs, leaf = local.split(".")
+            for seg in segs:
+                child = owner._modules.get(seg)
+                if child is None:
+                    child = nn.Module()
+                    owner.add_module(seg, child)
+                owner = child
             if trainable[local]:
-                self.register_parameter(
-                    local, t if isinstance(t, nn.Parameter) else nn.Parameter(t)
+                owner.register_parameter(
+                    leaf, t if isinstance(t, nn.Parameter) else nn.Parameter(t)
                 )
             else:
-                self.register_buffer(local, t)
+                owner.register_buffer(leaf, t)
 
-    def forward(self, *xs: Any) -> Any:
+    def _tensors(self) -> dict[str, Any]:
+        """The layer's tensors by local name."""
+        if self._nested:
+            return {**dict(self.named_parameters()), **dict(self.named_buffers())}
         params: dict[str, Any] = dict(self._parameters)
         if self._buffers:
             params.update(self._buffers)
+        return params
+
+    def forward(self, *xs: Any) -> Any:
+        params = self._tensors()
         layer = self.layer
         if layer.needs_context:
             ctx = Context(training=self.training, rng=None)  # torch's global RNG
@@ -326,7 +344,7 @@ class LayerModule(nn.Module):
             if ctx.updates:  # buffers (running statistics) are updated in place
                 with torch.no_grad():
                     for local, value in ctx.updates.items():
-                        self._buffers[local].copy_(value)  # type: ignore[union-attr]
+                        params[local].copy_(value)
             return self._packed(out)
         return self._packed(layer.forward(params, *xs))
 

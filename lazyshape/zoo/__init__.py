@@ -6,12 +6,17 @@
   torchvision's parameter names (11,689,512 parameters on 224x224);
 - `resnet50`: torchvision's ResNet-50 (bottleneck blocks), its parameter names
   (25,557,032 parameters);
+- `bert`, `bert_base`: BERT's encoder with Hugging Face transformers' names
+  (``BertModel``), sized by a mapping with ``BertConfig``'s keys (bert-base:
+  109,482,240 parameters);
 - `gpt2`: a GPT-2-small-shaped stack on token ids ``(B, T)``;
 - `lstm_classifier`: an LSTM over ``(B, T, F)`` and a linear head.
 
 Import the module as ``lazyshape.zoo`` (it needs no framework).
 """
 
+from .bert import bert as bert
+from .bert import bert_base as bert_base
 from .gpt import PositionEmbedding as PositionEmbedding
 from .gpt import gpt2 as gpt2
 from .lenet import lenet5 as lenet5
