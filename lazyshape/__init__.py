@@ -42,16 +42,26 @@ from ._specs import ParamSpec as ParamSpec
 from ._specs import Placeholder as Placeholder
 from ._specs import TensorSpec as TensorSpec
 from ._summary import summary as summary
+from .layers.activation import ELU as ELU
 from .layers.activation import GELU as GELU
 from .layers.activation import Dropout as Dropout
+from .layers.activation import DropPath as DropPath
+from .layers.activation import Hardsigmoid as Hardsigmoid
+from .layers.activation import Hardswish as Hardswish
 from .layers.activation import Identity as Identity
 from .layers.activation import LeakyReLU as LeakyReLU
+from .layers.activation import Mish as Mish
 from .layers.activation import ReLU as ReLU
+from .layers.activation import ReLU6 as ReLU6
 from .layers.activation import Sigmoid as Sigmoid
 from .layers.activation import SiLU as SiLU
 from .layers.activation import Softmax as Softmax
+from .layers.activation import Softplus as Softplus
 from .layers.activation import Tanh as Tanh
+from .layers.attention import Attention as Attention
 from .layers.attention import MultiheadAttention as MultiheadAttention
+from .layers.attention import RotaryEmbedding as RotaryEmbedding
+from .layers.attention import SwiGLU as SwiGLU
 from .layers.conv import Conv1d as Conv1d
 from .layers.conv import Conv2d as Conv2d
 from .layers.conv import Conv3d as Conv3d
@@ -59,6 +69,7 @@ from .layers.conv import ConvTranspose1d as ConvTranspose1d
 from .layers.conv import ConvTranspose2d as ConvTranspose2d
 from .layers.conv import ConvTranspose3d as ConvTranspose3d
 from .layers.embedding import Embedding as Embedding
+from .layers.linear import LayerScale as LayerScale
 from .layers.linear import Linear as Linear
 from .layers.merge import Add as Add
 from .layers.merge import Concat as Concat
@@ -83,8 +94,13 @@ from .layers.pool import MaxPool2d as MaxPool2d
 from .layers.pool import MaxPool3d as MaxPool3d
 from .layers.recurrent import GRU as GRU
 from .layers.recurrent import LSTM as LSTM
+from .layers.resample import PixelShuffle as PixelShuffle
+from .layers.resample import PixelUnshuffle as PixelUnshuffle
+from .layers.resample import Upsample as Upsample
 from .layers.reshape import Flatten as Flatten
+from .layers.reshape import Permute as Permute
 from .layers.reshape import Reshape as Reshape
+from .layers.reshape import Transpose as Transpose
 from .layers.reshape import Unflatten as Unflatten
 
 __version__ = "0.1.0"

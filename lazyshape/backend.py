@@ -94,7 +94,7 @@ __all__ = [
 OPS = (
     "relu", "gelu", "sigmoid", "silu", "leaky_relu", "softmax", "dropout", "linear", "pad",
     "conv", "conv_transpose", "max_pool", "avg_pool", "adaptive_avg_pool", "embedding",
-    "scaled_dot_product_attention", "lstm", "gru",
+    "scaled_dot_product_attention", "dot_product_attention", "rotary_embedding", "lstm", "gru",
 )
 
 def _parameters(fn: Any) -> list[str]:

@@ -358,6 +358,27 @@ def scaled_dot_product_attention(
     )
 
 
+def dot_product_attention(
+    q: Any, k: Any, v: Any, *, is_causal: bool = False, scale: float | None = None
+) -> Any:
+    """``softmax(q @ k^T * scale) @ v`` with the framework's fused kernel, for
+    ``q (B, H, T, D)``, ``k, v (B, Hkv, S, D)`` where ``Hkv`` divides ``H``
+    (grouped-query: query head ``i`` attends with key / value head ``i // (H //
+    Hkv)``); ``scale`` defaults to ``1 / sqrt(D)``; ``is_causal``: query ``i``
+    sees keys ``j <= i``. ``-> (B, H, T, D)``."""
+    return (_nn_of(type(q)) or nn(q)).dot_product_attention(
+        q, k, v, is_causal=is_causal, scale=scale
+    )
+
+
+def rotary_embedding(x: Any, theta: float = 10000.0) -> Any:
+    """Llama's rotary position embedding of ``x (..., T, D)``, ``D`` even:
+    position ``t`` along dim -2 rotates by angles ``t / theta ** (arange(0, D, 2)
+    / D)``, pairing the two halves of the last dim (``x * cos + rotate_half(x) *
+    sin``), cos and sin computed in float32 and cast to ``x``'s dtype."""
+    return (_nn_of(type(x)) or nn(x)).rotary_embedding(x, theta)
+
+
 def lstm(
     x: Any,
     h0: Any | None,

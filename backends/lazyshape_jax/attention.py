@@ -1,5 +1,6 @@
-"""Attention ops for JAX arrays: ``scaled_dot_product_attention`` on heads,
-``(B, H, T, D)``."""
+"""Attention ops for JAX arrays: ``scaled_dot_product_attention`` and
+``dot_product_attention`` (``jax.nn.dot_product_attention``) on heads, ``(B, H,
+T, D)``; ``rotary_embedding``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 
 from .activation import dropout
 
-__all__ = ["scaled_dot_product_attention"]
+__all__ = ["scaled_dot_product_attention", "dot_product_attention", "rotary_embedding"]
 
 
 def scaled_dot_product_attention(
@@ -45,3 +46,32 @@ def scaled_dot_product_attention(
         weights = dropout(weights, dropout_p, rng)
     return jnp.matmul(weights, v)
 
+
+def dot_product_attention(
+    q: Any, k: Any, v: Any, *, is_causal: bool = False, scale: float | None = None
+) -> Any:
+    """``softmax(q @ k^T * scale) @ v`` for ``q (B, H, T, D)``, ``k, v (B, Hkv, S,
+    D)``, ``Hkv`` dividing ``H`` (grouped-query), by ``jax.nn.dot_product_attention``
+    (which takes ``(B, T, H, D)``); ``scale`` default ``1 / sqrt(D)``;
+    ``is_causal``: query ``i`` sees keys ``j <= i``."""
+    out = jax.nn.dot_product_attention(
+        jnp.swapaxes(q, 1, 2), jnp.swapaxes(k, 1, 2), jnp.swapaxes(v, 1, 2),
+        scale=scale, is_causal=is_causal,
+    )
+    return jnp.swapaxes(out, 1, 2)
+
+
+def rotary_embedding(x: Any, theta: float) -> Any:
+    """Llama's rotary position embedding of ``x (..., T, D)`` (``D`` even):
+    ``x * cos + rotate_half(x) * sin``, angles ``t * inv_freq`` for positions
+    ``t`` along dim -2, ``inv_freq = 1 / theta ** (arange(0, D, 2) / D)``; cos and
+    sin in float32, cast to ``x``'s dtype."""
+    t, d = x.shape[-2], x.shape[-1]
+    exponent = jnp.arange(0, d, 2, dtype=jnp.float32) / jnp.float32(d)
+    inv_freq = 1.0 / (jnp.float32(theta) ** exponent)
+    freqs = jnp.arange(t, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+    angles = jnp.concatenate([freqs, freqs], axis=-1)
+    cos, sin = jnp.cos(angles).astype(x.dtype), jnp.sin(angles).astype(x.dtype)
+    half = d // 2
+    rotated = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
+    return x * cos + rotated * sin

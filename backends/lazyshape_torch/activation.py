@@ -1,7 +1,8 @@
 """Activation ops for torch tensors: the elementwise NN ops the array API lacks
 (``relu``, ``gelu``, ``softmax``, ``dropout``, ...).
 
-The activations' native modules (``nn.ReLU``, ...) are registered here."""
+The activations' native modules (``nn.ReLU``, ...) are registered here, and
+`StochasticDepth`, ``DropPath``'s module (torchvision's, which torch.nn lacks)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,34 @@ def dropout(x: Any, p: float, rng: Any) -> Any:
     return x * keep / (1.0 - p)
 
 
+class StochasticDepth(nn.Module):
+    """``DropPath``'s native module: ``torchvision.ops.StochasticDepth``'s
+    computation (torchvision is not a dependency). In training, mode ``"row"``
+    keeps each sample with probability ``1 - p``, scaled by ``1 / (1 - p)``;
+    ``"batch"`` keeps or drops the whole batch; identity in evaluation or when
+    ``p == 0``. Draws from torch's global RNG, as ``nn.Dropout``."""
+
+    def __init__(self, p: float, mode: str) -> None:
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return input
+        survival_rate = 1.0 - self.p
+        # one noise value per sample ("row") or for the whole batch
+        size = [input.shape[0]] + [1] * (input.ndim - 1) if self.mode == "row" else [1] * input.ndim
+        noise = torch.empty(size, dtype=input.dtype, device=input.device)
+        noise = noise.bernoulli_(survival_rate)
+        if survival_rate > 0.0:
+            noise.div_(survival_rate)
+        return input * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mode={self.mode}"
+
+
 for _tp, _cls in [
     (ls.ReLU, nn.ReLU),
     (ls.Tanh, nn.Tanh),
@@ -69,5 +98,12 @@ for _tp, _cls in [
     (ls.LeakyReLU, nn.LeakyReLU),
     (ls.Softmax, nn.Softmax),
     (ls.Dropout, nn.Dropout),
+    (ls.ReLU6, nn.ReLU6),
+    (ls.Hardswish, nn.Hardswish),
+    (ls.Hardsigmoid, nn.Hardsigmoid),
+    (ls.ELU, nn.ELU),
+    (ls.Mish, nn.Mish),
+    (ls.Softplus, nn.Softplus),
+    (ls.DropPath, StochasticDepth),
 ]:
     register_stateless(_tp, _cls)

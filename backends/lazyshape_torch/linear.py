@@ -1,4 +1,5 @@
-"""Linear ops for torch tensors: ``linear``.
+"""Linear ops for torch tensors: ``linear``. `LayerScale`: ``LayerScale``'s
+native module (timm's, which torch.nn lacks).
 
 ``nn.Linear`` as the native module of ``Linear``: a model of thousands of
 small layers is built faster by stamping it from a prototype and drawing its
@@ -139,3 +140,28 @@ def _linear(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
     return nn.Linear(in_features, out_features, bias=bias, dtype=dtype, device=device)
 
 
+class LayerScale(nn.Module):
+    """``LayerScale``'s native module, as timm's: ``x * gamma``, ``gamma`` of
+    shape ``(dim,)`` filled with ``init_values``."""
+
+    def __init__(
+        self, dim: int, init_values: float = 1e-5, *, dtype: Any = None, device: Any = None
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.init_values = init_values
+        self.gamma = Parameter(torch.full((dim,), init_values, dtype=dtype, device=device))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, init_values={self.init_values}"
+
+
+@register(ls.LayerScale)
+def _layer_scale(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    known = sizes(rec, "dim")
+    if known is None:
+        return None
+    return LayerScale(known[0], rec.resolved["init_values"], dtype=dtype, device=device)

@@ -18,4 +18,5 @@ __all__ = list(OPS)
 # the families without ops of their own: their native modules register on import
 from . import merge as merge  # noqa: E402
 from . import norm as norm  # noqa: E402
+from . import resample as resample  # noqa: E402
 from . import reshape as reshape  # noqa: E402

@@ -1,4 +1,4 @@
 """The built-in layers, one module per family (``linear``, ``activation``,
 ``reshape``, ``merge``, ``conv``, ``pool``, ``norm``, ``embedding``, ``attention``,
-``recurrent``): each holds the family's rules (pure functions of specs and
+``recurrent``, ``resample``): each holds the family's rules (pure functions of specs and
 hyperparameters), then its layer classes."""

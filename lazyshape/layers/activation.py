@@ -1,4 +1,4 @@
-"""Activations, ``Dropout`` and ``Identity``: shape-preserving layers.
+"""Activations, ``Dropout``, ``DropPath`` and ``Identity``: shape-preserving layers.
 
 The module holds the rules (pure functions of specs and hyperparameters),
 then the layer classes.
@@ -25,9 +25,17 @@ __all__ = [
     "SiLU",
     "LeakyReLU",
     "Softmax",
+    "ReLU6",
+    "Hardswish",
+    "Hardsigmoid",
+    "ELU",
+    "Mish",
+    "Softplus",
+    "DropPath",
     "same_spec",
     "float_same_spec",
     "softmax_output",
+    "drop_path_output",
 ]
 
 
@@ -55,6 +63,29 @@ def softmax_output(x: TensorSpec, dim: int) -> TensorSpec:
         return x
     normalize_axis(dim, x.ndim, "dim")
     return x
+
+
+def drop_path_output(x: TensorSpec, mode: str) -> TensorSpec:
+    """Stochastic depth: a floating-point input, same spec; in mode ``"row"``
+    each sample (index of dim 0) is dropped whole, so the input needs a batch dim."""
+    check_floating(x)
+    if mode == "row" and x.ndim == 0:
+        raise ShapeError(
+            "expected an input with a batch dim (N, ...) for `mode` 'row' (each sample is "
+            "kept or dropped whole)",
+            "input shape () (0 dims)",
+        )
+    return x
+
+
+def _softplus(z: Any) -> Any:
+    """``log(1 + exp(z))``, computed without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
+    return ops.maximum(z, 0.0) + ops.log1p(ops.exp(-ops.abs(z)))
+
+
+def _relu6(x: Any) -> Any:
+    """``min(max(x, 0), 6)``."""
+    return ops.minimum(ops.maximum(x, 0.0), 6.0)
 
 
 # -- layers ----------------------------------------------------------------------
@@ -97,6 +128,41 @@ class Dropout(_Elementwise):
         if not ctx.training or self.p == 0.0:
             return x
         return ops.dropout(x, self.p, ctx.rng)
+
+
+class DropPath(Layer):
+    """Stochastic depth (``torchvision.ops.StochasticDepth``; timm's ``DropPath``):
+    in training, mode ``"row"`` keeps each sample (index of dim 0) with
+    probability ``1 - p`` and scales it by ``1 / (1 - p)``, zeroing the others;
+    mode ``"batch"`` keeps or drops the whole batch at once. Identity in
+    evaluation or when ``p == 0``. Floating-point input of any shape (with a
+    batch dim in mode ``"row"``); same output spec."""
+
+    hparam_names = ("p", "mode")
+    needs_context = True
+
+    def __init__(self, p: float = 0.0, mode: str = "row", *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.p = probability(p, "p", "DropPath")
+        if not isinstance(mode, str) or mode not in ("row", "batch"):
+            raise ShapeError("`mode` 'row' or 'batch'", f"`mode` (={mode!r})", kind="DropPath")
+        self.mode = mode
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return drop_path_output(x, self.mode)
+
+    def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:
+        if not ctx.training or self.p == 0.0:
+            return x
+        ndim = len(x.shape)
+        if ndim:
+            # one noise value per sample ("row") or for the whole batch, broadcast
+            first = slice(None) if self.mode == "row" else slice(0, 1)
+            like = x[(first, *([slice(0, 1)] * (ndim - 1)))]
+        else:
+            like = x
+        # ones dropped as `Dropout` drops: 0 or 1 / (1 - p), from the forward's rng
+        return x * ops.dropout(ops.ones_like(like), self.p, ctx.rng)
 
 
 class ReLU(_Elementwise):
@@ -173,3 +239,65 @@ class Softmax(Layer):
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.softmax(x, self.dim)
+
+
+class ReLU6(_Elementwise):
+    """``min(max(x, 0), 6)`` (``torch.nn.ReLU6``)."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        return _relu6(x)
+
+
+class Hardswish(_Elementwise):
+    """``x * relu6(x + 3) / 6`` (``torch.nn.Hardswish``)."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        return x * _relu6(x + 3.0) / 6.0
+
+
+class Hardsigmoid(_Elementwise):
+    """``relu6(x + 3) / 6`` (``torch.nn.Hardsigmoid``)."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        return _relu6(x + 3.0) / 6.0
+
+
+class ELU(_Elementwise):
+    """``x if x > 0 else alpha * (exp(x) - 1)`` (``torch.nn.ELU``)."""
+
+    hparam_names = ("alpha",)
+
+    def __init__(self, alpha: float = 1.0, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.alpha = real_number(alpha, "alpha", "ELU")
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        # (expm1 of the negative part only: no overflow where x is large)
+        return ops.where(x > 0, x, self.alpha * ops.expm1(ops.minimum(x, 0.0)))
+
+
+class Mish(_Elementwise):
+    """``x * tanh(softplus(x))`` (``torch.nn.Mish``)."""
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        return x * ops.tanh(_softplus(x))
+
+
+class Softplus(_Elementwise):
+    """``log(1 + exp(beta * x)) / beta``, reverting to ``x`` where
+    ``beta * x > threshold`` (``torch.nn.Softplus``). ``beta`` is nonzero."""
+
+    hparam_names = ("beta", "threshold")
+
+    def __init__(
+        self, beta: float = 1.0, threshold: float = 20.0, *, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        self.beta = real_number(beta, "beta", "Softplus")
+        if self.beta == 0.0:
+            raise ShapeError("`beta` to be nonzero", f"`beta` (={beta!r})", kind="Softplus")
+        self.threshold = real_number(threshold, "threshold", "Softplus")
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        z = x * self.beta
+        return ops.where(z > self.threshold, x, _softplus(z) / self.beta)

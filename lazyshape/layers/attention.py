@@ -1,17 +1,21 @@
-"""``MultiheadAttention``: PyTorch's multi-head attention whose embedding size
-is inferred, returning the attended output only.
+"""The attention family: ``MultiheadAttention``, PyTorch's multi-head
+attention whose embedding size is inferred, returning the attended output
+only; and the blocks of Llama-style transformers, with Hugging Face
+transformers' parameter names: ``Attention`` (grouped-query heads, optional
+rotary position embedding, each framework's fused attention kernel),
+``RotaryEmbedding`` and the ``SwiGLU`` MLP. The module holds the rules (pure
+functions of specs and hyperparameters), then the layer classes.
 
-Scaled dot-product attention over ``num_heads`` heads, with PyTorch's input
-and output projections and parameter names. The module holds the rules
-(pure functions of specs and hyperparameters), then the layer class.
-
-Canonical layout: ``(B, T, E)`` (``batch_first=True``) or ``(T, B, E)``; the
-query has length ``T``, key and value length ``S``; the optional
-``key_padding_mask`` is a bool ``(B, S)`` (True = ignore that key).
+``MultiheadAttention``'s layout: ``(B, T, E)`` (``batch_first=True``) or
+``(T, B, E)``; the query has length ``T``, key and value length ``S``; the
+optional ``key_padding_mask`` is a bool ``(B, S)`` (True = ignore that key).
+``Attention`` takes ``(B, T, E)`` (and keys / values ``(B, S, E)``);
+``RotaryEmbedding`` takes heads, ``(B, heads, T, head_dim)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -19,7 +23,7 @@ from typing import Any, NamedTuple
 from .. import ops
 from .._dims import Dim, definitely_equal, eq, format_dim, format_shape
 from .._errors import ShapeError
-from .._init import kaiming_uniform, xavier_uniform, zeros
+from .._init import fan_in_uniform, kaiming_uniform, xavier_uniform, zeros
 from .._layer import Context, Layer
 from .._specs import ParamSpec, TensorSpec
 from ._common import (
@@ -31,16 +35,32 @@ from ._common import (
     probability,
     unify,
 )
+from .linear import LINEAR_WEIGHT_INIT, check_linear
 
 __all__ = [
     "MultiheadAttention",
     "check_num_heads",
     "packed_projections",
-        "split_inputs",
-    "Attention",
+    "split_inputs",
+    "AttentionSizes",
     "check_attention",
     "attention_output",
     "attention_params",
+    "Attention",
+    "RotaryEmbedding",
+    "SwiGLU",
+    "DEFAULT_ROPE_THETA",
+    "check_kv_heads",
+    "normalize_rope",
+    "split_qkv",
+    "GQASizes",
+    "check_rotary",
+    "check_gqa",
+    "rotary_output",
+    "gqa_output",
+    "gqa_params",
+    "swiglu_output",
+    "swiglu_params",
 ]
 
 
@@ -54,6 +74,11 @@ _INPUTS = (
 _OUT_PROJ_INIT = kaiming_uniform(a=math.sqrt(5))
 _IN_PROJ_INIT = xavier_uniform()
 _ZEROS = zeros()
+
+#: the base of the rotary position embedding's frequencies (Llama's ``rope_theta``)
+DEFAULT_ROPE_THETA = 10000.0
+
+_QKV_INPUTS = "1 input (self-attention) or 3 (query, key, value)"
 
 
 # -- hyperparameters (at construction) -------------------------------------------
@@ -89,6 +114,76 @@ def packed_projections(
     return kdim in (None, embed_dim) and vdim in (None, embed_dim)
 
 
+def _positive_number(value: object, name: str, kind: str) -> float:
+    """A finite real number > 0 (at construction)."""
+    number = None
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        with contextlib.suppress(OverflowError):  # (an int beyond any float)
+            number = float(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise ShapeError(
+            f"`{name}` to be a positive finite number", f"`{name}` (={value!r})", kind=kind
+        )
+    return number
+
+
+def _head_dim(value: object, kind: str, rope: bool) -> int | None:
+    """None (inferred), or a positive int; an even one with RoPE."""
+    if value is None:
+        return None
+    head_dim = positive_int(value, "head_dim", kind)
+    if rope and head_dim % 2:
+        raise ShapeError(
+            "an even `head_dim` with RoPE (it rotates the two halves of each head)",
+            f"`head_dim` (={head_dim})",
+            kind=kind,
+        )
+    return head_dim
+
+
+def check_kv_heads(num_heads: int, num_kv_heads: object, kind: str) -> int:
+    """``num_kv_heads`` (default ``num_heads``) must divide ``num_heads``: each
+    key / value head serves a group of ``num_heads // num_kv_heads`` query heads."""
+    if num_kv_heads is None:
+        return num_heads
+    kv = positive_int(num_kv_heads, "num_kv_heads", kind)
+    if num_heads % kv:
+        raise ShapeError(
+            "`num_kv_heads` dividing `num_heads` (each key/value head serves a group of "
+            "query heads)",
+            f"`num_heads` (={num_heads}), `num_kv_heads` (={kv})",
+            kind=kind,
+        )
+    return kv
+
+
+def normalize_rope(
+    rope: object, head_dim: int | None, kind: str
+) -> tuple[float | None, int | None]:
+    """``(rope_theta or None, head_dim)`` from ``rope``: None (no rotary
+    embedding), a `RotaryEmbedding` (its base; its ``head_dim``, when given, is
+    the head dim) or a number (the base, ``rope_theta``)."""
+    if rope is None:
+        return None, head_dim
+    if isinstance(rope, RotaryEmbedding):
+        if rope.head_dim is not None:
+            if head_dim is not None and head_dim != rope.head_dim:
+                raise ShapeError(
+                    "the RotaryEmbedding's `head_dim` equal to `head_dim`",
+                    f"`head_dim` (={head_dim}), RotaryEmbedding `head_dim` (={rope.head_dim})",
+                    kind=kind,
+                )
+            head_dim = rope.head_dim
+        return rope.rope_theta, head_dim
+    if isinstance(rope, bool) or not isinstance(rope, (int, float)):
+        raise ShapeError(
+            "`rope` a RotaryEmbedding, a RoPE base (`rope_theta`, a positive number) or None",
+            f"`rope` (={rope!r})",
+            kind=kind,
+        )
+    return _positive_number(rope, "rope", kind), head_dim
+
+
 # -- validation ------------------------------------------------------------------
 
 
@@ -106,7 +201,7 @@ def split_inputs(
     raise ShapeError(_INPUTS, f"{n} inputs")
 
 
-class Attention(NamedTuple):
+class AttentionSizes(NamedTuple):
     """The sizes an attention call resolves to."""
 
     batch: Dim
@@ -153,7 +248,7 @@ def check_attention(
     vdim: int | None,
     batch_first: bool,
     packed: bool,
-) -> Attention:
+) -> AttentionSizes:
     """Validate query, key, value (and mask); return the resolved sizes. The key
     and value sizes are ``kdim`` / ``vdim`` when given, else the embedding dim."""
     b, t = (0, 1) if batch_first else (1, 0)
@@ -175,7 +270,7 @@ def check_attention(
     if k is q and v is q:
         _match(e, kdim, lambda: _size_needed("key", "kdim", kdim, e), "key", k)
         _match(e, vdim, lambda: _size_needed("value", "vdim", vdim, e), "value", v)
-        return Attention(q.shape[b], e, e, e, packed)
+        return AttentionSizes(q.shape[b], e, e, e, packed)
     for x, what in ((k, "key"), (v, "value")):
         _check_3d(x, what, f"(B, S, {what[0]}dim)" if batch_first else f"(S, B, {what[0]}dim)")
         if x.dtype != q.dtype:
@@ -191,7 +286,7 @@ def check_attention(
                 lambda: _size_needed("value", "vdim", vdim, e), "value", v)
     if mask is not None:
         _check_mask(mask, batch, seq)
-    return Attention(batch, e, kd, vd, packed)
+    return AttentionSizes(batch, e, kd, vd, packed)
 
 
 def _size_needed(what: str, name: str, given: int | None, e: Dim) -> str:
@@ -229,18 +324,143 @@ def _check_mask(mask: TensorSpec, batch: Dim, seq: Dim) -> None:
         )
 
 
+def split_qkv(inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, TensorSpec, TensorSpec]:
+    """``(query, key, value)`` from 1 (self-attention) or 3 inputs."""
+    if len(inputs) == 1:
+        return inputs[0], inputs[0], inputs[0]
+    if len(inputs) == 3:
+        return inputs[0], inputs[1], inputs[2]
+    raise ShapeError(_QKV_INPUTS, f"{len(inputs)} inputs")
+
+
+def _even_head_dim(d: Dim, got: Callable[[], str]) -> None:
+    """RoPE rotates the two halves of each head: an even head dim >= 2 (a
+    symbolic one is assumed even, and reported)."""
+    if type(d) is int:
+        if d < 2 or d % 2:
+            raise ShapeError(
+                "an even head dim >= 2 (RoPE rotates the two halves of each head)", got()
+            )
+        return
+    rem = d % 2
+    same = eq(rem, 0)
+    if same is False:
+        raise ShapeError("an even head dim (RoPE rotates the two halves of each head)", got())
+    if same is None:
+        assume_equal(rem, 0)
+
+
+def check_rotary(x: TensorSpec, head_dim: int | None) -> Dim:
+    """Heads ``(B, heads, T, head_dim)``, floating, with an even head dim
+    (``head_dim`` when given); returns the head dim."""
+    check_rank(x, 4, "(B, heads, T, head_dim)")
+    if x.dtype not in FLOATING:
+        check_floating(x)
+    d = _match(x.shape[3], head_dim, lambda: f"expected last input dim {head_dim} (head_dim)",
+               "input", x)
+    _even_head_dim(d, lambda: f"head dim {format_dim(d)} (input shape {format_shape(x.shape)})")
+    return d
+
+
+def _query_e(what: str, e: Dim) -> Callable[[], str]:
+    return lambda: f"expected last {what} dim {format_dim(e)} (the query's E)"
+
+
+class GQASizes(NamedTuple):
+    """The sizes an `Attention` call resolves to."""
+
+    batch: Dim
+    embed_dim: Dim
+    head_dim: Dim
+    #: rows of ``q_proj.weight`` (``num_heads * head_dim``) and of ``k_proj`` /
+    #: ``v_proj`` (``num_kv_heads * head_dim``)
+    q_size: Dim
+    kv_size: Dim
+
+
+def check_gqa(
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    num_heads: int,
+    num_kv_heads: int,
+    head_dim: int | None,
+    embed_dim: int | None,
+    rope: bool,
+) -> GQASizes:
+    """Validate query, key and value ``(B, T|S, E)``; return the resolved sizes.
+    Without ``head_dim`` the head dim is ``E // num_heads`` (E divisible by
+    ``num_heads``); with RoPE it must be even."""
+    check_rank(q, 3, "(B, T, E)")
+    if q.dtype not in FLOATING:
+        check_floating(q)
+    e = _match(q.shape[2], embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
+               "query", q)
+    if type(e) is int and e == 0:
+        raise ShapeError("an embedding dim E >= 1", f"query shape {format_shape(q.shape)}")
+    if head_dim is None:
+        rem = e % num_heads
+        if type(rem) is int and rem:
+            raise ShapeError(
+                "an embedding dim E divisible by `num_heads` (or `head_dim` given)",
+                f"E={format_dim(e)}, `num_heads` (={num_heads}) "
+                f"(query shape {format_shape(q.shape)})",
+            )
+        if type(rem) is not int and eq(rem, 0) is None:
+            assume_equal(rem, 0)
+        d = e // num_heads
+        if rope:
+            _even_head_dim(d, lambda: f"head dim {format_dim(d)} = E // `num_heads` "
+                           f"(query shape {format_shape(q.shape)}, `num_heads` (={num_heads}))")
+        q_size: Dim = e  # num_heads * (E // num_heads)
+        kv_size = e if num_kv_heads == num_heads else e // (num_heads // num_kv_heads)
+    else:
+        d, q_size, kv_size = head_dim, num_heads * head_dim, num_kv_heads * head_dim
+    if k is q and v is q:
+        return GQASizes(q.shape[0], e, d, q_size, kv_size)
+    for x, what in ((k, "key"), (v, "value")):
+        _check_3d(x, what, "(B, S, E)")
+        if x.dtype != q.dtype:
+            raise ShapeError(
+                f"`{what}` of the query's dtype {q.dtype}", f"`{what}` dtype {x.dtype}"
+            )
+        _match(x.shape[2], e, _query_e(what, e), what, x)
+    batch = unify(q.shape[0], k.shape[0], "query and key batch dims")
+    batch = unify(batch, v.shape[0], "query and value batch dims")
+    unify(k.shape[1], v.shape[1], "key and value sequence dims")
+    return GQASizes(batch, e, d, q_size, kv_size)
+
+
 # -- shapes ----------------------------------------------------------------------
 
 
-def attention_output(q: TensorSpec, sizes: Attention) -> TensorSpec:
+def attention_output(q: TensorSpec, sizes: AttentionSizes) -> TensorSpec:
     """The query's shape, ``(B, T, E)`` (or ``(T, B, E)``), with E the embed dim."""
     return TensorSpec._make((*q.shape[:2], sizes.embed_dim), q.dtype)
+
+
+def rotary_output(x: TensorSpec, head_dim: int | None) -> TensorSpec:
+    """The input's spec, ``(B, heads, T, head_dim)`` (its own dims, as a norm's)."""
+    check_rotary(x, head_dim)
+    return x
+
+
+def gqa_output(q: TensorSpec, sizes: GQASizes) -> TensorSpec:
+    """The query's shape, ``(B, T, E)``."""
+    return TensorSpec._make((*q.shape[:2], sizes.embed_dim), q.dtype)
+
+
+def swiglu_output(x: TensorSpec, in_features: int | None, out_features: int | None) -> TensorSpec:
+    """``(*, in_features) -> (*, out_features)`` (``out_features`` default: ``in_features``)."""
+    d = check_linear(x, in_features)
+    return TensorSpec._make((*x.shape[:-1], d if out_features is None else out_features),
+                            x.dtype)
 
 
 # -- parameters ------------------------------------------------------------------
 
 
-def attention_params(sizes: Attention, bias: bool) -> dict[str, ParamSpec]:
+def attention_params(sizes: AttentionSizes, bias: bool) -> dict[str, ParamSpec]:
     """torch's names, shapes and init: ``in_proj_weight (3E, E)`` xavier-uniform
     (``q/k/v_proj_weight (E, E|kdim|vdim)`` when key or value sizes differ),
     ``in_proj_bias (3E,)`` zeros, ``out_proj.weight (E, E)`` nn.Linear's
@@ -258,6 +478,42 @@ def attention_params(sizes: Attention, bias: bool) -> dict[str, ParamSpec]:
     params["out_proj.weight"] = ParamSpec._make((e, e), None, _OUT_PROJ_INIT)
     if bias:
         params["out_proj.bias"] = ParamSpec._make((e,), None, _ZEROS)
+    return params
+
+
+def _linear(params: dict[str, ParamSpec], name: str, out: Dim, fan_in: Dim, bias: bool) -> None:
+    """``{name}.weight (out, fan_in)`` and ``{name}.bias (out,)``, nn.Linear's
+    names and default initialization."""
+    params[f"{name}.weight"] = ParamSpec._make((out, fan_in), None, LINEAR_WEIGHT_INIT)
+    if bias:
+        params[f"{name}.bias"] = ParamSpec._make((out,), None, fan_in_uniform(fan_in))
+
+
+def gqa_params(sizes: GQASizes, bias: bool) -> dict[str, ParamSpec]:
+    """Hugging Face Llama's: ``q_proj.weight (num_heads * head_dim, E)``,
+    ``k_proj.weight`` and ``v_proj.weight (num_kv_heads * head_dim, E)``,
+    ``o_proj.weight (E, num_heads * head_dim)`` (and their biases), each
+    nn.Linear's default initialization."""
+    e = sizes.embed_dim
+    params: dict[str, ParamSpec] = {}
+    _linear(params, "q_proj", sizes.q_size, e, bias)
+    _linear(params, "k_proj", sizes.kv_size, e, bias)
+    _linear(params, "v_proj", sizes.kv_size, e, bias)
+    _linear(params, "o_proj", e, sizes.q_size, bias)
+    return params
+
+
+def swiglu_params(
+    x: TensorSpec, hidden: int, out_features: int | None, bias: bool, in_features: int | None
+) -> dict[str, ParamSpec]:
+    """Hugging Face Llama's MLP: ``gate_proj.weight`` and ``up_proj.weight
+    (hidden, in)``, ``down_proj.weight (out, hidden)`` (and their biases), each
+    nn.Linear's default initialization."""
+    fan_in = x.shape[-1] if in_features is None else in_features
+    params: dict[str, ParamSpec] = {}
+    _linear(params, "gate_proj", hidden, fan_in, bias)
+    _linear(params, "up_proj", hidden, fan_in, bias)
+    _linear(params, "down_proj", fan_in if out_features is None else out_features, hidden, bias)
     return params
 
 
@@ -320,7 +576,7 @@ class MultiheadAttention(Layer):
         self.bias = bool(bias)
         self.causal = bool(causal)
 
-    def _sizes(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, Attention]:
+    def _sizes(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, AttentionSizes]:
         q, k, v, mask = split_inputs(inputs)
         return q, check_attention(
             q, k, v, mask, self.num_heads, self.embed_dim, self.kdim, self.vdim, self.batch_first,
@@ -383,3 +639,220 @@ class MultiheadAttention(Layer):
 def _heads(x: Any, batch: int, length: int, heads: int, head_dim: int) -> Any:
     """``(B, L, E) -> (B, H, L, D)``."""
     return ops.permute_dims(ops.reshape(x, (batch, length, heads, head_dim)), (0, 2, 1, 3))
+
+
+class RotaryEmbedding(Layer):
+    """Rotary position embedding (RoPE) as Llama applies it to queries and keys:
+    heads ``(B, heads, T, head_dim)`` in, the same shape out; no parameters.
+
+    Position ``t`` (``0 .. T-1``, along dim 2) rotates each head by angles
+    ``t * inv_freq``, ``inv_freq = 1 / rope_theta ** (arange(0, head_dim, 2) /
+    head_dim)``, pairing the two halves of the head dim (``rotate_half``, not
+    interleaved pairs): ``x * cos + rotate_half(x) * sin``. cos and sin are
+    computed in float32, then cast to the input's dtype, as Hugging Face
+    transformers' ``LlamaRotaryEmbedding`` and ``apply_rotary_pos_emb`` do.
+
+    ``head_dim`` is inferred from the input (checked when given) and must be
+    even; both arguments are keywords. Pass a ``RotaryEmbedding`` (or its
+    ``rope_theta``) as `Attention`'s ``rope`` to rotate its queries and keys.
+    """
+
+    hparam_names = ("head_dim", "rope_theta")
+    expected_ndim = 4
+
+    def __init__(
+        self,
+        *,
+        head_dim: int | None = None,
+        rope_theta: float = DEFAULT_ROPE_THETA,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.head_dim = _head_dim(head_dim, "RotaryEmbedding", rope=True)
+        self.rope_theta = _positive_number(rope_theta, "rope_theta", "RotaryEmbedding")
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return rotary_output(x, self.head_dim)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        return ops.rotary_embedding(x, self.rope_theta)
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim == 4:
+            hp["head_dim"] = inputs[0].shape[3]
+        return hp
+
+
+class Attention(Layer):
+    """Attention with grouped query heads, as Hugging Face transformers' Llama
+    attention: ``(B, T, E) -> (B, T, E)``.
+
+    Called on one input ``x`` of shape ``(B, T, E)`` it is self-attention; on
+    ``(query, key, value)`` of shapes ``(B, T, E)``, ``(B, S, E)``, ``(B, S,
+    E)`` it attends from the query to the keys. The query is projected to
+    ``num_heads`` heads of ``head_dim``, keys and values to ``num_kv_heads``
+    heads (which must divide ``num_heads``: 1 is multi-query attention, fewer
+    than ``num_heads`` grouped-query, ``num_heads`` multi-head); query head
+    ``i`` attends with key / value head ``i // (num_heads // num_kv_heads)``.
+    Scores are scaled by ``1 / sqrt(head_dim)``; ``is_causal=True`` lets query
+    ``i`` attend to keys ``j <= i`` only. Each backend runs its fused kernel
+    (torch's ``scaled_dot_product_attention``, ``jax.nn.dot_product_attention``).
+
+    ``rope``: None, a `RotaryEmbedding` or its base (``rope_theta``, a number)
+    rotates queries and keys (positions ``0 .. T-1`` and ``0 .. S-1``) before
+    the scores; the head dim must then be even.
+
+    ``embed_dim`` (E) is inferred from the query (checked when given); the head
+    dim defaults to ``E // num_heads`` (E must then be divisible). Parameters
+    are Llama's, in torch's ``(out, in)`` layout: ``q_proj.weight (num_heads *
+    head_dim, E)``, ``k_proj.weight`` and ``v_proj.weight (num_kv_heads *
+    head_dim, E)``, ``o_proj.weight (E, num_heads * head_dim)``, and a bias of
+    each with ``bias=True`` (Llama's ``attention_bias``); nn.Linear's
+    initialization.
+    """
+
+    hparam_names = (
+        "embed_dim", "num_heads", "num_kv_heads", "head_dim", "bias", "is_causal", "rope"
+    )
+    expected_ndim = 3
+
+    def __init__(
+        self,
+        num_heads: int,
+        num_kv_heads: int | None = None,
+        head_dim: int | None = None,
+        *,
+        bias: bool = False,
+        is_causal: bool = False,
+        rope: RotaryEmbedding | float | None = None,
+        embed_dim: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        kind = "Attention"
+        self.num_heads = positive_int(num_heads, "num_heads", kind)
+        self.num_kv_heads = check_kv_heads(self.num_heads, num_kv_heads, kind)
+        if head_dim is not None:
+            positive_int(head_dim, "head_dim", kind)
+        theta, head_dim = normalize_rope(rope, head_dim, kind)
+        self.head_dim = _head_dim(head_dim, kind, rope=theta is not None)
+        #: the RoPE base (``rope_theta``), or None: no rotary embedding
+        self.rope = theta
+        if embed_dim is not None:
+            positive_int(embed_dim, "embed_dim", kind)
+            if self.head_dim is None:
+                check_num_heads(embed_dim, self.num_heads, kind)
+                if theta is not None and (embed_dim // self.num_heads) % 2:
+                    raise ShapeError(
+                        "an even head dim `embed_dim` // `num_heads` with RoPE (it rotates "
+                        "the two halves of each head)",
+                        f"`embed_dim` (={embed_dim}), `num_heads` (={self.num_heads})",
+                        kind=kind,
+                    )
+        self.embed_dim = embed_dim
+        self.bias = bool(bias)
+        self.is_causal = bool(is_causal)
+
+    def hparams(self) -> dict[str, Any]:
+        hp = super().hparams()
+        if hp["rope"] is None:  # None is "no rotary embedding", not an unknown size
+            del hp["rope"]
+        return hp
+
+    def _sizes(self, inputs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, GQASizes]:
+        q, k, v = split_qkv(inputs)
+        return q, check_gqa(q, k, v, self.num_heads, self.num_kv_heads, self.head_dim,
+                            self.embed_dim, self.rope is not None)
+
+    def output_spec(self, *inputs: TensorSpec) -> TensorSpec:
+        q, sizes = self._sizes(inputs)
+        return gqa_output(q, sizes)
+
+    def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
+        _, sizes = self._sizes(inputs)
+        return gqa_params(sizes, self.bias)
+
+    def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
+        x = xs[0]
+        key, value = (x, x) if len(xs) == 1 else (xs[1], xs[2])
+        batch, t = x.shape[0], x.shape[1]
+        s = key.shape[1]
+        h, kv = self.num_heads, self.num_kv_heads
+        wq = params["q_proj.weight"]
+        d = wq.shape[0] // h
+        q = _heads(ops.linear(x, wq, params.get("q_proj.bias")), batch, t, h, d)
+        k = _heads(ops.linear(key, params["k_proj.weight"], params.get("k_proj.bias")),
+                   batch, s, kv, d)
+        v = _heads(ops.linear(value, params["v_proj.weight"], params.get("v_proj.bias")),
+                   batch, s, kv, d)
+        if self.rope is not None:
+            q = ops.rotary_embedding(q, self.rope)
+            k = ops.rotary_embedding(k, self.rope)
+        o = ops.dot_product_attention(q, k, v, is_causal=self.is_causal)  # (B, H, T, D)
+        o = ops.reshape(ops.permute_dims(o, (0, 2, 1, 3)), (batch, t, h * d))
+        return ops.linear(o, params["o_proj.weight"], params.get("o_proj.bias"))
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim == 3:
+            e = hp["embed_dim"] = inputs[0].shape[2]
+            if hp["head_dim"] is None:
+                hp["head_dim"] = e // self.num_heads
+        return hp
+
+
+class SwiGLU(Layer):
+    """The gated MLP of Llama: ``down_proj(silu(gate_proj(x)) * up_proj(x))``,
+    input ``(*, in_features)``, output ``(*, out_features)``.
+
+    ``in_features`` is inferred from the input when omitted, checked when
+    given; ``out_features`` defaults to ``in_features``. Parameters are Hugging
+    Face Llama's ``LlamaMLP``'s: ``gate_proj.weight`` and ``up_proj.weight
+    (hidden_features, in_features)``, ``down_proj.weight (out_features,
+    hidden_features)``, and a bias of each with ``bias=True`` (Llama's
+    ``mlp_bias``); nn.Linear's initialization.
+    """
+
+    hparam_names = ("in_features", "hidden_features", "out_features", "bias")
+    expected_ndim = 2
+
+    def __init__(
+        self,
+        hidden_features: int,
+        out_features: int | None = None,
+        *,
+        bias: bool = False,
+        in_features: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        kind = "SwiGLU"
+        self.hidden_features = positive_int(hidden_features, "hidden_features", kind)
+        for key, value in (("out_features", out_features), ("in_features", in_features)):
+            if value is not None:
+                positive_int(value, key, kind)
+        self.out_features = out_features
+        self.in_features = in_features
+        self.bias = bool(bias)
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return swiglu_output(x, self.in_features, self.out_features)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
+        return swiglu_params(x, self.hidden_features, self.out_features, self.bias,
+                             self.in_features)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        gate = ops.silu(ops.linear(x, params["gate_proj.weight"], params.get("gate_proj.bias")))
+        up = ops.linear(x, params["up_proj.weight"], params.get("up_proj.bias"))
+        return ops.linear(ops.multiply(gate, up), params["down_proj.weight"],
+                          params.get("down_proj.bias"))
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim:
+            d = hp["in_features"] = inputs[0].shape[-1]
+            if hp["out_features"] is None:
+                hp["out_features"] = d
+        return hp

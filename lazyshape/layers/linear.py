@@ -1,7 +1,9 @@
-"""``Linear``: a fully connected layer whose input size is inferred.
+"""``Linear`` and ``LayerScale``: learned maps over the last dim, whose size
+is inferred from the input.
 
-``y = x @ weight.T + bias`` over the last dim. The module holds the rules
-(pure functions of specs and hyperparameters), then the layer class.
+``y = x @ weight.T + bias`` over the last dim; ``y = x * gamma`` per channel
+of the last dim. The module holds the rules (pure functions of specs and
+hyperparameters), then the layer classes.
 """
 
 from __future__ import annotations
@@ -14,16 +16,27 @@ from typing import Any
 from .. import ops
 from .._dims import Dim, eq, format_shape
 from .._errors import ShapeError
-from .._init import Initializer, fan_in_uniform, kaiming_uniform
+from .._init import Initializer, constant, fan_in_uniform, kaiming_uniform
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
-from ._common import FLOATING, assume_equal, check_floating, check_rank, positive_int
+from ._common import (
+    FLOATING,
+    assume_equal,
+    check_floating,
+    check_rank,
+    positive_int,
+    real_number,
+)
 
 __all__ = [
     "Linear",
+    "LayerScale",
     "check_linear",
     "linear_output",
     "linear_params",
+    "check_layer_scale",
+    "layer_scale_output",
+    "layer_scale_params",
     "LINEAR_WEIGHT_INIT",
 ]
 
@@ -80,6 +93,38 @@ def _linear_params(out_features: int, fan_in: Dim, bias: bool) -> dict[str, Para
     return params
 
 
+def check_layer_scale(x: TensorSpec, dim: int | None) -> Dim:
+    """Validate the floating-point input of shape ``(*, dim)``; return its ``dim``."""
+    shape = x.shape
+    if not shape:
+        check_rank(x, 1, "(*, D)", at_least=True)
+    if x.dtype not in FLOATING:
+        check_floating(x)
+    got = shape[-1]
+    if dim is None:
+        return got
+    same = eq(got, dim)
+    if same is False:
+        raise ShapeError(
+            f"expected last input dim {dim} (`dim`)", f"input shape {format_shape(shape)}"
+        )
+    if same is None:
+        assume_equal(got, dim)
+    return dim
+
+
+def layer_scale_output(x: TensorSpec, dim: int | None) -> TensorSpec:
+    """``(*, D) -> (*, D)``: the input's spec."""
+    check_layer_scale(x, dim)
+    return x
+
+
+def layer_scale_params(x: TensorSpec, init_values: float, dim: int | None) -> dict[str, ParamSpec]:
+    """``gamma (D,)``, every element ``init_values`` (timm's ``LayerScale``)."""
+    d = x.shape[-1] if dim is None else dim
+    return {"gamma": ParamSpec._make((d,), None, constant(init_values))}
+
+
 # -- layers ----------------------------------------------------------------------
 
 
@@ -123,4 +168,45 @@ class Linear(Layer):
         hp = self.hparams()
         if inputs and inputs[0].ndim:
             hp["in_features"] = inputs[0].shape[-1]
+        return hp
+
+
+class LayerScale(Layer):
+    """``y = x * gamma``: a learned scale per channel of the last dim (timm's
+    ``LayerScale``, as in CaiT, ConvNeXt and ViT blocks): input ``(*, D)``, same
+    output; ``gamma`` of shape ``(D,)``, every element ``init_values`` at
+    initialization.
+
+    ``dim`` (D) is inferred from the input when omitted, checked when given.
+    """
+
+    hparam_names = ("dim", "init_values")
+    expected_ndim = 2
+
+    def __init__(
+        self,
+        init_values: float = 1e-5,
+        *,
+        dim: int | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.init_values = real_number(init_values, "init_values", "LayerScale")
+        if dim is not None:
+            positive_int(dim, "dim", "LayerScale")
+        self.dim = dim
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return layer_scale_output(x, self.dim)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
+        return layer_scale_params(x, self.init_values, self.dim)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        return ops.multiply(x, params["gamma"])
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs and inputs[0].ndim:
+            hp["dim"] = inputs[0].shape[-1]
         return hp

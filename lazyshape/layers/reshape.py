@@ -1,4 +1,4 @@
-"""``Flatten``, ``Unflatten`` and ``Reshape``.
+"""``Flatten``, ``Unflatten``, ``Reshape``, ``Permute`` and ``Transpose``.
 
 The module holds the rules (pure functions of specs and hyperparameters),
 then the layer classes.
@@ -20,9 +20,13 @@ __all__ = [
     "Flatten",
     "Unflatten",
     "Reshape",
+    "Permute",
+    "Transpose",
     "flatten_output",
     "unflatten_output",
     "reshape_output",
+    "permute_output",
+    "transpose_output",
     "infer_size",
 ]
 
@@ -94,6 +98,39 @@ def reshape_output(x: TensorSpec, shape: tuple[int, ...]) -> TensorSpec:
     return x.with_shape((x.shape[0], *filled))
 
 
+def permute_output(x: TensorSpec, dims: tuple[int, ...]) -> TensorSpec:
+    """``torch.permute``: an input with one dim per entry of ``dims`` (a
+    permutation, negative entries counted from the end); output dim ``i`` is
+    input dim ``dims[i]``, symbolic or not. Any dtype."""
+    n = len(dims)
+    if x.ndim != n:
+        raise ShapeError(
+            f"expected an input with {n} dims, one per entry of `dims` (={dims})",
+            f"input shape {format_shape(x.shape)} ({x.ndim} dims)",
+        )
+    shape = x.shape
+    return x.with_shape(tuple(shape[d % n] for d in dims))
+
+
+def transpose_output(x: TensorSpec, dim0: int, dim1: int) -> TensorSpec:
+    """``torch.transpose``: dims ``dim0`` and ``dim1`` swapped, symbolic or not.
+    Any dtype; a 0-d input takes ``dim0`` and ``dim1`` 0 or -1 (torch treats a
+    scalar as 1-d) and is returned as is."""
+    if x.ndim == 0:
+        if dim0 not in (0, -1) or dim1 not in (0, -1):
+            raise ShapeError(
+                "`dim0` and `dim1` in [-1, 0] for a 0-d input (a scalar counts as 1-d, as in "
+                "torch)",
+                f"`dim0` (={dim0}), `dim1` (={dim1}) for input shape ()",
+            )
+        return x
+    a = normalize_axis(dim0, x.ndim, "dim0")
+    b = normalize_axis(dim1, x.ndim, "dim1")
+    shape = list(x.shape)
+    shape[a], shape[b] = shape[b], shape[a]
+    return x.with_shape(tuple(shape))
+
+
 # -- layers ----------------------------------------------------------------------
 
 
@@ -108,6 +145,21 @@ def _filled(sizes: tuple[int, ...], total: Any) -> tuple[Any, ...]:
         if s != -1:
             known *= s
     return tuple(total // known if s == -1 else s for s in sizes)
+
+
+def _permutation(value: tuple[Any, ...]) -> tuple[int, ...]:
+    """``Permute``'s ``dims``: ints, each in ``[-n, n)`` for ``n`` of them, naming
+    every dim once (at construction)."""
+    n = len(value)
+    ok = all(type(d) is int and -n <= d < n for d in value)
+    if not ok or len({d % n for d in value}) != n:
+        raise ShapeError(
+            f"`dims` to be a permutation of the {n} input dims (ints in [{-n}, {n - 1}], "
+            "each dim once)",
+            f"`dims` (={value!r})",
+            kind="Permute",
+        )
+    return tuple(value)
 
 
 def _sizes(value: Any, kind: str, name: str) -> tuple[int, ...]:
@@ -203,3 +255,55 @@ class Reshape(Layer):
 
     def __repr__(self) -> str:
         return f"Reshape({', '.join(map(str, self.shape))})"
+
+
+class Permute(Layer):
+    """Reorders the input's dims (``torch.permute``; torchvision's ``Permute``):
+    output dim ``i`` is input dim ``dims[i]``. ``Permute(0, 2, 3, 1)`` on
+    ``(N, C, H, W)`` gives ``(N, H, W, C)``; negative entries count from the end.
+    Any dtype; the input has ``len(dims)`` dims."""
+
+    hparam_names = ("dims",)
+
+    def __init__(self, *dims: int, name: str | None = None) -> None:
+        super().__init__(name=name)
+        if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+            dims = tuple(dims[0])
+        self.dims = _permutation(dims)
+        self.expected_ndim = len(self.dims)
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return permute_output(x, self.dims)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        n = len(self.dims)
+        return ops.permute_dims(x, tuple(d % n for d in self.dims))
+
+    def __repr__(self) -> str:
+        return f"Permute({', '.join(map(str, self.dims))})"
+
+
+class Transpose(Layer):
+    """Swaps dims ``dim0`` and ``dim1`` (``torch.transpose``); any dtype."""
+
+    hparam_names = ("dim0", "dim1")
+
+    def __init__(self, dim0: int, dim1: int, *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        for what, d in (("dim0", dim0), ("dim1", dim1)):
+            if type(d) is not int:
+                raise ShapeError(f"`{what}` to be an int", f"`{what}` (={d!r})", kind="Transpose")
+        self.dim0 = dim0
+        self.dim1 = dim1
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        return transpose_output(x, self.dim0, self.dim1)
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        n = len(x.shape)
+        if n == 0:
+            return x
+        order = list(range(n))
+        a, b = self.dim0 % n, self.dim1 % n
+        order[a], order[b] = order[b], order[a]
+        return ops.permute_dims(x, tuple(order))

@@ -5,5 +5,5 @@ registers its layers' entries when imported (see ``lazyshape.testing.register``)
 #: the family modules, imported by the registry on first use
 FAMILIES = (
     "linear", "activation", "reshape", "merge", "conv", "pool", "norm", "embedding",
-    "attention", "recurrent",
+    "attention", "recurrent", "resample",
 )

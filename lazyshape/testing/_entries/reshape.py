@@ -1,4 +1,10 @@
-"""Harness entries of the reshape family: ``Flatten``, ``Unflatten``, ``Reshape``."""
+"""Harness entries of the reshape family: ``Flatten``, ``Unflatten``, ``Reshape``,
+``Permute``, ``Transpose``.
+
+``Permute`` and ``Transpose`` keep their oracles here: ``torch.permute`` /
+``torch.transpose``, ``jnp.transpose`` / ``jnp.swapaxes`` under
+``jax.eval_shape``, ONNX ``Transpose``.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,12 @@ from hypothesis.extra import numpy as hnp
 
 import lazyshape as ls
 
+from .._onnx import BUILDERS, Graph, onnx_oracle
+from .._oracles import jax_oracle, normalize_axis, torch_oracle
 from .._primitives import Specs
 from .._registry import register
 from ..strategies import batch_sizes
-from ._common import one, oracles, spec
+from ._common import FLOAT, one, oracles, spec
 
 
 def _flatten_ok(layer: Any, n: int) -> bool:
@@ -153,3 +161,116 @@ register(
 )
 
 
+# -- Permute, Transpose: any dtype -----------------------------------------------------
+
+#: the dtypes the dim-moving layers are drawn with (they take any)
+_ANY_DTYPE = st.sampled_from([FLOAT, FLOAT, "int64", "bool"])
+
+
+def _of_rank(n: int) -> Any:
+    return st.tuples(
+        hnp.array_shapes(min_dims=n, max_dims=n, min_side=1, max_side=4), _ANY_DTYPE
+    ).map(lambda t: (spec(*t),))
+
+
+@st.composite
+def _permute_layers(draw: Any) -> Any:
+    n = draw(st.integers(0, 4))
+    order = draw(st.permutations(range(n)))
+    negative = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    return ls.Permute(*(d - n if neg else d for d, neg in zip(order, negative, strict=True)))
+
+
+def _permute_inputs(layer: Any) -> Any:
+    return _of_rank(len(layer.dims))
+
+
+def _permute_invalid(layer: Any) -> Any:
+    n = len(layer.dims)
+    return st.sampled_from([r for r in (n - 1, n + 1, n + 2) if r >= 0]).flatmap(_of_rank)
+
+
+def _t_permute(layer: Any, x: Any) -> Any:
+    import torch
+
+    return torch.permute(x, layer.dims)
+
+
+def _j_permute(layer: Any, x: Any) -> Any:
+    import jax.numpy as jnp
+
+    return jnp.transpose(x, layer.dims)
+
+
+def _onnx_permute(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
+    n = len(layer.dims)
+    if n == 0:
+        return g.node("Identity", xs)  # (an empty `perm` can't be written)
+    return g.node("Transpose", xs, perm=[d % n for d in layer.dims])
+
+
+register(
+    ls.Permute,
+    layers=_permute_layers(),
+    inputs=_permute_inputs,
+    invalid=_permute_invalid,
+    oracles=(torch_oracle(_t_permute), jax_oracle(_j_permute), onnx_oracle()),
+    accepts=lambda s: s.ndim <= 4,
+)
+
+
+def _transpose_need(layer: Any) -> int:
+    """The fewest dims the input needs (a 0-d input counts as 1-d)."""
+    return max(int(d) + 1 if d >= 0 else -int(d) for d in (layer.dim0, layer.dim1))
+
+
+def _transpose_inputs(layer: Any) -> Any:
+    need = _transpose_need(layer)
+    low = 0 if need == 1 else need  # a scalar takes dims 0 and -1, as torch
+    return st.integers(low, max(need, 4)).flatmap(_of_rank)
+
+
+def _transpose_invalid(layer: Any) -> Any:
+    need = _transpose_need(layer)
+    if need == 1:
+        return st.nothing()  # dims 0 and -1: every rank fits
+    return st.integers(0, need - 1).flatmap(_of_rank)
+
+
+def _t_transpose(layer: Any, x: Any) -> Any:
+    import torch
+
+    return torch.transpose(x, layer.dim0, layer.dim1)
+
+
+def _j_transpose(layer: Any, x: Any) -> Any:
+    import jax.numpy as jnp
+
+    if x.ndim == 0:  # as torch (and lazyshape): a scalar counts as 1-d
+        normalize_axis(layer.dim0, 1)
+        normalize_axis(layer.dim1, 1)
+        return x
+    return jnp.swapaxes(x, layer.dim0, layer.dim1)
+
+
+def _onnx_transpose(layer: Any, g: Graph, xs: list[str], specs: Specs) -> list[str]:
+    (s,) = specs
+    n = s.ndim
+    if n == 0:
+        return g.node("Identity", xs)
+    perm = list(range(n))
+    a, b = layer.dim0 % n, layer.dim1 % n
+    perm[a], perm[b] = perm[b], perm[a]
+    return g.node("Transpose", xs, perm=perm)
+
+
+register(
+    ls.Transpose,
+    layers=st.builds(ls.Transpose, st.integers(-3, 2), st.integers(-3, 2)),
+    inputs=_transpose_inputs,
+    invalid=_transpose_invalid,
+    oracles=(torch_oracle(_t_transpose), jax_oracle(_j_transpose), onnx_oracle()),
+    accepts=lambda s: s.ndim <= 4,
+)
+BUILDERS["Permute"] = _onnx_permute
+BUILDERS["Transpose"] = _onnx_transpose
