@@ -47,3 +47,58 @@ def with_running_stats(model: Any, *shape: int, seed: int = 0) -> Any:
     with torch.no_grad():
         model(torch.randn(*shape))
     return model.eval()
+
+
+def _leaves(out: Any) -> list[Any]:
+    """The output tensors of a model call, in order: a tensor, a tuple of them, or
+    a transformers output (its ``last_hidden_state``, ``pooler_output``,
+    ``logits`` fields that are set)."""
+    if isinstance(out, (tuple, list)):
+        return [leaf for o in out for leaf in _leaves(o)]
+    fields = ("last_hidden_state", "pooler_output", "logits")
+    if any(hasattr(out, f) for f in fields):
+        return [getattr(out, f) for f in fields if getattr(out, f, None) is not None]
+    return [out]
+
+
+def same_outputs_everywhere(model: Any, ref: Any, inputs: list[Any]) -> dict[str, float]:
+    """Load the torch module ``ref``'s state dict strictly into the torch build of
+    the lazyshape ``model`` (its keys first checked to be the reference's, in its
+    order) and compare outputs on each of ``inputs`` (torch tensors; eval mode)
+    within 1e-5; then the NumPy and JAX builds, loaded from the torch build's
+    checkpoint, within 1e-4. Returns the largest difference per backend."""
+    import os
+    import tempfile
+
+    import numpy as np
+    import torch
+
+    import lazyshape as ls
+
+    state = ref.state_dict()
+    m = ls.build(model, "torch")
+    assert list(m.state_dict()) == list(state)  # the reference's keys, in its order
+    m.load_state_dict(state, strict=True)
+    m.eval()
+    worst = {"torch": 0.0, "numpy": 0.0, "jax": 0.0}
+
+    def compare(backend: str, got: list[Any], want: list[Any], tol: float) -> None:
+        assert len(got) == len(want), (backend, len(got), len(want))
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+            worst[backend] = max(worst[backend], float(np.abs(g - w).max()))
+
+    with torch.no_grad():
+        wants = [[t.numpy() for t in _leaves(ref(x))] for x in inputs]
+        for x, want in zip(inputs, wants, strict=True):
+            compare("torch", [t.numpy() for t in _leaves(m(x))], want, 1e-5)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "ref.safetensors")
+        ls.save(m, path)
+        for backend in ("numpy", "jax"):
+            built = ls.build(model, backend)
+            ls.load(path, into=built)
+            for x, want in zip(inputs, wants, strict=True):
+                out = built(ls.asarray(x.numpy(), backend))
+                compare(backend, [np.asarray(ls.to_numpy(y)) for y in _leaves(out)], want, 1e-4)
+    return worst

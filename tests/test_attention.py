@@ -8,6 +8,7 @@ from __future__ import annotations
 import lazyshape_numpy.attention as np_ops
 import numpy as np
 import pytest
+from _frameworks import optional
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -15,22 +16,12 @@ import lazyshape as ls
 from lazyshape.dims import bind, bind_shape, format_shape
 from lazyshape.layers.attention import MultiheadAttention
 
-try:
-    import lazyshape_torch.attention as torch_ops
-    import torch
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = nn = torch_ops = None
-try:
-    import jax
-    import jax.numpy as jnp
-    import lazyshape_jax.attention as jax_ops
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = jax_ops = None
+torch_ops = optional("lazyshape_torch.attention")
+torch = optional("torch")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
+jax_ops = optional("lazyshape_jax.attention")
 
 MHA = MultiheadAttention
 FRAMEWORK_ERRORS = (RuntimeError, ValueError, AssertionError, IndexError)

@@ -18,6 +18,7 @@ from typing import Any
 import lazyshape_numpy.ops as np_ops
 import numpy as np
 import pytest
+from _frameworks import optional
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -35,24 +36,14 @@ from lazyshape.layers.conv import (
     conv_transpose_out_dim,
 )
 
-try:
-    import lazyshape_torch.ops as torch_ops
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = F = nn = torch_ops = None
-try:
-    import jax
-    import jax.numpy as jnp
-    import lazyshape_jax.ops as jax_ops
-    from jax import lax
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = lax = jax_ops = None
+torch_ops = optional("lazyshape_torch.ops")
+torch = optional("torch")
+F = optional("torch.nn.functional")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
+jax_ops = optional("lazyshape_jax.ops")
+lax = optional("jax.lax")
 
 BACKENDS = [
     "numpy",

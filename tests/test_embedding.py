@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _frameworks import optional
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,21 +15,11 @@ from lazyshape.dims import bind_shape, format_shape
 from lazyshape.layers.embedding import Embedding
 from lazyshape.layers.linear import Linear
 
-try:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = F = nn = None
-try:
-    import jax
-    import jax.numpy as jnp
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = None
+torch = optional("torch")
+F = optional("torch.nn.functional")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
 
 
 def ids(shape, dtype="int64"):

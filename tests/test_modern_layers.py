@@ -13,25 +13,16 @@ import re
 
 import numpy as np
 import pytest
+from _frameworks import optional
 
 import lazyshape as ls
 from lazyshape.dims import Sym
 from lazyshape.testing import check_layer
 
-try:
-    import torch
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = nn = None
-try:
-    import jax
-    import jax.numpy as jnp
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = None
+torch = optional("torch")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
 
 SE = ls.ShapeError
 B, T, H, W = Sym("B"), Sym("T"), Sym("H"), Sym("W")
@@ -484,17 +475,21 @@ def _positive(n: int, *rest: int) -> np.ndarray:
     return (np.random.default_rng(1).random((n, *rest)) + 0.5).astype(np.float32)
 
 
+def _rng_and_array(framework, x):
+    """A seeded generator of ``framework`` and ``x`` as its array."""
+    if framework == "numpy":
+        return np.random.default_rng(0), x
+    if framework == "torch":
+        return torch.Generator().manual_seed(0), torch.from_numpy(x)
+    return jax.random.key(0), jnp.asarray(x)
+
+
 @pytest.mark.parametrize("framework", BACKENDS)
 def test_the_forward_drops_rows_on_every_framework(framework):
     """The forward written once with ls.ops, on NumPy, torch and JAX arrays."""
     p, n = 0.3, 2000
     x = _positive(n, 3, 2)
-    if framework == "numpy":
-        rng, arr = np.random.default_rng(0), x
-    elif framework == "torch":
-        rng, arr = torch.Generator().manual_seed(0), torch.from_numpy(x)
-    else:
-        rng, arr = jax.random.key(0), jnp.asarray(x)
+    rng, arr = _rng_and_array(framework, x)
     layer = ls.DropPath(p)
     y = np.asarray(ls.to_numpy(layer.forward({}, arr, ctx=ls.Context(training=True, rng=rng))))
     assert y.shape == x.shape and y.dtype == np.float32
@@ -522,12 +517,7 @@ def test_the_forward_drops_rows_on_every_framework(framework):
                                          ("batch", (3,)), ("row", (5,))])
 def test_the_forward_keeps_odd_shapes(framework, mode, shape):
     x = np.ones(shape, np.float32)
-    if framework == "numpy":
-        rng, arr = np.random.default_rng(0), x
-    elif framework == "torch":
-        rng, arr = torch.Generator().manual_seed(0), torch.from_numpy(x)
-    else:
-        rng, arr = jax.random.key(0), jnp.asarray(x)
+    rng, arr = _rng_and_array(framework, x)
     y = ls.DropPath(0.5, mode).forward({}, arr, ctx=ls.Context(True, rng))
     assert tuple(y.shape) == shape
     assert set(np.unique(np.asarray(ls.to_numpy(y)))) <= {0.0, 2.0}

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _frameworks import optional
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -33,21 +34,11 @@ from lazyshape.layers.norm import (
     RMSNorm,
 )
 
-try:
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = F = nn = None
-try:
-    import jax
-    import jax.numpy as jnp
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = None
+torch = optional("torch")
+F = optional("torch.nn.functional")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
 
 SE = ls.ShapeError
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import lazyshape_numpy.pool as np_ops
 import numpy as np
 import pytest
+from _frameworks import optional
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -25,23 +26,13 @@ from lazyshape.layers.pool import (
 )
 from lazyshape.testing._entries.pool import torch_adaptive_fast_path
 
-try:
-    import lazyshape_torch.pool as torch_ops
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = F = nn = torch_ops = None
-try:
-    import jax
-    import jax.numpy as jnp
-    import lazyshape_jax.pool as jax_ops
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = jax_ops = None
+torch_ops = optional("lazyshape_torch.pool")
+torch = optional("torch")
+F = optional("torch.nn.functional")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
+jax_ops = optional("lazyshape_jax.pool")
 
 BACKENDS = [
     "numpy",

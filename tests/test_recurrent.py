@@ -9,6 +9,7 @@ from __future__ import annotations
 import lazyshape_numpy.recurrent as np_ops
 import numpy as np
 import pytest
+from _frameworks import optional
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -16,22 +17,12 @@ import lazyshape as ls
 from lazyshape.dims import bind, bind_shape, format_shape
 from lazyshape.layers.recurrent import GRU, LSTM
 
-try:
-    import lazyshape_torch.recurrent as torch_ops
-    import torch
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = nn = torch_ops = None
-try:
-    import jax
-    import jax.numpy as jnp
-    import lazyshape_jax.recurrent as jax_ops
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = jax_ops = None
+torch_ops = optional("lazyshape_torch.recurrent")
+torch = optional("torch")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
+jax_ops = optional("lazyshape_jax.recurrent")
 
 LAYERS = {"LSTM": LSTM, "GRU": GRU}
 TORCH = {"LSTM": nn.LSTM, "GRU": nn.GRU} if torch else {}

@@ -11,27 +11,18 @@ from __future__ import annotations
 import lazyshape_numpy.attention as np_ops
 import numpy as np
 import pytest
+from _frameworks import optional
 
 import lazyshape as ls
 from lazyshape.dims import format_shape
 from lazyshape.testing import check_layer
 
-try:
-    import lazyshape_torch.attention as torch_ops
-    import torch
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = nn = torch_ops = None
-try:
-    import jax
-    import jax.numpy as jnp
-    import lazyshape_jax.attention as jax_ops
-except ModuleNotFoundError as e:  # the tests marked `jax` skip (tests/conftest.py)
-    if e.name not in ("jax", "jaxlib"):
-        raise
-    jax = jnp = jax_ops = None
+torch_ops = optional("lazyshape_torch.attention")
+torch = optional("torch")
+nn = optional("torch.nn")
+jax = optional("jax")
+jnp = optional("jax.numpy")
+jax_ops = optional("lazyshape_jax.attention")
 
 BACKENDS = ["numpy", "torch", "jax"]
 MARKS = {"numpy": (), "torch": (pytest.mark.torch,), "jax": (pytest.mark.jax,)}

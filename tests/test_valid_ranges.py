@@ -6,17 +6,13 @@ torch's own modules (just inside runs, just outside fails)."""
 from __future__ import annotations
 
 import pytest
+from _frameworks import optional
 
 import lazyshape as ls
 from lazyshape import zoo
 
-try:
-    import torch
-    from torch import nn
-except ModuleNotFoundError as e:  # the tests marked `torch` skip (tests/conftest.py)
-    if e.name != "torch":
-        raise
-    torch = nn = None
+torch = optional("torch")
+nn = optional("torch.nn")
 
 
 def _features():
