@@ -69,6 +69,7 @@ from .layers.conv import ConvTranspose1d as ConvTranspose1d
 from .layers.conv import ConvTranspose2d as ConvTranspose2d
 from .layers.conv import ConvTranspose3d as ConvTranspose3d
 from .layers.embedding import Embedding as Embedding
+from .layers.embedding import LearnedTensor as LearnedTensor
 from .layers.linear import LayerScale as LayerScale
 from .layers.linear import Linear as Linear
 from .layers.merge import Add as Add

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from ._layer import Layer, SymbolicTensor, _Call, format_hparam, resolve_node
+from ._layer import Layer, SymbolicTensor, _Call, format_hparam, param_prefix, resolve_node
 from ._specs import ParamSpec, TensorSpec
 
 __all__ = ["Module", "Sequential", "Model", "Input", "Program", "PNode", "program_of",
@@ -47,7 +47,8 @@ class PNode:
         #: True for the second and later calls of a layer (parameters shared)
         self.shared = shared
         #: ``param_path + "."`` (or ``""``): canonical name = prefix + local name
-        self.prefix = param_path + "." if param_path else ""
+        #: (see `param_prefix`)
+        self.prefix = param_prefix(layer, param_path)
         # single-input / single-output slots (-1 otherwise): the pass's fast path
         self.in0 = ins[0] if len(ins) == 1 else -1
         self.out0 = outs[0] if len(outs) == 1 else -1
@@ -141,7 +142,7 @@ class _SpecTracer:
         outs, local = resolve_node(layer, ins, path)
         if id(layer) not in self.owners:  # a shared layer's parameters: its first call's
             self.owners.add(id(layer))
-            prefix = path + "." if path else ""
+            prefix = param_prefix(layer, path)
             for k, spec in local.items():
                 self.params[prefix + k] = spec
         return outs

@@ -110,6 +110,15 @@ def format_hparam(value: Any) -> str:
     return str(value)
 
 
+def param_prefix(layer: Layer, param_path: str) -> str:
+    """What a node's local parameter names are appended to: ``param_path + "."``
+    (``""`` at the root); for a `Layer.bare_param` layer, whose one local name
+    is ``""``, the path itself (``"value"`` at the root)."""
+    if layer.bare_param:
+        return param_path or "value"
+    return param_path + "." if param_path else ""
+
+
 # "LeakyReLU" -> "leaky_relu", "ReLU" -> "relu", "BatchNorm2d" -> "batch_norm2d"
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])")
 
@@ -156,6 +165,11 @@ class Layer:
     needs_context: ClassVar[bool] = False
     #: False when the class keeps the base class's empty parameter rule (set per class)
     has_params: ClassVar[bool] = False
+    #: True for a layer that *is* one parameter (`LearnedTensor`): its rule gives
+    #: one parameter of local name ``""``, whose canonical name is the layer's
+    #: own path (``class_token``, ``encoder.pos_embedding``; ``value`` for a
+    #: layer built alone), as torch names an ``nn.Parameter`` attribute
+    bare_param: ClassVar[bool] = False
     #: what an output of dtype None (``TensorSpec(shape, None)`` from `output_spec`)
     #: gets: ``"model"``, the model's dtype, which is the parameters' (an
     #: `Embedding`'s vectors; a linear map of int inputs); ``"promote"``,

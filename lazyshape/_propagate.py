@@ -34,6 +34,7 @@ from ._layer import (
     Assumed,
     Layer,
     check_param_dtype,
+    param_prefix,
     resolve_node,
     shape_input_dtype,
 )
@@ -61,8 +62,9 @@ class LayerRecord:
     - ``path`` (``"encoder.fc"``; the k-th call of a shared layer is
       ``fc@k``), ``kind``, ``layer``;
     - ``param_path``: where its parameters live, the path of the layer's
-      first call; ``prefix`` is ``param_path + "."`` (``""`` at the root), so
-      a parameter's canonical name is ``prefix + local name``;
+      first call; ``prefix`` is ``param_path + "."`` (``""`` at the root; the
+      path itself for a `Layer.bare_param` layer), so a parameter's canonical
+      name is ``prefix + local name``;
     - ``shared``: True for the second and later calls of a layer;
     - ``inputs``, ``outputs``: `TensorSpec`s;
     - ``params``: ``{local name: ParamSpec}`` (``weight``, ``out_proj.bias``),
@@ -94,7 +96,7 @@ class LayerRecord:
         self.outputs = outputs
         self.params = params
         self.param_path = param_path
-        self.prefix = param_path + "." if param_path else ""
+        self.prefix = param_prefix(layer, param_path)
         self.shared = path != param_path
         self._resolved = resolved
 
@@ -180,9 +182,9 @@ class Inference:
         if params is None:
             fill = self._with_dtype
             params = {}
-            for _, path, param_path, _, _, local in self._raw:
+            for layer, path, param_path, _, _, local in self._raw:
                 if local and path is param_path:  # not a later call of a shared layer
-                    prefix = param_path + "." if param_path else ""
+                    prefix = param_prefix(layer, param_path)
                     for k, p in local.items():
                         params[prefix + k] = fill(p)
             self._params = params
@@ -576,7 +578,7 @@ def _symbol_range(
 
 def _check_shared(layer: Layer, path: str, param_path: str, first: dict[str, ParamSpec],
                   local: dict[str, ParamSpec]) -> None:
-    prefix = param_path + "." if param_path else ""
+    prefix = param_prefix(layer, param_path)
     for k, spec in local.items():
         was = first.get(k)
         if was is None or was.shape != spec.shape or was.dtype != spec.dtype:

@@ -23,7 +23,7 @@ from ._dims import Dim, Sym, bind, eq, format_shape, free_symbols, unknown
 from ._errors import ShapeError
 from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
-from ._layer import Context, Layer, shape_input_dtype
+from ._layer import Context, Layer, param_prefix, shape_input_dtype
 from ._memory import check_param_memory
 from ._propagate import Inference, LayerRecord, infer
 from ._specs import ParamSpec, Placeholder, TensorSpec, dtype_kind, normalize_dtype
@@ -536,7 +536,7 @@ def _bind_to_state(
             return bound
     raw = [
         (layer, path, param_path, ins, outs, {
-            k: ParamSpec._make(shapes[(param_path + "." if param_path else "") + k],
+            k: ParamSpec._make(shapes[param_prefix(layer, param_path) + k],
                                p.dtype, p.init, p.trainable) for k, p in local.items()
         } if path == param_path else local)
         for layer, path, param_path, ins, outs, local in partial._raw

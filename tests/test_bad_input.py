@@ -38,6 +38,7 @@ BASE: dict[str, tuple[tuple, dict, object]] = {
     "Dropout": ((), {}, (2, 3)),
     "ELU": ((), {}, (2, 3)),
     "Embedding": ((10, 4), {}, ls.TensorSpec((2, 3), "int64")),
+    "LearnedTensor": (((1, 1, "D"),), {"batch": True}, (2, 5, 4)),
     "Flatten": ((), {}, (2, 3, 4)),
     "GELU": ((), {}, (2, 3)),
     "GRU": ((4,), {}, (2, 5, 3)),

@@ -145,6 +145,15 @@ class Graph(nn.Module):
     def _get_name(self) -> str:
         return self._ls_kind
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any) -> None:
+        # a bare-parameter child (`ls.LearnedTensor`) is saved under its own path;
+        # its module holds the tensor as `native.BARE_NAME`
+        for key, child in self._modules.items():
+            if getattr(child, "_ls_bare", False) and prefix + key in state_dict:
+                state_dict[f"{prefix}{key}.{native.BARE_NAME}"] = state_dict.pop(prefix + key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
 
 class Sequential(Graph, nn.Sequential):
     """A nested ``ls.Sequential``: an ``nn.Sequential`` of its children (the

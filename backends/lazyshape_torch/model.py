@@ -104,7 +104,10 @@ def _save_lazy(module: nn.Module, destination: Any, prefix: str, keep_vars: bool
 def _owner(module: nn.Module, local: str, create: bool = False) -> tuple[nn.Module, str]:
     """The submodule holding a possibly dotted local name (``out_proj.weight`` is
     ``weight`` of child ``out_proj``) and the leaf name; ``create`` adds missing
-    children (placeholder containers)."""
+    children (placeholder containers). A bare-parameter node's one local name,
+    ``""``, is its module's `native.BARE_NAME`."""
+    if not local:
+        return module, native.BARE_NAME
     *segs, leaf = local.split(".")
     for seg in segs:
         child = module._modules.get(seg)
@@ -125,6 +128,9 @@ def _tensor_at(module: nn.Module, local: str) -> Any:
     except AttributeError:
         return None
     t = owner._parameters.get(leaf)
+    child = owner._modules.get(leaf)
+    if t is None and child is not None and getattr(child, "_ls_bare", False):
+        return child._parameters.get(native.BARE_NAME)  # (a canonical name)
     return owner._buffers.get(leaf) if t is None else t
 
 
@@ -256,6 +262,8 @@ class Pending(_LazyState):
         self.layer = layer
         self.path = path
         self._hparams = dict(hparams)
+        if layer.bare_param:
+            native.bare_param_hooks(self)
         #: ``{local name: shape}``, unknown dims printing as ``?``
         self.partial_shapes: dict[str, PartialShape] = {}
         #: the local names in the model's dtype (``ParamSpec.dtype`` None, filled in)

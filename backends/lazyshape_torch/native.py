@@ -288,6 +288,25 @@ def fresh(cls: type[nn.Module], **kwargs: Any) -> nn.Module:
     return proto.new()  # type: ignore[no-any-return]
 
 
+#: where a `Layer.bare_param` node's module holds its one tensor; its
+#: ``state_dict`` names it by the node's path alone (see `bare_param_hooks`)
+BARE_NAME = "value"
+
+
+def _bare_save(module: nn.Module, state: dict[str, Any], prefix: str, meta: Any) -> None:
+    if prefix + BARE_NAME in state:  # (the end of the dict: the module's own place)
+        state[prefix[:-1]] = state.pop(prefix + BARE_NAME)
+
+
+def bare_param_hooks(module: nn.Module) -> None:
+    """Make ``module`` (a bare-parameter node's: its tensor is `BARE_NAME`) save
+    its tensor under its own path, as torch names an ``nn.Parameter`` attribute
+    of the container: ``class_token``, not ``class_token.value`` (its container,
+    a `containers.Graph`, renames the key back when loading)."""
+    module.__dict__["_ls_bare"] = True  # (a plain attribute: not a tensor or module)
+    module._register_state_dict_hook(_bare_save)  # type: ignore[no-untyped-call]
+
+
 class LayerModule(nn.Module):
     """A layer with no native module: ``forward`` runs ``layer.forward(params, *xs)``.
 
@@ -309,9 +328,12 @@ class LayerModule(nn.Module):
         #: whether a local name is dotted (``query.weight``: ``weight`` of a child
         #: ``query``, as torch names a submodule's tensors)
         self._nested = any("." in local for local in tensors)
+        self._bare = layer.bare_param
+        if self._bare:
+            bare_param_hooks(self)
         for local, t in tensors.items():
             owner: nn.Module = self
-            *segs, leaf = local.split(".")
+            *segs, leaf = local.split(".") if local else [BARE_NAME]
             for seg in segs:
                 child = owner._modules.get(seg)
                 if child is None:
@@ -327,6 +349,8 @@ class LayerModule(nn.Module):
 
     def _tensors(self) -> dict[str, Any]:
         """The layer's tensors by local name."""
+        if self._bare:
+            return {"": self._parameters[BARE_NAME]}
         if self._nested:
             return {**dict(self.named_parameters()), **dict(self.named_buffers())}
         params: dict[str, Any] = dict(self._parameters)

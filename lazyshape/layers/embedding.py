@@ -10,14 +10,17 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .. import ops
+from .._dims import eq, format_shape
 from .._errors import ShapeError
-from .._init import Initializer, normal
+from .._init import Initializer, normal, zeros
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
-from ._common import positive_int
+from ._common import assume_equal, positive_int
 
 __all__ = [
     "Embedding",
+    "LearnedTensor",
+    "learned_tensor_shape",
     "ID_DTYPES",
     "EMBEDDING_WEIGHT_INIT",
     "normalize_padding_idx",
@@ -136,3 +139,114 @@ class Embedding(Layer):
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.embedding(x, params["weight"], self.padding_idx)
+
+
+# -- a learned tensor --------------------------------------------------------------
+
+
+def _learned_shape(shape: object) -> tuple[int | str, ...]:
+    raw = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    ok = raw and all(
+        type(d) is int and d >= 1 or isinstance(d, str) and d.isidentifier() for d in raw
+    )
+    if not ok:
+        raise ShapeError(
+            "`shape` of positive ints and names (the sizes taken from the input)",
+            f"`shape` (={shape!r})",
+            kind="LearnedTensor",
+        )
+    return raw
+
+
+def learned_tensor_shape(x: TensorSpec, shape: tuple[int | str, ...]) -> tuple[Any, ...]:
+    """``shape`` with each named entry replaced by the input's size at the same
+    place counted from the right (``(1, 1, "D")`` on ``(B, N, 768)`` gives
+    ``(1, 1, 768)``); one name stands for one size."""
+    n = len(shape)
+    named = [i for i, d in enumerate(shape) if isinstance(d, str)]
+    if named and x.ndim < n - named[0]:
+        raise ShapeError(
+            f"an input with at least {n - named[0]} dims to take the named sizes of `shape` "
+            f"(={shape!r}) from, aligned at the right",
+            f"input shape {format_shape(x.shape)}",
+        )
+    out: list[Any] = []
+    bound: dict[str, Any] = {}
+    for i, d in enumerate(shape):
+        if not isinstance(d, str):
+            out.append(d)
+            continue
+        size = x.shape[x.ndim - n + i]
+        if d in bound:
+            same = eq(bound[d], size)
+            if same is False:
+                raise ShapeError(
+                    f"the sizes named {d!r} in `shape` (={shape!r}) to be equal",
+                    f"input shape {format_shape(x.shape)}",
+                )
+            if same is None:
+                assume_equal(bound[d], size)
+        bound[d] = size
+        out.append(size)
+    return tuple(out)
+
+
+class LearnedTensor(Layer):
+    """A learned tensor used as a value in a model: ViT's class token and
+    position embedding, a learned query, torch's ``nn.Parameter`` attribute.
+
+    Called on a reference input ``x`` (only its shape is read), it returns its
+    one parameter, of ``shape``: positive ints, and names for the sizes taken
+    from ``x``, counted from the right (``LearnedTensor((1, 1, "D"))`` on
+    ``(B, N, 768)`` is ``(1, 1, 768)``). With ``batch=True`` the first dim (of
+    size 1) is broadcast to ``x``'s batch, as torch's ``expand``:
+    ``(B, 1, 768)``. The parameter is initialized by ``init`` (default zeros)
+    and is named by the layer's path (``class_token``, not
+    ``class_token.weight``), as an ``nn.Parameter`` attribute is in torch."""
+
+    hparam_names = ("shape", "batch")
+    bare_param = True
+    dtype_rule = "model"
+
+    def __init__(
+        self,
+        shape: Any,
+        init: Initializer | None = None,
+        *,
+        batch: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.shape = _learned_shape(shape)
+        self.init = init if init is not None else zeros()
+        self.batch = bool(batch)
+        if self.batch and self.shape[0] != 1:
+            raise ShapeError(
+                "a first size of 1 with `batch=True` (it is broadcast to the input's batch)",
+                f"`shape` (={self.shape!r})",
+                kind="LearnedTensor",
+            )
+
+    def output_spec(self, x: TensorSpec) -> TensorSpec:
+        shape = learned_tensor_shape(x, self.shape)
+        if self.batch:
+            if x.ndim == 0:
+                raise ShapeError("an input with a batch dim (N, ...) for `batch=True`",
+                                 "input shape ()")
+            shape = (x.shape[0], *shape[1:])
+        return TensorSpec(shape, None)
+
+    def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
+        return {"": ParamSpec(learned_tensor_shape(x, self.shape), init=self.init)}
+
+    def forward(self, params: Mapping[str, Any], x: Any) -> Any:
+        value = params[""]
+        if self.batch:
+            return ops.broadcast_to(value, (x.shape[0], *value.shape[1:]))
+        return value
+
+    def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
+        hp = self.hparams()
+        if inputs:
+            hp["shape"] = learned_tensor_shape(inputs[0], self.shape)
+        return hp
