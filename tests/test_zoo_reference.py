@@ -59,3 +59,47 @@ def test_bert_is_transformers_bert_model():
     ids = [torch.randint(0, cfg.vocab_size, (b, t), generator=gen) for b, t in ((1, 5), (3, 9))]
     worst = same_outputs_everywhere(model, ref, ids)
     assert worst["torch"] <= 1e-5 and worst["numpy"] <= 1e-4 and worst["jax"] <= 1e-4, worst
+
+
+def _nonzero_learned_tensors(ref, suffixes):
+    """``ref`` with its learned tensors named by ``suffixes`` drawn at random
+    (torchvision initializes a class token to zeros and a layer scale to 1e-6:
+    too small to show in an output)."""
+    import torch
+
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            if name.endswith(suffixes):
+                p.uniform_(0.5, 1.5)
+    return ref
+
+
+@pytest.mark.jax
+def test_vit_is_torchvisions():
+    import torch
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    # ViT-B/16's count at 224x224 (197 positions)...
+    assert ls.infer(zoo.vit_b_16(), ("B", 3, 224, 224)).num_params == 86_567_656 == sum(
+        p.numel() for p in torchvision_models().vit_b_16().parameters())
+    # ... and the outputs of a small one (the same code) at its image size
+    torch.manual_seed(0)
+    ref = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=4,
+                            hidden_dim=64, mlp_dim=128, num_classes=10).eval()
+    ref = _nonzero_learned_tensors(ref, ("class_token",))
+    # torch lists a module's own parameters (class_token) before its children's;
+    # a lazyshape model lists them where they are used: the same keys, loaded strictly
+    worst = same_outputs_everywhere(zoo.vit(16, 2, 4, 64, 128, 10), ref, _images(3, 32, 32),
+                                    ordered=False)
+    assert worst["torch"] <= 1e-5 and worst["numpy"] <= 1e-4 and worst["jax"] <= 1e-4, worst
+
+
+@pytest.mark.jax
+def test_convnext_tiny_is_torchvisions():
+    ref = torchvision_models().convnext_tiny().eval()
+    assert ls.infer(zoo.convnext_tiny(), ("B", 3, 224, 224)).num_params == 28_589_128 == sum(
+        p.numel() for p in ref.parameters())
+    ref = _nonzero_learned_tensors(ref, ("layer_scale",))
+    worst = same_outputs_everywhere(zoo.convnext_tiny(), ref, _images(3, 64, 64), ordered=False)
+    assert worst["torch"] <= 1e-5 and worst["numpy"] <= 1e-4 and worst["jax"] <= 1e-4, worst
