@@ -62,8 +62,8 @@ def test_bert_is_transformers_bert_model():
 
 
 def _nonzero_learned_tensors(ref, suffixes):
-    """``ref`` with its learned tensors named by ``suffixes`` drawn at random
-    (torchvision initializes a class token to zeros and a layer scale to 1e-6:
+    """``ref`` with its tensors named by ``suffixes`` drawn at random (torchvision
+    initializes a class token and ViT's head to zeros, a layer scale to 1e-6:
     too small to show in an output)."""
     import torch
 
@@ -87,11 +87,14 @@ def test_vit_is_torchvisions():
     torch.manual_seed(0)
     ref = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=4,
                             hidden_dim=64, mlp_dim=128, num_classes=10).eval()
-    ref = _nonzero_learned_tensors(ref, ("class_token",))
+    # (torchvision zeroes the head too: the outputs would be zeros)
+    ref = _nonzero_learned_tensors(ref, ("class_token", "heads.head.weight", "heads.head.bias"))
     # torch lists a module's own parameters (class_token) before its children's;
     # a lazyshape model lists them where they are used: the same keys, loaded strictly
     worst = same_outputs_everywhere(zoo.vit(16, 2, 4, 64, 128, 10), ref, _images(3, 32, 32),
                                     ordered=False)
+    with torch.no_grad():
+        assert ref(_images(3, 32, 32)[1]).std() > 0.1  # outputs that show a difference
     assert worst["torch"] <= 1e-5 and worst["numpy"] <= 1e-4 and worst["jax"] <= 1e-4, worst
 
 
