@@ -61,14 +61,14 @@ def _leaves(out: Any) -> list[Any]:
     return [out]
 
 
-def same_outputs_everywhere(model: Any, ref: Any, inputs: list[Any], ordered: bool = True
-                            ) -> dict[str, float]:
+def same_outputs_everywhere(model: Any, ref: Any, inputs: list[Any], ordered: bool = True,
+                            state: Any = None) -> dict[str, float]:
     """Load the torch module ``ref``'s state dict strictly into the torch build of
     the lazyshape ``model`` (its keys first checked to be the reference's, in its
     order unless ``ordered`` is False) and compare outputs on each of ``inputs``
     (torch tensors; eval mode) within 1e-5; then the NumPy and JAX builds, loaded
-    from the torch build's checkpoint, within 1e-4. Returns the largest
-    difference per backend."""
+    from the torch build's checkpoint, within 1e-4. ``state``: the state dict
+    to load, when not ``ref``'s own. Returns the largest difference per backend."""
     import os
     import tempfile
 
@@ -77,7 +77,7 @@ def same_outputs_everywhere(model: Any, ref: Any, inputs: list[Any], ordered: bo
 
     import lazyshape as ls
 
-    state = ref.state_dict()
+    state = ref.state_dict() if state is None else state
     m = ls.build(model, "torch")
     keys = list(m.state_dict())
     assert keys == list(state) if ordered else sorted(keys) == sorted(state)
