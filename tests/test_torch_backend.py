@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lazyshape as ls
+from lazyshape import zoo
 
 try:
     import torch
@@ -163,8 +164,65 @@ def test_after_materialization_children_are_native_modules():
     assert type(m[0]) is nn.Linear and type(m[1]) is nn.ReLU and type(m[2]) is nn.Linear
     assert m[-1] is m[2] and m["0"] is m[0]
     assert len(m) == 3 and [type(c) for c in m] == [nn.Linear, nn.ReLU, nn.Linear]
-    assert repr(m) == repr(torch_mlp())
+    # its ReLU overwrites the Linear's output, which nothing else reads (as
+    # torchvision's models run theirs)
+    assert repr(m) == repr(nn.Sequential(nn.Linear(20, 256), nn.ReLU(inplace=True),
+                                         nn.Linear(256, 10)))
     assert (m[0].in_features, m[0].out_features) == (20, 256)
+
+
+def _relu_inplace(model, *shape):
+    m = ls.build(model, "torch", seed=0)
+    x = torch.randn(*shape)
+    before = x.clone()
+    y = m(x)
+    assert torch.equal(x, before)  # the caller's input is never overwritten
+    return m, y
+
+
+def test_an_activation_runs_in_place_only_where_nothing_else_sees_its_input():
+    m, _ = _relu_inplace(ls.Sequential(ls.Linear(4), ls.ReLU()), 2, 3)
+    assert m[1].inplace  # after a Linear, read by the ReLU alone
+    m, _ = _relu_inplace(ls.Sequential(ls.ReLU(), ls.Linear(4)), 2, 3)
+    assert not m[0].inplace  # the model's input
+    m, _ = _relu_inplace(ls.Sequential(ls.Linear(4), ls.Sigmoid(), ls.ReLU()), 2, 3)
+    assert not m[2].inplace  # sigmoid's backward reads its output
+    x = ls.Input((None, 3))
+    h = ls.Linear(4, name="fc")(x)
+    a = ls.ReLU(name="relu")(h)
+    twice = ls.Model(x, ls.Add(name="add")(a, h))  # the Linear's output read twice
+    m, y = _relu_inplace(twice, 2, 3)
+    assert not m.relu.inplace
+    fc = m.fc(torch.ones(2, 3))
+    torch.testing.assert_close(m(torch.ones(2, 3)), torch.relu(fc) + fc)
+    m, y = _relu_inplace(ls.Model(x, ls.ReLU()(h)), 2, 3)  # a model output
+    assert m(torch.ones(2, 3)).min() >= 0
+    # an add sums into its first input on the same terms
+    g = ls.Linear(4, name="g")(x)
+    m, _ = _relu_inplace(ls.Model(x, ls.Add(name="add")(h, g)), 2, 3)
+    assert m.add.inplace
+    torch.testing.assert_close(m(torch.ones(2, 3)), m.fc(torch.ones(2, 3)) + m.g(torch.ones(2, 3)))
+    m, _ = _relu_inplace(ls.Model(x, ls.Add(name="add")(h, h)), 2, 3)  # h read twice
+    assert not m.add.inplace
+    torch.testing.assert_close(m(torch.ones(2, 3)), 2 * m.fc(torch.ones(2, 3)))
+
+
+def test_in_place_activations_train_as_torchvisions():
+    """ResNet-18's shared ReLU runs in place at all three calls of a block, as in
+    torchvision: the same loss and the same gradients, bit for bit."""
+    from _reference import torchvision_models
+
+    torch.manual_seed(0)
+    ref = torchvision_models().resnet18()
+    m = ls.build(zoo.resnet18(), "torch")
+    m.load_state_dict(ref.state_dict())
+    assert m.layer1[0].relu.inplace and m.relu.inplace and m.layer1[0].add.inplace
+    x = torch.randn(2, 3, 64, 64)
+    ref(x).square().mean().backward()
+    m(x).square().mean().backward()
+    grads = dict(ref.named_parameters())
+    for name, p in m.named_parameters():
+        assert torch.equal(p.grad, grads[name].grad), name
 
 
 def test_materialize_from_symbolic_spec_needs_concrete_parameter_dims():

@@ -32,9 +32,20 @@ def _promoted(xs: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 class Add(nn.Module):
-    """The elementwise sum of the inputs, broadcast: ``(*S_i) -> broadcast(S_i)``."""
+    """The elementwise sum of the inputs, broadcast: ``(*S_i) -> broadcast(S_i)``.
+    With ``inplace`` (set by the build where nothing else reads the first
+    input: see `inplace`), inputs of one shape and dtype are summed into the
+    first, as torchvision's ``out += identity``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inplace = False
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        out = xs[0]
+        if self.inplace and len(xs) == 2 and out.shape == xs[1].shape and (
+                out.dtype is xs[1].dtype):
+            return out.add_(xs[1])
         xs = _promoted(xs)
         out = xs[0]
         for x in xs[1:]:

@@ -68,6 +68,7 @@ from lazyshape.backend import (
 
 from . import containers, init, native
 from . import ops as ops  # importing the ops registers every family's native modules
+from .inplace import inplace_layers
 
 #: (`Sequential` and `Model` derive from `TorchModel`: the one built-model class the
 #: backend protocol tests look for)
@@ -660,6 +661,7 @@ class TorchModel(containers.Graph, BuiltModel):
         training = self.training
         dtype = init.torch_dtype(self._dtype)
         native_module = native.native_module
+        in_place = inplace_layers(program)  # activations that may overwrite their input
         made: dict[int, nn.Module] = {}
         no_keep: dict[str, torch.Tensor] = {}
         with self._draws(mode), native.stamping():
@@ -681,6 +683,8 @@ class TorchModel(containers.Graph, BuiltModel):
                 else:
                     for k, t in keep.items():
                         setattr(*_owner(mod, k), t)
+                    if id(rec.layer) in in_place and "inplace" in mod.__dict__:
+                        mod.__dict__["inplace"] = True
                 if mod.training is not training:
                     mod.train(training)  # a module created after .eval() is in eval mode too
                 native.set_training_checks(mod, training)
