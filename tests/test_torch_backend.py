@@ -187,6 +187,16 @@ def test_an_activation_runs_in_place_only_where_nothing_else_sees_its_input():
     assert not m[0].inplace  # the model's input
     m, _ = _relu_inplace(ls.Sequential(ls.Linear(4), ls.Sigmoid(), ls.ReLU()), 2, 3)
     assert not m[2].inplace  # sigmoid's backward reads its output
+    m, _ = _relu_inplace(ls.Sequential(ls.Linear(4), ls.SiLU()), 2, 3)
+    assert m[1].inplace  # SiLU too, with the out-of-place gradient
+    x0 = torch.randn(2, 3)
+    grads = []
+    for inplace in (True, False):
+        m[1].inplace = inplace
+        m.zero_grad()
+        m(x0).square().sum().backward()
+        grads.append(m[0].weight.grad.clone())
+    assert torch.equal(*grads)
     x = ls.Input((None, 3))
     h = ls.Linear(4, name="fc")(x)
     a = ls.ReLU(name="relu")(h)

@@ -17,9 +17,10 @@ from lazyshape.backend import Program
 
 __all__ = ["INPLACE_KINDS", "FRESH_PRODUCERS", "inplace_layers"]
 
-#: the activations whose torch modules take ``inplace`` and whose backward reads
-#: their output only, and `Add` (summing into its first input)
-INPLACE_KINDS = frozenset({"ReLU", "ReLU6", "Add"})
+#: the activations whose torch modules take ``inplace`` and whose in-place form
+#: autograd differentiates (as torchvision runs them), and `Add` (summing into
+#: its first input)
+INPLACE_KINDS = frozenset({"ReLU", "ReLU6", "SiLU", "Add"})
 #: layers whose output is a fresh tensor their backward does not read
 FRESH_PRODUCERS = frozenset({
     "Conv1d", "Conv2d", "Conv3d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "Linear", "Add",
