@@ -13,6 +13,18 @@ from .activation import dropout
 __all__ = ["scaled_dot_product_attention", "dot_product_attention", "rotary_embedding"]
 
 
+def _weights(q: Any, k: Any, scale: float, masked: Any) -> Any:
+    """``softmax(q @ k^T * scale)`` over the keys, ``masked`` scores excluded; a
+    query that sees no key gets zero weights (as torch's)."""
+    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
+    if masked is not None:
+        scores = np.where(masked, -np.inf, scores).astype(q.dtype)
+    top = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
+    e = np.exp(scores - np.where(np.isfinite(top), top, 0))
+    total = np.sum(e, axis=-1, keepdims=True)
+    return e / np.where(total > 0, total, 1)
+
+
 def scaled_dot_product_attention(
     q: Any,
     k: Any,
@@ -28,14 +40,8 @@ def scaled_dot_product_attention(
     ``i`` sees keys ``j <= i``) mask scores; a query that sees no key gets zeros,
     as torch's ``scaled_dot_product_attention``. ``dropout_p`` drops attention
     weights with ``rng``."""
-    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(1.0 / math.sqrt(q.shape[-1]))
-    masked = _mask(key_padding_mask, causal, q.shape[-2], k.shape[-2])
-    if masked is not None:
-        scores = np.where(masked, -np.inf, scores).astype(q.dtype)
-    top = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
-    e = np.exp(scores - np.where(np.isfinite(top), top, 0))
-    total = np.sum(e, axis=-1, keepdims=True)
-    weights = e / np.where(total > 0, total, 1)
+    weights = _weights(q, k, 1.0 / math.sqrt(q.shape[-1]),
+                       _mask(key_padding_mask, causal, q.shape[-2], k.shape[-2]))
     if dropout_p > 0.0:
 
         weights = dropout(weights, dropout_p, rng)
@@ -55,14 +61,8 @@ def dot_product_attention(
         v = np.repeat(v, heads // kv_heads, axis=1)
     if scale is None:
         scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] else 1.0
-    scores = (q @ np.swapaxes(k, -1, -2)) * q.dtype.type(scale)
-    masked = _mask(None, is_causal, q.shape[-2], k.shape[-2])
-    if masked is not None:
-        scores = np.where(masked, -np.inf, scores).astype(q.dtype)
-    top = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
-    e = np.exp(scores - np.where(np.isfinite(top), top, 0))
-    total = np.sum(e, axis=-1, keepdims=True)
-    return ((e / np.where(total > 0, total, 1)) @ v).astype(q.dtype)
+    weights = _weights(q, k, scale, _mask(None, is_causal, q.shape[-2], k.shape[-2]))
+    return (weights @ v).astype(q.dtype)
 
 
 def rotary_embedding(x: Any, theta: float) -> Any:

@@ -45,26 +45,32 @@ __all__ = [
 LINEAR_WEIGHT_INIT: Initializer = kaiming_uniform(a=math.sqrt(5))
 
 
-def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
-    """Validate the input of shape ``(*, in_features)``; return its in_features."""
+def check_last_dim(x: TensorSpec, given: int | None, layout: str, what: str) -> Dim:
+    """Validate a floating-point input of shape ``layout`` (``(*, in_features)``)
+    whose last dim is the hyperparameter ``what`` when ``given``; return that dim."""
     shape = x.shape
     if not shape:
-        check_rank(x, 1, "(*, in_features)", at_least=True)
+        check_rank(x, 1, layout, at_least=True)
     if x.dtype not in FLOATING:
         check_floating(x)
     got = shape[-1]
-    if in_features is None:
+    if given is None:
         return got
-    if got is not in_features:
-        same = eq(got, in_features)
+    if got is not given:
+        same = eq(got, given)
         if same is False:
             raise ShapeError(
-                f"expected last input dim {in_features} (in_features)",
+                f"expected last input dim {given} ({what})",
                 f"input shape {format_shape(x.shape)}",
             )
         if same is None:
-            assume_equal(got, in_features)
-    return in_features
+            assume_equal(got, given)
+    return given
+
+
+def check_linear(x: TensorSpec, in_features: int | None) -> Dim:
+    """Validate the input of shape ``(*, in_features)``; return its in_features."""
+    return check_last_dim(x, in_features, "(*, in_features)", "in_features")
 
 
 def linear_output(x: TensorSpec, out_features: int, in_features: int | None) -> TensorSpec:
@@ -95,22 +101,7 @@ def _linear_params(out_features: int, fan_in: Dim, bias: bool) -> dict[str, Para
 
 def check_layer_scale(x: TensorSpec, dim: int | None) -> Dim:
     """Validate the floating-point input of shape ``(*, dim)``; return its ``dim``."""
-    shape = x.shape
-    if not shape:
-        check_rank(x, 1, "(*, D)", at_least=True)
-    if x.dtype not in FLOATING:
-        check_floating(x)
-    got = shape[-1]
-    if dim is None:
-        return got
-    same = eq(got, dim)
-    if same is False:
-        raise ShapeError(
-            f"expected last input dim {dim} (`dim`)", f"input shape {format_shape(shape)}"
-        )
-    if same is None:
-        assume_equal(got, dim)
-    return dim
+    return check_last_dim(x, dim, "(*, D)", "`dim`")
 
 
 def layer_scale_output(x: TensorSpec, dim: int | None) -> TensorSpec:
