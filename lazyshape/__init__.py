@@ -22,6 +22,9 @@ from ._build import build as build
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load as load
 from ._checkpoint import save as save
+from ._cost import Cost as Cost
+from ._cost import Saved as Saved
+from ._cost import matmul_cost as matmul_cost
 from ._dims import Dim as Dim
 from ._dims import Expr as Expr
 from ._dims import Sym as Sym
@@ -37,6 +40,7 @@ from ._layer import SymbolicTensor as SymbolicTensor
 from ._memory import MemoryLimitError as MemoryLimitError
 from ._propagate import Inference as Inference
 from ._propagate import LayerRecord as LayerRecord
+from ._propagate import MemoryEstimate as MemoryEstimate
 from ._propagate import infer as infer
 from ._specs import ParamSpec as ParamSpec
 from ._specs import Placeholder as Placeholder

@@ -49,6 +49,7 @@ __all__ = [
     "bind_shape",
     "definitely_equal",
     "definitely_not_equal",
+    "dim_sum",
     "dim_max",
     "dim_min",
     "eq",
@@ -1200,14 +1201,56 @@ def _subst_atom(atom: _Atom, env: Mapping[str, Dim], flip: bool = False) -> Dim:
 
 
 def prod(dims: Iterable[Dim]) -> Dim:
-    """The product of ``dims`` (1 for none)."""
-    out: Dim = 1
+    """The product of ``dims`` (1 for none): the ints first, in plain
+    arithmetic, then the symbolic factors."""
+    const = 1
+    symbolic: list[Dim] = []
     for d in dims:
-        if type(out) is int and type(d) is int:
-            out *= d
+        if type(d) is int:
+            const *= d
         else:
-            out = _memo(_MUL, _mul, out, _arg(d))
-    return out
+            symbolic.append(_arg(d))
+    if not symbolic:
+        return const
+    out: Dim = symbolic[0]
+    for d in symbolic[1:]:
+        out = _memo(_MUL, _mul, out, d)
+    return out if const == 1 else _memo(_MUL, _mul, out, const)
+
+
+def dim_sum(dims: Iterable[Dim]) -> Dim:
+    """The sum of ``dims`` (0 for none), its terms merged once: summing ``n``
+    expressions costs one pass over their terms, not ``n`` intermediate
+    expressions."""
+    const = 0
+    terms: _Terms | None = None
+    for d in dims:
+        if type(d) is int:
+            const += d
+            continue
+        e = _arg(d)
+        if type(e) is int:
+            const += e
+            continue
+        assert isinstance(e, Expr)
+        if terms is None:
+            terms = dict(e._terms)
+            continue
+        for m, c in e._terms.items():
+            v = terms.get(m, 0) + c
+            if v:
+                terms[m] = v
+            else:
+                del terms[m]
+    if terms is None:
+        return const
+    if const:
+        v = terms.get((), 0) + const
+        if v:
+            terms[()] = v
+        else:
+            del terms[()]
+    return _wrap(terms)
 
 
 def unknown() -> Sym:

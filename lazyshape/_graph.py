@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from ._layer import Layer, SymbolicTensor, _Call, format_hparam, param_prefix, resolve_node
@@ -192,23 +192,33 @@ _Wire = tuple[
 # What a container's walk does with a child: add a primitive layer to the tracer
 # (`_LAYER`); hand a container to `trace`, which keeps the stack (any depth).
 # A tracer that walks into every container (``inline = True``: the compiler, the
-# pass) gets a container of primitives (`_FLAT`) walked by delegation instead,
-# `yield from` one level deep: no exception to end it, and depth stays bounded.
+# pass) gets a container of bounded nesting (`_FLAT`: its containers nest at most
+# `_FLAT_DEPTH` levels, counting itself) walked by delegation instead, `yield
+# from` at most that many levels deep: no exception to end it, and the depth of
+# the delegation chain stays bounded (a deeper container inside is yielded up
+# the chain to `trace`, whose stack takes it).
 _LAYER = "layer"
 _FLAT = "flat"
 _NESTED = "nested"
+#: how many levels of `yield from` a `_FLAT` container may stack
+_FLAT_DEPTH = 8
 
 
 def _kind(layer: Layer) -> str:
     if not isinstance(layer, Module):
         return _LAYER
-    if isinstance(layer, Sequential):
-        children = [c for _, c, _ in layer._items]
-    elif isinstance(layer, Model):
-        children = [w[0] for w in layer._wiring]
-    else:
-        return _NESTED
-    return _NESTED if any(isinstance(c, Module) for c in children) else _FLAT
+    depth = getattr(layer, "_flat_depth", None)  # (a subclass may skip Module.__init__)
+    return _FLAT if depth is not None and depth <= _FLAT_DEPTH else _NESTED
+
+
+def _flat_depth(kinds: Iterable[tuple[Layer, str]]) -> int:
+    """How many levels of `yield from` walking a container by delegation stacks:
+    1, plus the most its `_FLAT` children stack (from their ``(child, kind)``)."""
+    deepest = 0
+    for child, kind in kinds:
+        if kind is _FLAT:
+            deepest = max(deepest, child._flat_depth)  # type: ignore[attr-defined]
+    return 1 + deepest
 
 
 def _getter(idx: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -255,6 +265,9 @@ class Module(Layer):
     def __init__(self, *, name: str | None = None) -> None:
         super().__init__(name=name)
         self._programs: dict[int, Program] = {}
+        #: levels of `yield from` a walk of this container by delegation stacks
+        #: (None: not walked so; see `_kind`)
+        self._flat_depth: int | None = None
         self._infer_cache: dict[Any, Any] = {}
         self._spec_cache: dict[
             tuple[TensorSpec, ...], tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]
@@ -368,6 +381,7 @@ class Sequential(Module):
         self._order: list[str] = [k for k, _ in items]
         #: ``(name, child, its kind for the walk: `_LAYER`, `_FLAT` or `_NESTED`)``
         self._items = tuple((k, c, _kind(c)) for k, c in items)
+        self._flat_depth = _flat_depth((c, kind) for _, c, kind in self._items)
 
     def children(self) -> Iterator[tuple[str, Layer]]:
         return iter(self._children.items())
@@ -467,6 +481,7 @@ class Model(Module):
         self._calls = self._toposort()
         self._names = self._name_layers()
         self._wiring, self._out_index = self._wire()
+        self._flat_depth = _flat_depth((w[0], w[6]) for w in self._wiring)
 
     def _toposort(self) -> list[_Call]:
         order: list[_Call] = []

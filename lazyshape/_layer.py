@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
+from ._cost import Cost, Saved
 from ._dims import Dim, SymbolicComparisonError, format_shape
 from ._errors import ShapeError
 from ._specs import FLOATING, ParamSpec, TensorSpec, promote_types
@@ -187,6 +188,34 @@ class Layer:
     param_specs: Callable[..., dict[str, ParamSpec]] = _no_params
     #: computation: ``forward(params, *xs)`` on backend arrays, written with `ls.ops`
     forward: Callable[..., Any] = _forward_unimplemented
+
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        """The products this layer's forward computes on inputs and outputs of
+        these specs, as `Cost` terms (FlopCounterMode's convention: matrix
+        products, convolutions and attention count, 2 FLOPs per multiply-add;
+        elementwise work counts 0). The default, no products, is right for
+        elementwise, normalization, pooling and reshaping layers; a layer that
+        multiplies matrices declares them (`matmul_cost`)."""
+        return ()
+
+    #: True when the output is a view of the first input (a reshape, a permutation,
+    #: an identity): it takes no memory of its own
+    aliases_input: ClassVar[bool] = False
+
+    def saved(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> Saved:
+        """What a training step's backward keeps of this layer's forward (as
+        PyTorch's autograd saves it): which inputs and outputs, and the bytes of
+        what else it keeps (pooling indices, dropout masks, attention's projected
+        heads). The default keeps every input, which is right for linear maps,
+        convolutions, normalizations and most activations; a view keeps
+        nothing."""
+        if self.aliases_input:
+            return Saved()
+        return Saved(tuple(range(len(inputs))))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -390,8 +419,11 @@ def resolve_node(
             local = layer.param_specs(*specs) if layer.has_params else _NO_PARAMS
     except Exception as e:  # every failure of a rule names the layer
         raise rule_error(layer, specs, path, e) from e
-    if type(out) is TensorSpec and layer.num_outputs == 1 and out.dtype is not None:
-        return (out,), local
+    if type(out) is TensorSpec and layer.num_outputs == 1:
+        if out.dtype is not None:
+            return (out,), local
+        if layer.dtype_rule == "model":  # `check_outputs`'s answer, without its checks
+            return (TensorSpec._make(out.shape, dtype),), local
     return check_outputs(layer, out, path, dtype, specs, local), local
 
 

@@ -17,6 +17,7 @@ from ._specs import ParamSpec, itemsize
 
 __all__ = [
     "MemoryLimitError", "available_bytes", "check_param_memory", "format_bytes", "on_host",
+    "parse_bytes",
 ]
 
 
@@ -59,6 +60,36 @@ def format_bytes(n: int) -> str:
             return f"{n:,} B" if unit == "B" else f"{size:,.1f} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "PB": 10**15,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40, "PIB": 2**50}
+
+
+def parse_bytes(size: int | float | str) -> int:
+    """Bytes from a number or a size with a unit: ``"80GiB"`` → 85899345920,
+    ``"1.5 GB"`` → 1500000000 (``KiB``... are powers of 1024, ``KB``... of 1000;
+    case-insensitive)."""
+    if isinstance(size, bool):
+        raise TypeError(f"a size is a number of bytes or a string like '80GiB'; got {size!r}")
+    if isinstance(size, (int, float)):
+        if size < 0:
+            raise ValueError(f"a size is not negative; got {size!r}")
+        return int(size)
+    if not isinstance(size, str):
+        raise TypeError(f"a size is a number of bytes or a string like '80GiB'; got {size!r}")
+    text = size.strip()
+    digits = text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").strip()
+    unit = text[len(text.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")):].upper()
+    try:
+        value = float(digits.replace(",", "").replace("_", ""))
+    except ValueError:
+        value = -1.0
+    if unit not in _UNITS or value < 0:
+        raise ValueError(
+            f"a size like '80GiB', '512 MB' or a number of bytes; got {size!r}"
+        )
+    return int(value * _UNITS[unit])
 
 
 def _read_int(path: str, field: str | None = None) -> int | None:

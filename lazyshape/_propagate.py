@@ -12,23 +12,28 @@ symbolic dims flow through the same code as expressions.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
+from ._cost import Cost, nbytes
 from ._dims import (
     Dim,
     Sym,
     bind,
     bind_shape,
     bounds,
+    dim_max,
+    dim_sum,
     eq,
     format_dim,
     format_shape,
     free_symbols,
+    ge,
     is_symbolic,
     prod,
 )
 from ._errors import ShapeError
-from ._graph import Module, first_reader, program_of, trace
+from ._graph import Module, Program, first_reader, program_of, trace
 from ._layer import (
     ASSUMED,
     Assumed,
@@ -38,9 +43,9 @@ from ._layer import (
     resolve_node,
     shape_input_dtype,
 )
-from ._specs import ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
+from ._specs import FLOATING, ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
 
-__all__ = ["infer", "Inference", "LayerRecord", "as_spec"]
+__all__ = ["infer", "Inference", "LayerRecord", "MemoryEstimate", "as_spec"]
 
 _CACHE_SIZE = 64
 #: guards every model's inference cache (``Module._infer_cache``): its keys hold
@@ -75,8 +80,8 @@ class LayerRecord:
     """
 
     __slots__ = (
-        "path", "kind", "layer", "inputs", "outputs", "params", "param_path", "prefix", "shared",
-        "_resolved",
+        "path", "kind", "layer", "inputs", "outputs", "param_path", "prefix", "shared",
+        "_params", "_dtype", "_resolved", "_costs", "_grad_inputs", "_inference",
     )
 
     def __init__(
@@ -88,17 +93,36 @@ class LayerRecord:
         outputs: tuple[TensorSpec, ...],
         params: dict[str, ParamSpec],
         resolved: dict[str, Any] | None = None,
+        dtype: str | None = None,
     ) -> None:  # built lazily from the pass's raw tuples (see Inference.layers)
         self.path = path
         self.kind = layer.kind
         self.layer = layer
         self.inputs = inputs
         self.outputs = outputs
-        self.params = params
+        self._params = params
+        #: the model's dtype, for parameters that leave theirs to it (None: filled)
+        self._dtype = dtype
         self.param_path = param_path
         self.prefix = param_prefix(layer, param_path)
         self.shared = path != param_path
         self._resolved = resolved
+        self._costs: tuple[Cost, ...] | None = None
+        #: which inputs need a gradient in a training step (set by `Inference`)
+        self._grad_inputs: tuple[bool, ...] | None = None
+        #: the inference this record belongs to (which knows the wiring)
+        self._inference: Inference | None = None
+
+    @property
+    def params(self) -> dict[str, ParamSpec]:
+        """``{local name: ParamSpec}``, every dtype filled in."""
+        dtype = self._dtype
+        if dtype is not None:
+            self._params = {k: p if p.dtype is not None else
+                            ParamSpec._make(p.shape, dtype, p.init, p.trainable)
+                            for k, p in self._params.items()}
+            self._dtype = None
+        return self._params
 
     @property
     def resolved(self) -> dict[str, Any]:
@@ -110,12 +134,142 @@ class LayerRecord:
 
     @property
     def num_params(self) -> Dim:
-        """Elements in this node's own parameters (0 for a shared call)."""
+        """Elements of this node's own trainable parameters (0 for a later call
+        of a shared layer), so that the records add up to
+        `Inference.num_params`."""
         if self.shared:
             return 0
         total: Dim = 0
         for p in self.params.values():
-            total = total + prod(p.shape)
+            if p.trainable:
+                total = total + prod(p.shape)
+        return total
+
+    @property
+    def num_buffers(self) -> Dim:
+        """Elements of this node's own buffers (running statistics; 0 for a
+        later call of a shared layer): the records add up to
+        `Inference.num_buffers`."""
+        if self.shared:
+            return 0
+        total: Dim = 0
+        for p in self.params.values():
+            if not p.trainable:
+                total = total + prod(p.shape)
+        return total
+
+    @property
+    def param_bytes(self) -> Dim:
+        """Bytes of this node's own parameters and buffers (0 for a later call
+        of a shared layer): the records add up to `Inference.param_bytes`."""
+        if self.shared:
+            return 0
+        total: Dim = 0
+        for p in self.params.values():
+            total = total + prod(p.shape) * itemsize(p.dtype or "float32")
+        return total
+
+    @property
+    def output_bytes(self) -> Dim:
+        """Bytes of this node's outputs: ``prod(shape) * itemsize`` summed."""
+        return self._bytes(self.outputs)
+
+    def _bytes(self, specs: tuple[TensorSpec, ...]) -> Dim:
+        """Bytes of tensors of these specs (through the inference's cache: most
+        nodes share their shapes with others)."""
+        inf = self._inference
+        cache: dict[tuple[tuple[Dim, ...], str | None], Dim] = (
+            {} if inf is None else inf._nbytes)
+        parts = []
+        for o in specs:
+            key = (o.shape, o.dtype)
+            b = cache.get(key)
+            if b is None:
+                b = cache[key] = prod((*o.shape, itemsize(o.dtype or "float32")))
+            parts.append(b)
+        return parts[0] if len(parts) == 1 else dim_sum(parts)
+
+    @property
+    def activation_bytes(self) -> Dim:
+        """Bytes of memory this node's outputs take: its `output_bytes`, less a
+        view of its input (`Layer.aliases_input`), which takes none; the
+        records add up to `Inference.activation_bytes`."""
+        if self.layer.aliases_input and self.inputs:
+            return self._bytes(self.outputs[1:]) if len(self.outputs) > 1 else 0
+        return self._bytes(self.outputs)
+
+    @property
+    def costs(self) -> tuple[Cost, ...]:
+        """The products this node computes (`Layer.costs`), asked once."""
+        costs = self._costs
+        if costs is None:
+            layer = self.layer
+            cls = type(layer)
+            if cls.costs is _NO_COSTS:
+                costs = ()
+            else:
+                # built-in layers are described by their hyperparameters: equal
+                # layers on equal specs (a model's repeated blocks) cost the same
+                key = None
+                inf = self._inference
+                if inf is not None and cls.__module__.startswith(_BUILTIN):
+                    key = (cls, tuple(layer.hparams().items()), self.inputs, self.outputs)
+                    try:
+                        costs = inf._costs.get(key)
+                    except TypeError:  # a hyperparameter that is not a value
+                        key = None
+                if costs is None:
+                    try:
+                        costs = layer.costs(self.inputs, self.outputs)
+                    except Exception as e:  # a custom layer's cost rule: name the layer
+                        raise TypeError(
+                            f"the cost rule of {self.kind} at '{self.path}' failed: "
+                            f"{type(e).__name__}: {e}"
+                        ) from e
+                    if key is not None and inf is not None:
+                        inf._costs[key] = costs
+            self._costs = costs
+        return costs
+
+    @property
+    def flops(self) -> Dim:
+        """Forward FLOPs of this node, as FlopCounterMode counts them: 2 per
+        multiply-add of its matrix products, convolutions and attention; an int,
+        or an expression in the input symbols (`lazyshape._cost`)."""
+        return dim_sum(c.flops for c in self.costs)
+
+    @property
+    def macs(self) -> Dim:
+        """Multiply-adds of this node's forward: ``flops // 2``."""
+        return self.flops // 2
+
+    @property
+    def flops_backward(self) -> Dim:
+        """FLOPs of this node's backward in a training step, as FlopCounterMode
+        counts them: each product's gradient for every factor that needs one (a
+        trainable parameter, an input computed from one; the model's inputs
+        need none). Records from `Inference.layers` only."""
+        need = self._grad_inputs
+        if need is None:
+            if self._inference is None:
+                raise ValueError("flops_backward is known for the records of Inference.layers")
+            self._inference._mark_grads()
+            need = self._grad_inputs
+            assert need is not None
+        params = self._params
+        internal = any(need) or any(p.trainable for p in params.values())
+        total: Dim = 0
+        for c in self.costs:
+            for factor, flops in c.grads:
+                if factor is None:
+                    needed = internal
+                elif isinstance(factor, int):
+                    needed = factor < len(need) and need[factor]
+                else:
+                    p = params.get(factor)
+                    needed = p is not None and p.trainable
+                if needed:
+                    total = total + flops
         return total
 
     def __repr__(self) -> str:
@@ -161,17 +315,24 @@ class Inference:
         self.bounds = bounds
         self.dtype = dtype
         self._ranges: tuple[dict[str, tuple[int, int | None]], tuple[str, ...]] | None = None
+        self._peak: Dim | None = None
+        #: the costs of built-in layers, by hyperparameters and specs (`LayerRecord.costs`)
+        self._costs: dict[Any, tuple[Cost, ...]] = {}
+        #: ``(shape, dtype) -> bytes`` of the records' tensors
+        self._nbytes: dict[tuple[tuple[Dim, ...], str | None], Dim] = {}
 
     @property
     def layers(self) -> tuple[LayerRecord, ...]:
         """One `LayerRecord` per node, in execution order."""
         if self._layers is None:
-            fill = self._with_dtype
+            dtype = self.dtype
             self._layers = tuple(
-                LayerRecord(layer, path, param_path, ins, outs,
-                            {k: fill(p) for k, p in local.items()})
+                LayerRecord(layer, path, param_path, ins, outs, local, None,
+                            dtype if local else None)
                 for layer, path, param_path, ins, outs, local in self._raw
             )
+            for rec in self._layers:
+                rec._inference = self
         return self._layers
 
     @property
@@ -202,31 +363,199 @@ class Inference:
             raise ValueError(f"the model has {len(self.outputs)} outputs; use .outputs")
         return self.outputs[0]
 
+    def _own_params(self) -> Iterator[ParamSpec]:
+        """Every parameter and buffer once (at its layer's first call), its
+        dtype possibly left to the model's (None)."""
+        for _, path, param_path, _, _, local in self._raw:
+            if local and path is param_path:
+                yield from local.values()
+
     @property
     def num_params(self) -> Dim:
         """Total parameter elements (buffers excluded)."""
-        total: Dim = 0
-        for p in self.params.values():
-            if p.trainable:
-                total = total + prod(p.shape)
-        return total
+        return dim_sum(prod(p.shape) for p in self._own_params() if p.trainable)
 
     @property
     def num_buffers(self) -> Dim:
         """Total buffer elements (non-trainable state, e.g. running statistics)."""
-        total: Dim = 0
-        for p in self.params.values():
-            if not p.trainable:
-                total = total + prod(p.shape)
-        return total
+        return dim_sum(prod(p.shape) for p in self._own_params() if not p.trainable)
 
     @property
     def num_bytes(self) -> Dim:
-        """Bytes of all parameters and buffers."""
-        total: Dim = 0
+        """Bytes of all parameters and buffers (the same as `param_bytes`)."""
+        dtype = self.dtype
+        return dim_sum(prod(p.shape) * itemsize(p.dtype or dtype) for p in self._own_params())
+
+    @property
+    def param_bytes(self) -> Dim:
+        """Bytes of all parameters and buffers, each in its dtype."""
+        return self.num_bytes
+
+    @property
+    def flops(self) -> Dim:
+        """Forward FLOPs, as ``torch.utils.flop_counter.FlopCounterMode`` counts
+        them (2 per multiply-add of matrix products, convolutions and
+        attention; elementwise work not counted): an int, or an expression in
+        the input symbols (``2*B*H*W*...``). The sum of the records' `flops`."""
+        return dim_sum(c.flops for rec in self.layers for c in rec.costs)
+
+    @property
+    def macs(self) -> Dim:
+        """Multiply-adds of the forward: ``flops // 2``."""
+        return self.flops // 2
+
+    @property
+    def flops_backward(self) -> Dim:
+        """FLOPs of the backward of a training step, as FlopCounterMode counts
+        them: every product's gradients for the factors that need one, so a
+        layer reading the model's input computes no input gradient. The sum of
+        the records' `flops_backward`."""
+        self._mark_grads()
+        return dim_sum(rec.flops_backward for rec in self.layers)
+
+    @property
+    def activation_bytes(self) -> Dim:
+        """Bytes of every intermediate an inference forward produces: each
+        node's outputs, once (a view of its input, a reshape, adds none); an
+        int or an expression."""
+        return dim_sum(rec.activation_bytes for rec in self.layers)
+
+    @property
+    def peak_activation_bytes(self) -> Dim:
+        """The most bytes of values live at once in an inference forward that
+        runs the nodes in order and frees each value after its last reader, as
+        an eager framework does: the inputs, and every intermediate still to be
+        read. A nested container's input is held by its caller until the
+        container returns (a Python frame holds its arguments). Where the
+        order of two symbolic candidates depends on the symbols, their
+        ``max``."""
+        return self._forward_peak()
+
+    @property
+    def training_bytes(self) -> Dim:
+        """Bytes of a training step with Adam: parameters and buffers, their
+        gradients, the optimizer's two moments, and the activations the backward
+        keeps (`memory` gives the breakdown, and other optimizers)."""
+        return self.memory().total
+
+    def memory(self, optimizer: str = "adam") -> MemoryEstimate:
+        """The bytes of a training step, by part (each an int or an expression):
+        ``params`` (trainable), ``buffers``, ``gradients`` (one per trainable
+        parameter), ``optimizer_state`` (``"adam"`` / ``"adamw"``: two moments
+        per parameter; ``"sgd"``: none; ``"sgd_momentum"``: one buffer),
+        ``saved_activations`` (what each layer's backward keeps, `Layer.saved`,
+        counting a tensor kept by two layers once; the model's inputs are the
+        caller's), ``outputs`` (the floating outputs, which the loss reads, and
+        their gradients, where the backward starts) and their ``total``."""
+        states = _OPTIMIZER_STATES.get(optimizer)
+        if states is None:
+            raise ValueError(
+                f"optimizer is one of {', '.join(map(repr, _OPTIMIZER_STATES))}; got {optimizer!r}"
+            )
+        trainable: Dim = 0
+        buffers: Dim = 0
         for p in self.params.values():
-            total = total + prod(p.shape) * itemsize(p.dtype or self.dtype)
+            b = prod(p.shape) * itemsize(p.dtype or self.dtype)
+            if p.trainable:
+                trainable = trainable + b
+            else:
+                buffers = buffers + b
+        saved = self._saved_bytes()
+        state = states * trainable
+        outputs: Dim = 0
+        for o in self.outputs:
+            if o.dtype in FLOATING:
+                outputs = outputs + 2 * nbytes(o)
+        return MemoryEstimate(trainable, buffers, trainable, state, saved, outputs,
+                              2 * trainable + buffers + state + saved + outputs)
+
+    def _storages(self) -> tuple[Program, list[int], list[Dim]]:
+        """The program, each value slot's storage (a view shares its input's)
+        and each storage's bytes (the inputs' first)."""
+        program = program_of(self.model, len(self.inputs))
+        store = [-1] * program.n_slots
+        sizes: list[Dim] = []
+        for i, spec in enumerate(self.inputs):
+            store[i] = len(sizes)
+            sizes.append(nbytes(spec))
+        for node, rec in zip(program.nodes, self.layers, strict=True):
+            for k, (slot, spec) in enumerate(zip(node.outs, rec.outputs, strict=True)):
+                if k == 0 and node.ins and rec.layer.aliases_input:
+                    store[slot] = store[node.ins[0]]
+                else:
+                    store[slot] = len(sizes)
+                    sizes.append(nbytes(spec))
+        return program, store, sizes
+
+    def _forward_peak(self) -> Dim:
+        if self._peak is not None:
+            return self._peak
+        program, store, sizes = self._storages()
+        n_in = len(self.inputs)
+        last = _last_uses(program, store)
+        keep = set(range(n_in)) | {store[s] for s in program.outputs}
+        frees: dict[int, list[int]] = {}  # node index -> storages it is the last to need
+        for st, k in last.items():
+            if st not in keep:
+                frees.setdefault(k, []).append(st)
+        live: Dim = 0
+        for b in sizes[:n_in]:
+            live = live + b
+        peaks: list[Dim] = [live]
+        seen = set(range(n_in))
+        for k, node in enumerate(program.nodes):
+            for slot in node.outs:
+                st = store[slot]
+                if st not in seen:
+                    seen.add(st)
+                    live = live + sizes[st]
+                    if st not in last and st not in keep:  # never read: freed at once
+                        frees.setdefault(k, []).append(st)
+            _note_peak(peaks, live)
+            for st in frees.get(k, ()):
+                live = live - sizes[st]
+        peak = peaks[0]
+        for p in peaks[1:]:
+            peak = dim_max(peak, p)
+        self._peak = peak
+        return peak
+
+    def _saved_bytes(self) -> Dim:
+        """Bytes the backward of a training step keeps (see `memory`)."""
+        self._mark_grads()
+        program, store, sizes = self._storages()
+        kept: set[int] = set()
+        extra: Dim = 0
+        for node, rec in zip(program.nodes, self.layers, strict=True):
+            need = rec._grad_inputs
+            assert need is not None
+            if not any(need) and not any(p.trainable for p in rec._params.values()):
+                continue  # autograd records nothing here
+            saved = rec.layer.saved(rec.inputs, rec.outputs)
+            kept.update(store[node.ins[i]] for i in saved.inputs if i < len(node.ins))
+            kept.update(store[node.outs[j]] for j in saved.outputs if j < len(node.outs))
+            extra = extra + saved.extra
+        total: Dim = extra
+        for st in sorted(kept):
+            if st >= len(self.inputs):  # the model's inputs are the caller's
+                total = total + sizes[st]
         return total
+
+    def _mark_grads(self) -> None:
+        """Fill each record's ``_grad_inputs``: which inputs depend on a trainable
+        parameter (the model's inputs do not; integer and bool values never)."""
+        records = self.layers
+        if records and records[0]._grad_inputs is not None:
+            return
+        program = program_of(self.model, len(self.inputs))
+        need = [False] * program.n_slots
+        for node, rec in zip(program.nodes, records, strict=True):
+            flags = tuple(need[i] for i in node.ins)
+            rec._grad_inputs = flags
+            out = any(flags) or any(p.trainable for p in rec._params.values())
+            if out:
+                for slot, spec in zip(node.outs, rec.outputs, strict=True):
+                    need[slot] = spec.dtype in FLOATING
 
     @property
     def unresolved(self) -> dict[str, frozenset[str]]:
@@ -326,12 +655,156 @@ class Inference:
         )
         return infer(self.model, *specs, dtype=self.dtype)
 
+    def solve(
+        self,
+        budget: int | float | str,
+        *,
+        metric: str = "training_bytes",
+        for_: str = "B",
+        optimizer: str = "adam",
+        **fixed: int,
+    ) -> int:
+        """The largest value of the input symbol ``for_`` for which ``metric``
+        fits ``budget``, the other symbols bound to ``fixed``:
+        ``inf.solve("80GiB", for_="B", H=224, W=224)`` is the largest batch
+        whose training step fits 80 GiB.
+
+        ``metric`` is any of this inference's figures, or a part of `memory`
+        (``"saved_activations"``, with ``optimizer``): ``"training_bytes"``,
+        ``"peak_activation_bytes"``, ``"activation_bytes"``,
+        ``"param_bytes"``, ``"flops"``, ``"flops_backward"``, ``"macs"``.
+        ``budget`` is a number (bytes or FLOPs) or a size such as ``"80GiB"``.
+        The answer is exact on the expression: ``metric`` at the answer is
+        within the budget, at the answer + 1 it is not (or the answer is the
+        top of ``for_``'s valid range). Raises ValueError when even the lowest
+        valid value does not fit, or when a symbol is left unbound."""
+        from ._memory import parse_bytes
+
+        limit = parse_bytes(budget)
+        if metric in MemoryEstimate._fields:
+            expr = getattr(self.memory(optimizer), metric)
+        elif metric in _METRICS:
+            expr = getattr(self, metric)
+        else:
+            raise ValueError(
+                f"metric is one of {', '.join(map(repr, (*_METRICS, *MemoryEstimate._fields)))}"
+                f"; got {metric!r}"
+            )
+        names = self._symbol_names()
+        symbol = {name: sym for sym, name in names.items()}
+        if for_ not in symbol:
+            raise ValueError(f"{for_!r} is not a symbol of the inputs ({', '.join(symbol)})")
+        env = {symbol[k]: v for k, v in fixed.items() if k in symbol}
+        unknown = sorted(set(fixed) - symbol.keys())
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not symbols of the inputs "
+                             f"({', '.join(symbol)})")
+        left = sorted(names[s] for s in free_symbols(expr) if s not in env and names[s] != for_)
+        if left:
+            raise ValueError(f"{metric} also depends on {', '.join(left)}: give "
+                             + ", ".join(f"{n}=..." for n in left))
+        lo, hi = self.valid_ranges[for_]
+        sym = symbol[for_]
+
+        def fits(v: int) -> bool:
+            got = bind(expr, {**env, sym: v})
+            assert type(got) is int
+            return got <= limit
+
+        if not fits(lo):
+            raise ValueError(
+                f"{metric} does not fit {budget!r} even at {for_}={lo} "
+                f"({format_dim(bind(expr, {**env, sym: lo}))})"
+            )
+        top = 2**62 if hi is None else hi
+        good, step = lo, 1
+        while good + step <= top and fits(good + step):  # grow, then bisect
+            good += step
+            step *= 2
+        bad = min(good + step, top + 1)
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits(mid):
+                good = mid
+            else:
+                bad = mid
+        return good
+
     def __repr__(self) -> str:
         outs = ", ".join(format_shape(o.shape) for o in self.outputs)
         return (
             f"Inference({len(self.layers)} layers, outputs {outs}, "
             f"{format_dim(self.num_params)} params)"
         )
+
+
+#: the base class's cost rule (no products)
+_NO_COSTS = Layer.costs
+#: the package of the built-in layers
+_BUILTIN = "lazyshape."
+
+#: what `Inference.solve` can solve for
+_METRICS = ("training_bytes", "peak_activation_bytes", "activation_bytes", "param_bytes",
+            "flops", "flops_backward", "macs")
+
+#: optimizer -> state tensors per trainable parameter
+_OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd_momentum": 1}
+
+
+class MemoryEstimate(NamedTuple):
+    """The bytes of a training step, by part (`Inference.memory`)."""
+
+    params: Dim
+    buffers: Dim
+    gradients: Dim
+    optimizer_state: Dim
+    saved_activations: Dim
+    outputs: Dim
+    total: Dim
+
+
+def _last_uses(program: Program, store: list[int]) -> dict[int, int]:
+    """``{storage: index of the last node that needs it}``: its last reader, or,
+    when that reader sits in nested containers that its producer is not in, the
+    last node of the outermost of them (the container's caller holds its
+    inputs until it returns)."""
+    nodes = program.nodes
+    end: dict[str, int] = {}  # container path -> index of its last node
+    made: dict[int, str] = {}  # storage -> path of the node that made it
+    for k, node in enumerate(nodes):
+        parts = node.path.split(".")
+        for i in range(1, len(parts)):
+            end[".".join(parts[:i])] = k
+        for slot in node.outs:
+            made.setdefault(store[slot], node.path)
+    last: dict[int, int] = {}
+    for k, node in enumerate(nodes):
+        parts = node.path.split(".")
+        for slot in node.ins:
+            st = store[slot]
+            producer = made.get(st, "")
+            until = k
+            for i in range(1, len(parts)):
+                prefix = ".".join(parts[:i])
+                if not (producer == prefix or producer.startswith(prefix + ".")):
+                    until = end[prefix]  # the outermost container the producer is not in
+                    break
+            if until > last.get(st, -1):
+                last[st] = until
+    return last
+
+
+def _note_peak(peaks: list[Dim], live: Dim) -> None:
+    """Add ``live`` to the candidates for a peak, dropping what is provably
+    below another candidate (the list holds the candidates no other bounds)."""
+    for i, p in enumerate(peaks):
+        if p is live or ge(p, live) is True:
+            return
+        if ge(live, p) is True:
+            peaks[i] = live
+            peaks[:] = [q for q in peaks if q is live or ge(live, q) is not True]
+            return
+    peaks.append(live)
 
 
 def as_spec(x: Any, dtype: str = "float32") -> TensorSpec:
@@ -444,31 +917,41 @@ def _inputs(model: Layer, inputs: tuple[Any, ...], dtype: str) -> tuple[TensorSp
     )
 
 
-def _check_batch_independence(
-    inputs: tuple[TensorSpec, ...], raw: list[_Raw], batch_dim: int
-) -> None:
-    batch: set[str] = set()
+def _batch_symbols(inputs: tuple[TensorSpec, ...], batch_dim: int | None) -> frozenset[str]:
+    """The symbols of the inputs' (symbolic) ``batch_dim``; none for None."""
+    batch: frozenset[str] = frozenset()
+    if batch_dim is None:
+        return batch
     for s in inputs:
         if s.ndim > batch_dim and is_symbolic(s.shape[batch_dim]):
             batch |= free_symbols(s.shape[batch_dim])
-    if not batch:
-        return
-    for layer, path, _, ins, _, local in raw:
-        for name, p in local.items():
-            for d in p.shape:
-                if type(d) is not int:
-                    break
-            else:
-                continue  # all-int shape: the common case, no symbol to look at
-            if not p.symbols & batch:
-                continue
-            raise ShapeError(
-                "parameter shapes that do not depend on the batch dim",
-                f"`{name}` of shape {format_shape(p.shape)} from input shapes "
-                + ", ".join(format_shape(s.shape) for s in ins),
-                kind=layer.kind,
-                path=path,
-            )
+    return batch
+
+
+def _check_batch_independence(
+    layer: Layer, path: str, ins: tuple[TensorSpec, ...], local: dict[str, ParamSpec],
+    batch: frozenset[str],
+) -> ShapeError | None:
+    """The error for the first of a node's parameters whose shape depends on a
+    ``batch`` symbol; None when none does. The pass asks for every node with
+    parameters of a symbolic shape, as it goes, and raises the first node's
+    error only when every node has resolved (a rule's error comes first)."""
+    for name, p in local.items():
+        for d in p.shape:
+            if type(d) is not int:
+                break
+        else:
+            continue  # all-int shape: the common case, no symbol to look at
+        if not p.symbols & batch:
+            continue
+        return ShapeError(
+            "parameter shapes that do not depend on the batch dim",
+            f"`{name}` of shape {format_shape(p.shape)} from input shapes "
+            + ", ".join(format_shape(s.shape) for s in ins),
+            kind=layer.kind,
+            path=path,
+        )
+    return None
 
 
 class _Pass:
@@ -486,12 +969,17 @@ class _Pass:
     its rules report assumptions to (bound to `ASSUMED` for the run).
     """
 
-    __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log")
+    __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error")
     inline = True  # walks into every container (see `_graph.trace`)
 
-    def __init__(self, dtype: str) -> None:
+    def __init__(self, dtype: str, batch: frozenset[str] = frozenset()) -> None:
         #: the model's dtype: the parameters' that `ParamSpec.dtype` None leaves to it
         self.dtype = dtype
+        #: the batch dim's symbols, on which no parameter shape may depend
+        self.batch = batch
+        #: the error for the first node whose parameters depend on them (raised
+        #: by `infer` once every node has resolved)
+        self.batch_error: ShapeError | None = None
         #: layer -> (path, parameter specs) of its first call
         self.owners: dict[Layer, tuple[str, dict[str, ParamSpec]]] = {}
         self.raw: list[_Raw] = []
@@ -515,6 +1003,16 @@ class _Pass:
             dtype = self.dtype  # floating inputs must have the parameters' dtype
             if ins[0].dtype != dtype or len(ins) > 1:
                 check_param_dtype(layer, ins, local, dtype, path)
+            if self.batch and self.batch_error is None:
+                for p in local.values():  # (an all-int shape depends on no symbol)
+                    for d in p.shape:
+                        if type(d) is not int:
+                            self.batch_error = _check_batch_independence(
+                                layer, path, ins, local, self.batch)
+                            break
+                    else:
+                        continue
+                    break
         # the layer's first call (layers hash by identity): a later call of a shared
         # layer gets that call's parameters
         owner = self.owners.setdefault(layer, (path, local))
@@ -618,10 +1116,10 @@ def infer(
             hit = cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-    run = _Pass(dtype)
+    run = _Pass(dtype, _batch_symbols(specs, batch_dim))
     outputs = run.run(model, specs)
-    if batch_dim is not None:
-        _check_batch_independence(specs, run.raw, batch_dim)
+    if run.batch_error is not None:
+        raise run.batch_error
     result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype,
                        tuple(run.bounds))
     if cache is not None:

@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .. import ops
+from .._cost import KEEPS_NOTHING, KEEPS_OUTPUT, Saved, nbytes
 from .._errors import ShapeError
 from .._layer import Context, Layer
-from .._specs import FLOATING, TensorSpec
+from .._specs import FLOATING, TensorSpec, itemsize
 from ._common import check_floating, normalize_axis, probability, real_number
 
 __all__ = [
@@ -106,6 +107,7 @@ class Identity(Layer):
     """Returns its input unchanged (any shape, any dtype)."""
 
     hparam_names = ()
+    aliases_input = True
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return same_spec(x)
@@ -124,10 +126,16 @@ class Dropout(_Elementwise):
         super().__init__(name=name)
         self.p = probability(p, "p", "Dropout")
 
+    aliases_input = True  # in evaluation
+
     def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:
         if not ctx.training or self.p == 0.0:
             return x
         return ops.dropout(x, self.p, ctx.rng)
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        """In training, the mask (one byte per element)."""
+        return Saved(extra=nbytes(inputs[0], "bool")) if self.p else KEEPS_NOTHING
 
 
 class DropPath(Layer):
@@ -148,8 +156,16 @@ class DropPath(Layer):
             raise ShapeError("`mode` 'row' or 'batch'", f"`mode` (={mode!r})", kind="DropPath")
         self.mode = mode
 
+    aliases_input = True  # in evaluation
+
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return drop_path_output(x, self.mode)
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        """In training, the noise: one value per sample."""
+        x = inputs[0]
+        per = itemsize(x.dtype or "float32")
+        return Saved(extra=(x.shape[0] if x.ndim and self.mode == "row" else 1) * per)
 
     def forward(self, params: Mapping[str, Any], x: Any, *, ctx: Context) -> Any:
         if not ctx.training or self.p == 0.0:
@@ -167,6 +183,9 @@ class DropPath(Layer):
 
 class ReLU(_Elementwise):
     """``max(x, 0)``."""
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_OUTPUT
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.relu(x)
@@ -192,12 +211,18 @@ class GELU(_Elementwise):
 class Tanh(_Elementwise):
     """Hyperbolic tangent."""
 
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_OUTPUT
+
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.tanh(x)
 
 
 class Sigmoid(_Elementwise):
     """Logistic sigmoid."""
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_OUTPUT
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.sigmoid(x)
@@ -236,6 +261,9 @@ class Softmax(Layer):
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return softmax_output(x, self.dim)
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_OUTPUT
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.softmax(x, self.dim)

@@ -16,16 +16,18 @@ optional ``key_padding_mask`` is a bool ``(B, S)`` (True = ignore that key).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from .. import ops
-from .._dims import Dim, definitely_equal, eq, format_dim, format_shape
+from .._cost import INTERNAL, KEEPS_NOTHING, Cost, Operand, Saved, matmul_cost
+from .._dims import Dim, definitely_equal, eq, format_dim, format_shape, prod
 from .._errors import ShapeError
 from .._init import fan_in_uniform, kaiming_uniform, xavier_uniform, zeros
 from .._layer import Context, Layer
-from .._specs import ParamSpec, TensorSpec
+from .._specs import ParamSpec, TensorSpec, itemsize
 from ._common import (
     FLOATING,
     assume_equal,
@@ -39,6 +41,8 @@ from .linear import LINEAR_WEIGHT_INIT, check_linear
 
 __all__ = [
     "MultiheadAttention",
+    "attention_costs",
+    "attention_saved",
     "check_num_heads",
     "packed_projections",
     "split_inputs",
@@ -255,8 +259,10 @@ def check_attention(
     check_rank(q, 3, "(B, T, E)" if batch_first else "(T, B, E)")
     if q.dtype not in FLOATING:
         check_floating(q)
-    e = _match(q.shape[2], embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
-               "query", q)
+    e = q.shape[2]
+    if embed_dim is not None:  # (no message to word when nothing is checked)
+        e = _match(e, embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
+                   "query", q)
     if type(e) is int and e == 0:
         raise ShapeError("an embedding dim E >= 1", f"query shape {format_shape(q.shape)}")
     rem = e % num_heads
@@ -268,8 +274,10 @@ def check_attention(
     if type(rem) is not int and eq(rem, 0) is None:
         assume_equal(rem, 0)
     if k is q and v is q:
-        _match(e, kdim, lambda: _size_needed("key", "kdim", kdim, e), "key", k)
-        _match(e, vdim, lambda: _size_needed("value", "vdim", vdim, e), "value", v)
+        if kdim is not None:
+            _match(e, kdim, lambda: _size_needed("key", "kdim", kdim, e), "key", k)
+        if vdim is not None:
+            _match(e, vdim, lambda: _size_needed("value", "vdim", vdim, e), "value", v)
         return AttentionSizes(q.shape[b], e, e, e, packed)
     for x, what in ((k, "key"), (v, "value")):
         _check_3d(x, what, f"(B, S, {what[0]}dim)" if batch_first else f"(S, B, {what[0]}dim)")
@@ -394,8 +402,10 @@ def check_gqa(
     check_rank(q, 3, "(B, T, E)")
     if q.dtype not in FLOATING:
         check_floating(q)
-    e = _match(q.shape[2], embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
-               "query", q)
+    e = q.shape[2]
+    if embed_dim is not None:  # (no message to word when nothing is checked)
+        e = _match(e, embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
+                   "query", q)
     if type(e) is int and e == 0:
         raise ShapeError("an embedding dim E >= 1", f"query shape {format_shape(q.shape)}")
     if head_dim is None:
@@ -465,14 +475,21 @@ def attention_params(sizes: AttentionSizes, bias: bool) -> dict[str, ParamSpec]:
     (``q/k/v_proj_weight (E, E|kdim|vdim)`` when key or value sizes differ),
     ``in_proj_bias (3E,)`` zeros, ``out_proj.weight (E, E)`` nn.Linear's
     default, ``out_proj.bias (E,)`` zeros."""
-    e = sizes.embed_dim
+    return dict(_attention_params(sizes.embed_dim, sizes.kdim, sizes.vdim, sizes.packed, bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _attention_params(
+    e: Dim, kdim: Dim, vdim: Dim, packed: bool, bias: bool
+) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
     params: dict[str, ParamSpec] = {}
-    if sizes.packed:
+    if packed:
         params["in_proj_weight"] = ParamSpec._make((3 * e, e), None, _IN_PROJ_INIT)
     else:
         params["q_proj_weight"] = ParamSpec._make((e, e), None, _IN_PROJ_INIT)
-        params["k_proj_weight"] = ParamSpec._make((e, sizes.kdim), None, _IN_PROJ_INIT)
-        params["v_proj_weight"] = ParamSpec._make((e, sizes.vdim), None, _IN_PROJ_INIT)
+        params["k_proj_weight"] = ParamSpec._make((e, kdim), None, _IN_PROJ_INIT)
+        params["v_proj_weight"] = ParamSpec._make((e, vdim), None, _IN_PROJ_INIT)
     if bias:
         params["in_proj_bias"] = ParamSpec._make((3 * e,), None, _ZEROS)
     params["out_proj.weight"] = ParamSpec._make((e, e), None, _OUT_PROJ_INIT)
@@ -494,12 +511,17 @@ def gqa_params(sizes: GQASizes, bias: bool) -> dict[str, ParamSpec]:
     ``k_proj.weight`` and ``v_proj.weight (num_kv_heads * head_dim, E)``,
     ``o_proj.weight (E, num_heads * head_dim)`` (and their biases), each
     nn.Linear's default initialization."""
-    e = sizes.embed_dim
+    return dict(_gqa_params(sizes.embed_dim, sizes.q_size, sizes.kv_size, bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _gqa_params(e: Dim, q_size: Dim, kv_size: Dim, bias: bool) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
     params: dict[str, ParamSpec] = {}
-    _linear(params, "q_proj", sizes.q_size, e, bias)
-    _linear(params, "k_proj", sizes.kv_size, e, bias)
-    _linear(params, "v_proj", sizes.kv_size, e, bias)
-    _linear(params, "o_proj", e, sizes.q_size, bias)
+    _linear(params, "q_proj", q_size, e, bias)
+    _linear(params, "k_proj", kv_size, e, bias)
+    _linear(params, "v_proj", kv_size, e, bias)
+    _linear(params, "o_proj", e, q_size, bias)
     return params
 
 
@@ -510,14 +532,51 @@ def swiglu_params(
     (hidden, in)``, ``down_proj.weight (out, hidden)`` (and their biases), each
     nn.Linear's default initialization."""
     fan_in = x.shape[-1] if in_features is None else in_features
+    return dict(_swiglu_params(hidden, fan_in, fan_in if out_features is None else out_features,
+                               bias))
+
+
+@functools.lru_cache(maxsize=512)
+def _swiglu_params(hidden: int, fan_in: Dim, out: Dim, bias: bool) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
     params: dict[str, ParamSpec] = {}
     _linear(params, "gate_proj", hidden, fan_in, bias)
     _linear(params, "up_proj", hidden, fan_in, bias)
-    _linear(params, "down_proj", fan_in if out_features is None else out_features, hidden, bias)
+    _linear(params, "down_proj", out, hidden, bias)
     return params
 
 
 # -- layers ----------------------------------------------------------------------
+
+
+def attention_costs(
+    batch: Dim, t: Dim, s: Dim, heads: int, head_dim: Dim, projections: tuple[
+        tuple[Dim, Dim, Dim, Operand, str], ...]
+) -> tuple[Cost, ...]:
+    """An attention's products: each projection ``(rows, out, in, factor,
+    weight)`` (a linear map of ``rows`` vectors), then the scores ``Q @ K.T``
+    and ``weights @ V`` over ``batch * heads`` heads of ``head_dim``, queries of
+    length ``t`` and keys of length ``s``, as FlopCounterMode counts
+    ``scaled_dot_product_attention`` (a causal mask is not discounted; grouped
+    key heads count as repeated to every query head)."""
+    costs = [matmul_cost(rows, out, d_in, factor, weight)
+             for rows, out, d_in, factor, weight in projections]
+    costs.append(matmul_cost(t, s, head_dim, INTERNAL, INTERNAL, batch * heads))
+    costs.append(matmul_cost(t, head_dim, s, INTERNAL, INTERNAL, batch * heads))
+    return tuple(costs)
+
+
+def attention_saved(batch: Dim, t: Dim, s: Dim, heads: int, kv_heads: int, head_dim: Dim,
+                    dtype: str, projected_output: bool = True) -> Saved:
+    """What an attention's backward keeps besides its inputs, as PyTorch's fused
+    CPU attention keeps it: the projected query, key and value heads, the
+    attention's output, one float32 log-sum-exp per query and head, and (with
+    ``projected_output``) the merged heads the output projection reads."""
+    size = itemsize(dtype)
+    q = batch * heads * t * head_dim * size
+    kv = 2 * batch * kv_heads * s * head_dim * size
+    extra = q + kv + q + batch * heads * t * 4
+    return Saved((0,), (), extra + q if projected_output else extra)
 
 
 class MultiheadAttention(Layer):
@@ -625,6 +684,32 @@ class MultiheadAttention(Layer):
         y = ops.linear(o, params["out_proj.weight"], params.get("out_proj.bias"))
         return y if self.batch_first else ops.permute_dims(y, (1, 0, 2))
 
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        q, sizes = self._sizes(inputs)
+        k = inputs[1] if len(inputs) > 1 else q
+        t, s = (q.shape[1], k.shape[1]) if self.batch_first else (q.shape[0], k.shape[0])
+        b, e, h = sizes.batch, sizes.embed_dim, self.num_heads
+        names = (("in_proj_weight",) * 3 if sizes.packed
+                 else ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
+        ins = (0, 0, 0) if len(inputs) == 1 else (0, 1, 2)
+        projections = (
+            (b * t, e, e, ins[0], names[0]),
+            (b * s, e, sizes.kdim, ins[1], names[1]),
+            (b * s, e, sizes.vdim, ins[2], names[2]),
+        )
+        return (*attention_costs(b, t, s, h, e // h, projections),
+                matmul_cost(b * t, e, e, INTERNAL, "out_proj.weight"))
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        q, sizes = self._sizes(inputs)
+        k = inputs[1] if len(inputs) > 1 else q
+        t, s = (q.shape[1], k.shape[1]) if self.batch_first else (q.shape[0], k.shape[0])
+        h = self.num_heads
+        kept = attention_saved(sizes.batch, t, s, h, h, sizes.embed_dim // h, q.dtype or "float32")
+        return kept._replace(inputs=tuple(range(min(len(inputs), 3))))
+
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim == 3:
@@ -670,6 +755,9 @@ class RotaryEmbedding(Layer):
         super().__init__(name=name)
         self.head_dim = _head_dim(head_dim, "RotaryEmbedding", rope=True)
         self.rope_theta = _positive_number(rope_theta, "rope_theta", "RotaryEmbedding")
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING  # (the sines and cosines: one row per position)
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return rotary_output(x, self.head_dim)
@@ -793,6 +881,28 @@ class Attention(Layer):
         o = ops.reshape(ops.permute_dims(o, (0, 2, 1, 3)), (batch, t, h * d))
         return ops.linear(o, params["o_proj.weight"], params.get("o_proj.bias"))
 
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        q, sizes = self._sizes(inputs)
+        k = inputs[1] if len(inputs) > 1 else q
+        b, t, s, e = sizes.batch, q.shape[1], k.shape[1], sizes.embed_dim
+        kf, vf = (0, 0) if len(inputs) == 1 else (1, 2)
+        projections = (
+            (b * t, sizes.q_size, e, 0, "q_proj.weight"),
+            (b * s, sizes.kv_size, e, kf, "k_proj.weight"),
+            (b * s, sizes.kv_size, e, vf, "v_proj.weight"),
+        )
+        return (*attention_costs(b, t, s, self.num_heads, sizes.head_dim, projections),
+                matmul_cost(b * t, e, sizes.q_size, INTERNAL, "o_proj.weight"))
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        q, sizes = self._sizes(inputs)
+        k = inputs[1] if len(inputs) > 1 else q
+        kept = attention_saved(sizes.batch, q.shape[1], k.shape[1], self.num_heads,
+                               self.num_kv_heads, sizes.head_dim, q.dtype or "float32")
+        return kept._replace(inputs=tuple(range(len(inputs))))
+
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
         if inputs and inputs[0].ndim == 3:
@@ -848,6 +958,22 @@ class SwiGLU(Layer):
         up = ops.linear(x, params["up_proj.weight"], params.get("up_proj.bias"))
         return ops.linear(ops.multiply(gate, up), params["down_proj.weight"],
                           params.get("down_proj.bias"))
+
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        x = inputs[0]
+        rows, d_in, hidden = prod(x.shape[:-1]), x.shape[-1], self.hidden_features
+        return (matmul_cost(rows, hidden, d_in, 0, "gate_proj.weight"),
+                matmul_cost(rows, hidden, d_in, 0, "up_proj.weight"),
+                matmul_cost(rows, outputs[0].shape[-1], hidden, INTERNAL, "down_proj.weight"))
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        """The input, and four hidden-sized tensors: the gate before and after
+        its SiLU, the up projection, and their product."""
+        x = inputs[0]
+        hidden = prod(x.shape[:-1]) * self.hidden_features * itemsize(x.dtype or "float32")
+        return Saved((0,), (), 4 * hidden)
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()

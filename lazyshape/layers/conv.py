@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .. import ops
+from .._cost import Cost
 from .._dims import Dim, bounds, eq, format_dim, format_shape, prod
 from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
@@ -39,6 +40,7 @@ from ._common import (
 
 __all__ = [
     "Conv1d",
+    "conv_costs",
     "Conv2d",
     "Conv3d",
     "ConvTranspose1d",
@@ -326,7 +328,8 @@ def conv_output(
             if hi + room >= 0:
                 if lo + room < 0:
                     assume_at_least(d, -room)
-                spatial.append(room_out_dim(d, room, s))
+                # (a stride-1 "same" convolution keeps the dim: `room_out_dim`'s answer)
+                spatial.append(d if room == -1 and s == 1 else room_out_dim(d, room, s))
                 continue
         i = 2 + len(spatial)
         lo, hi = pads[i - 2]
@@ -430,6 +433,21 @@ def conv_transpose_params(
 _PAD_MODE = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 
+def conv_costs(x: TensorSpec, out: TensorSpec, out_channels: int, kernel_size: tuple[int, ...],
+               groups: int, transposed: bool) -> Cost:
+    """A convolution's FLOPs as FlopCounterMode counts them: ``2 * N * C_in *
+    (C_out / groups) * prod(kernel) * prod(S)``, where ``S`` is the output's
+    spatial size (the input's for a transposed convolution); the bias is not
+    counted. Its input's gradient costs as much again, its weight's ``groups``
+    times as much. ``x`` is ``(N, C_in, *S_in)`` or unbatched ``(C_in, *S_in)``."""
+    n = len(kernel_size)
+    batch = prod(x.shape[:-n - 1])
+    spatial = prod((x if transposed else out).shape[-n:])
+    flops = prod((2 * prod(kernel_size) * (out_channels // groups), x.shape[-n - 1], batch,
+                  spatial))
+    return Cost(flops, ((0, flops), ("weight", flops * groups)))
+
+
 class _ConvNd(Layer):
     """Shared by ``Conv1d/2d/3d``; ``_n`` is the number of spatial dims."""
 
@@ -505,6 +523,12 @@ class _ConvNd(Layer):
         return ops.conv(
             x, params["weight"], params.get("bias"), self.stride, pads, self.dilation, self.groups
         )
+
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        return (conv_costs(inputs[0], outputs[0], self.out_channels, self.kernel_size,
+                           self.groups, transposed=False),)
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()
@@ -635,6 +659,12 @@ class _ConvTransposeNd(Layer):
             self.dilation,
             self.groups,
         )
+
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        return (conv_costs(inputs[0], outputs[0], self.out_channels, self.kernel_size,
+                           self.groups, transposed=True),)
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .. import ops
+from .._cost import KEEPS_NOTHING, Saved
 from .._dims import eq, format_shape
 from .._errors import ShapeError
 from .._init import Initializer, normal, zeros
@@ -163,26 +164,27 @@ def learned_tensor_shape(x: TensorSpec, shape: tuple[int | str, ...]) -> tuple[A
     place counted from the right (``(1, 1, "D")`` on ``(B, N, 768)`` gives
     ``(1, 1, 768)``); one name stands for one size."""
     n = len(shape)
-    named = [i for i, d in enumerate(shape) if isinstance(d, str)]
-    if named and x.ndim < n - named[0]:
-        raise ShapeError(
-            f"an input with at least {n - named[0]} dims to take the named sizes of `shape` "
-            f"(={shape!r}) from, aligned at the right",
-            f"input shape {format_shape(x.shape)}",
-        )
+    xs = x.shape
+    off = len(xs) - n  # input dim of shape[i]: off + i
     out: list[Any] = []
     bound: dict[str, Any] = {}
     for i, d in enumerate(shape):
         if not isinstance(d, str):
             out.append(d)
             continue
-        size = x.shape[x.ndim - n + i]
+        if off + i < 0:  # (the first name: later ones sit further right)
+            raise ShapeError(
+                f"an input with at least {n - i} dims to take the named sizes of `shape` "
+                f"(={shape!r}) from, aligned at the right",
+                f"input shape {format_shape(xs)}",
+            )
+        size = xs[off + i]
         if d in bound:
             same = eq(bound[d], size)
             if same is False:
                 raise ShapeError(
                     f"the sizes named {d!r} in `shape` (={shape!r}) to be equal",
-                    f"input shape {format_shape(x.shape)}",
+                    f"input shape {format_shape(xs)}",
                 )
             if same is None:
                 assume_equal(bound[d], size)
@@ -227,6 +229,9 @@ class LearnedTensor(Layer):
                 kind="LearnedTensor",
             )
 
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING
+
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         shape = learned_tensor_shape(x, self.shape)
         if self.batch:
@@ -234,10 +239,10 @@ class LearnedTensor(Layer):
                 raise ShapeError("an input with a batch dim (N, ...) for `batch=True`",
                                  "input shape ()")
             shape = (x.shape[0], *shape[1:])
-        return TensorSpec(shape, None)
+        return TensorSpec._make(shape, None)  # (normalized dims: the input's, and ints)
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
-        return {"": ParamSpec(learned_tensor_shape(x, self.shape), init=self.init)}
+        return {"": ParamSpec._make(learned_tensor_shape(x, self.shape), None, self.init)}
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         value = params[""]

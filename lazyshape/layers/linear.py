@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import ops
-from .._dims import Dim, eq, format_shape
+from .._cost import Cost, matmul_cost
+from .._dims import Dim, eq, format_shape, prod
 from .._errors import ShapeError
 from .._init import Initializer, constant, fan_in_uniform, kaiming_uniform
 from .._layer import Layer
@@ -34,6 +35,7 @@ __all__ = [
     "check_linear",
     "linear_output",
     "linear_params",
+    "linear_costs",
     "check_layer_scale",
     "layer_scale_output",
     "layer_scale_params",
@@ -99,6 +101,13 @@ def _linear_params(out_features: int, fan_in: Dim, bias: bool) -> dict[str, Para
     return params
 
 
+def linear_costs(x: TensorSpec, out_features: Dim, operand: int | None = 0,
+                 weight: str = "weight") -> Cost:
+    """``(*, in) @ weight.T``: ``2 * prod(*) * in * out`` FLOPs (the bias is not
+    counted); gradients for the input and the weight."""
+    return matmul_cost(prod(x.shape[:-1]), out_features, x.shape[-1], operand, weight)
+
+
 def check_layer_scale(x: TensorSpec, dim: int | None) -> Dim:
     """Validate the floating-point input of shape ``(*, dim)``; return its ``dim``."""
     return check_last_dim(x, dim, "(*, D)", "`dim`")
@@ -154,6 +163,11 @@ class Linear(Layer):
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.linear(x, params["weight"], params.get("bias"))
+
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        return (linear_costs(inputs[0], self.out_features),)
 
     def resolved(self, *inputs: TensorSpec) -> dict[str, Any]:
         hp = self.hparams()

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import ops
+from .._cost import KEEPS_NOTHING, Saved
 from .._dims import Dim, format_shape
 from .._errors import ShapeError
 from .._layer import Layer
@@ -51,16 +52,24 @@ def broadcast_output(*specs: TensorSpec) -> TensorSpec:
             break
     else:
         return first
-    ndim = max(s.ndim for s in specs)
+    ndim = 0
+    for s in specs:
+        if len(s.shape) > ndim:
+            ndim = len(s.shape)
     out: list[Dim] = [1] * ndim
     for s in specs:
-        offset = ndim - s.ndim
+        offset = ndim - len(s.shape)
         for i, d in enumerate(s.shape):
-            cur = out[offset + i]
-            if d == 1:
+            if type(d) is int and d == 1:  # (a symbolic dim is never the int 1)
                 continue
-            if cur == 1:
-                out[offset + i] = d
+            cur = out[offset + i]
+            if type(cur) is int:
+                if cur == 1:
+                    out[offset + i] = d
+                    continue
+                if cur == d:  # what `unify` keeps
+                    continue
+            elif cur is d:
                 continue
             try:
                 out[offset + i] = unify(cur, d, f"dim {offset + i - ndim} of the inputs")
@@ -125,6 +134,9 @@ class Add(Layer):
             out = out + x
         return out
 
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING
+
 
 class Multiply(Layer):
     """Elementwise product of two or more inputs, with broadcasting."""
@@ -155,6 +167,9 @@ class Concat(Layer):
 
     def output_spec(self, *xs: TensorSpec) -> TensorSpec:
         return concat_output(self.dim, *xs)
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING
 
     def forward(self, params: Mapping[str, Any], *xs: Any) -> Any:
         return ops.concat(_promoted(xs), axis=self.dim)

@@ -250,16 +250,17 @@ def check_normalized_shape(
 ) -> Shape:
     """The normalized (last ``normalized_ndim``) dims of a batched floating-point
     input, checked against ``normalized_shape`` when given."""
-    if x.ndim <= normalized_ndim:
-        hint = " (is the batch dim missing?)" if x.ndim == normalized_ndim else ""
+    ndim = len(x.shape)
+    if ndim <= normalized_ndim:
+        hint = " (is the batch dim missing?)" if ndim == normalized_ndim else ""
         raise ShapeError(
             f"expected an input with at least {normalized_ndim + 1} dims "
             f"(N, *normalized_shape) for `normalized_ndim` (={normalized_ndim})",
-            f"input shape {format_shape(x.shape)} ({x.ndim} dims){hint}",
+            f"input shape {format_shape(x.shape)} ({ndim} dims){hint}",
         )
     if x.dtype not in FLOATING:
         check_floating(x)
-    got = x.shape[x.ndim - normalized_ndim :]
+    got = x.shape[ndim - normalized_ndim :]
     if normalized_shape is None:
         return got
     for a, b in zip(got, normalized_shape, strict=True):
@@ -401,7 +402,13 @@ def rms_norm_params(normalized: Shape, elementwise_affine: bool) -> dict[str, Pa
     """RMSNorm: ``weight`` ones of the normalized shape (no bias)."""
     if not elementwise_affine:
         return {}
-    return {"weight": ParamSpec._make(tuple(normalized), None, ones())}
+    return dict(_rms_norm_params(tuple(normalized)))
+
+
+@functools.lru_cache(maxsize=512)
+def _rms_norm_params(normalized: Shape) -> dict[str, ParamSpec]:
+    # Specs are immutable values: layers of one size share them (callers copy the dict).
+    return {"weight": ParamSpec._make(normalized, None, ones())}
 
 
 def group_norm_params(channels: Dim, affine: bool, bias: bool) -> dict[str, ParamSpec]:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import ops
+from .._cost import Saved, nbytes
 from .._dims import Dim, format_shape
 from .._errors import ShapeError, check
 from .._layer import Layer
@@ -277,6 +278,10 @@ class _MaxPoolNd(Layer):
         return pool_output(
             x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        """The input, and the index of each window's max (int64, one per output)."""
+        return Saved((0,), (), nbytes(outputs[0], "int64"))
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         return ops.max_pool(

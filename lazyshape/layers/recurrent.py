@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .. import ops
+from .._cost import INTERNAL, Cost, Saved, matmul_cost
 from .._dims import Dim, eq, format_shape
 from .._errors import ShapeError
 from .._init import fan_in_uniform
 from .._layer import Context, Layer
-from .._specs import ParamSpec, TensorSpec
+from .._specs import ParamSpec, TensorSpec, itemsize
 from ._common import (
     FLOATING,
     assume_equal,
@@ -303,6 +304,42 @@ class _Recurrent(Layer):
         if inputs and inputs[0].ndim == 3:
             hp["input_size"] = inputs[0].shape[2]
         return hp
+
+    def costs(
+        self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+    ) -> tuple[Cost, ...]:
+        """Per layer and direction: the input projection of every step at once,
+        then one hidden-state product per step. The first step's hidden state
+        is the given state (input 1), or zeros that need no gradient."""
+        x = inputs[0]
+        t, b, f = (x.shape[1], x.shape[0], x.shape[2]) if self.batch_first else x.shape
+        h = self.hidden_size
+        gh = GATES[self._mode] * h
+        costs: list[Cost] = []
+        if type(t) is int and t == 0:
+            return ()
+        for layer in range(self.num_layers):
+            fan = layer_input_size(layer, f, h, self.bidirectional)
+            for reverse in (False, True) if self.bidirectional else (False,):
+                w_ih, w_hh, _, _ = recurrent_param_names(layer, reverse)
+                costs.append(matmul_cost(t * b, gh, fan, 0 if layer == 0 else INTERNAL, w_ih))
+                first = 2 * b * gh * h
+                costs.append(Cost(first, ((1, first), (w_hh, first)) if len(inputs) > 1
+                                  else ((w_hh, first),)))
+                costs.append(matmul_cost(b, gh, h, INTERNAL, w_hh, t - 1))
+        return tuple(costs)
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        """An estimate of what autograd keeps of the step-by-step recurrence: per
+        step, layer and direction, the gates after their activations and three
+        hidden-sized values (the previous hidden and cell states, the cell's
+        tanh); and each stacked layer's input sequence."""
+        x = inputs[0]
+        t, b = (x.shape[1], x.shape[0]) if self.batch_first else (x.shape[0], x.shape[1])
+        h, dirs, size = self.hidden_size, self._directions, itemsize(x.dtype or "float32")
+        per_step = (GATES[self._mode] + 3) * h * size
+        layers_in = (self.num_layers - 1) * dirs * h * size
+        return Saved((0,), (), t * b * (self.num_layers * dirs * per_step + layers_in))
 
 
 class LSTM(_Recurrent):

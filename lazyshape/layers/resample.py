@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from .._cost import KEEPS_NOTHING, Saved
 from .._dims import Dim, eq, format_dim, format_shape
 from .._errors import ShapeError
 from .._layer import Layer
@@ -420,6 +421,9 @@ class Upsample(Layer):
         # None is "not given" here, not an unknown size (torch's defaults)
         return {k: v for k, v in super().hparams().items() if v is not None}
 
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING
+
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return upsample_output(x, self.size, self.scale_factor, self.mode)
 
@@ -466,6 +470,9 @@ class PixelShuffle(Layer):
         super().__init__(name=name)
         self.upscale_factor = positive_int(upscale_factor, "upscale_factor", self.kind)
 
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING
+
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return pixel_shuffle_output(x, self.upscale_factor)
 
@@ -489,6 +496,9 @@ class PixelUnshuffle(Layer):
     def __init__(self, downscale_factor: int, *, name: str | None = None) -> None:
         super().__init__(name=name)
         self.downscale_factor = positive_int(downscale_factor, "downscale_factor", self.kind)
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        return KEEPS_NOTHING
 
     def output_spec(self, x: TensorSpec) -> TensorSpec:
         return pixel_unshuffle_output(x, self.downscale_factor)

@@ -103,13 +103,13 @@ def permute_output(x: TensorSpec, dims: tuple[int, ...]) -> TensorSpec:
     permutation, negative entries counted from the end); output dim ``i`` is
     input dim ``dims[i]``, symbolic or not. Any dtype."""
     n = len(dims)
-    if x.ndim != n:
+    shape = x.shape
+    if len(shape) != n:
         raise ShapeError(
             f"expected an input with {n} dims, one per entry of `dims` (={dims})",
-            f"input shape {format_shape(x.shape)} ({x.ndim} dims)",
+            f"input shape {format_shape(shape)} ({len(shape)} dims)",
         )
-    shape = x.shape
-    return x.with_shape(tuple(shape[d % n] for d in dims))
+    return TensorSpec._make(tuple([shape[d % n] for d in dims]), x.dtype)
 
 
 def transpose_output(x: TensorSpec, dim0: int, dim1: int) -> TensorSpec:
@@ -177,6 +177,7 @@ class Flatten(Layer):
     (``torch.nn.Flatten``; default: everything after the batch dim)."""
 
     hparam_names = ("start_dim", "end_dim")
+    aliases_input = True  # a view of the input
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1, *, name: str | None = None):
         super().__init__(name=name)
@@ -209,6 +210,7 @@ class Unflatten(Layer):
     (``torch.nn.Unflatten``; one ``-1`` in ``sizes`` is inferred)."""
 
     hparam_names = ("dim", "sizes")
+    aliases_input = True  # a view of the input
 
     def __init__(self, dim: int, sizes: Any, *, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -235,6 +237,7 @@ class Reshape(Layer):
     ``Reshape(4, -1)`` on ``(B, 8, 3)`` gives ``(B, 4, 6)``."""
 
     hparam_names = ("shape",)
+    aliases_input = True  # a view of the input
 
     def __init__(self, *shape: int, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -264,6 +267,7 @@ class Permute(Layer):
     Any dtype; the input has ``len(dims)`` dims."""
 
     hparam_names = ("dims",)
+    aliases_input = True  # a view of the input
 
     def __init__(self, *dims: int, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -287,6 +291,7 @@ class Transpose(Layer):
     """Swaps dims ``dim0`` and ``dim1`` (``torch.transpose``); any dtype."""
 
     hparam_names = ("dim0", "dim1")
+    aliases_input = True  # a view of the input
 
     def __init__(self, dim0: int, dim1: int, *, name: str | None = None) -> None:
         super().__init__(name=name)

@@ -9,12 +9,14 @@ from typing import Any
 
 from .. import init as _init
 from .. import ops
+from .._cost import Cost, Saved
 from .._dims import format_shape
 from .._errors import ShapeError
 from .._graph import Input, Model, Sequential
 from .._layer import Layer
 from .._specs import ParamSpec, TensorSpec
 from ..layers.activation import GELU, Dropout, Tanh
+from ..layers.attention import attention_costs, attention_saved
 from ..layers.embedding import Embedding
 from ..layers.linear import Linear
 from ..layers.merge import Add
@@ -84,6 +86,19 @@ class BertSelfAttention(Layer):
         o = ops.scaled_dot_product_attention(heads("query"), heads("key"), heads("value"),
                                              None, False, p, ctx.rng)
         return ops.reshape(ops.permute_dims(o, (0, 2, 1, 3)), (b, t, e))
+
+    def costs(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+              ) -> tuple[Cost, ...]:
+        b, t, e = inputs[0].shape
+        h = self.num_heads
+        return attention_costs(b, t, t, h, e // h, tuple(
+            (b * t, e, e, 0, f"{p}.weight") for p in ("query", "key", "value")))
+
+    def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
+        b, t, e = inputs[0].shape
+        h = self.num_heads
+        return attention_saved(b, t, t, h, h, e // h, inputs[0].dtype or "float32",
+                               projected_output=False)
 
 
 class TokenTypeEmbedding(Layer):

@@ -47,8 +47,8 @@ class LayerNorm2d(Layer):
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         c = x.shape[1]
-        return {"weight": ParamSpec((c,), init=_init.ones()),
-                "bias": ParamSpec((c,), init=_init.zeros())}
+        return {"weight": ParamSpec._make((c,), None, _init.ones()),
+                "bias": ParamSpec._make((c,), None, _init.zeros())}
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         mean = ops.mean(x, axis=1, keepdims=True)

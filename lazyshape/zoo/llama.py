@@ -13,12 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from .. import ops
+from .._cost import Cost
 from .._errors import ShapeError
 from .._graph import Input, Model, Sequential
 from .._specs import FLOATING, ParamSpec, TensorSpec, normalize_dtype
 from ..layers.attention import DEFAULT_ROPE_THETA, Attention, SwiGLU
 from ..layers.embedding import ID_DTYPES, Embedding, embedding_output, embedding_params
-from ..layers.linear import Linear, linear_output
+from ..layers.linear import Linear, linear_costs, linear_output
 from ..layers.merge import Add
 from ..layers.norm import RMSNorm
 
@@ -184,6 +185,11 @@ class TiedEmbedding(Embedding):
 
     def param_specs(self, x: TensorSpec) -> dict[str, ParamSpec]:
         return embedding_params(self.num_embeddings, self.embedding_dim)
+
+    def costs(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+              ) -> tuple[Cost, ...]:
+        x = inputs[0]
+        return (linear_costs(x, self.num_embeddings),) if x.dtype in FLOATING else ()
 
     def forward(self, params: Mapping[str, Any], x: Any) -> Any:
         if normalize_dtype(x.dtype) in FLOATING:
