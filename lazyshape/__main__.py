@@ -36,6 +36,29 @@ def _input_shape(text: str) -> tuple[object, ...]:
     return tuple(dims)
 
 
+def _depth(text: str) -> int:
+    """``--depth N``: an int >= 0."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
+    return n
+
+
+def _version() -> str:
+    """The installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lazyshape")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from . import __version__
+
+        return __version__
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage block)."""
 
@@ -99,13 +122,58 @@ def _load_factory(spec: str) -> Layer:
     return model
 
 
+def _add_plot_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("plot", help="a picture of a model's graph (SVG, PNG or DOT), with no data")
+    p.add_argument(
+        "factory", help="MODULE:FACTORY or path/to/file.py:FACTORY giving a lazyshape model"
+    )
+    p.add_argument(
+        "--input", action="append", type=_input_shape, default=[],
+        help='an input shape such as "B,3,224,224" (repeat for several inputs)',
+    )
+    p.add_argument(
+        "-o", "--output", default="model.svg",
+        help="the file to write: .svg, .png, .dot or .gv; - prints the DOT text "
+        "(default model.svg)",
+    )
+    p.add_argument("--rankdir", default="TB", choices=("TB", "LR", "BT", "RL"),
+                   help="the direction of the graph (default TB, top to bottom)")
+    p.add_argument("--dtype", default="float32", help="parameter dtype (default float32)")
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from ._plot import plot
+
+    try:
+        model = _load_factory(args.factory)
+    except SystemExit as e:  # the loader's messages name the summary command
+        raise SystemExit(str(e.code).replace("lazyshape summary:", "lazyshape plot:", 1)) from None
+    out = None if args.output == "-" else args.output
+    try:
+        result = plot(model, *args.input, path=out, dtype=args.dtype, rankdir=args.rankdir)
+    # a shape problem, Graphviz missing or an unwritable path: 1; a bad argument: 2
+    except (ShapeError, ImportError, RuntimeError, OSError) as e:
+        print(f"lazyshape plot: {_one_line(str(e))}", file=sys.stderr)
+        return 1
+    except (TypeError, ValueError) as e:
+        print(f"lazyshape plot: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    if out is None:
+        sys.stdout.write(str(result))
+    else:
+        print(f"wrote {result}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lazyshape`` command. Every bad argument, module,
     spec or path exits non-zero with one line on stderr (``SystemExit`` with
     the message when called in-process)."""
     parser = _Parser(prog="lazyshape", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"lazyshape {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("demo", help="the deferred-initialization walkthrough on every backend")
+    _add_plot_parser(sub)
     p_sum = sub.add_parser("summary", help="the summary table of a model, with no data")
     p_sum.add_argument(
         "factory", help="MODULE:FACTORY or path/to/file.py:FACTORY giving a lazyshape model"
@@ -115,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help='an input shape such as "B,3,224,224" (repeat for several inputs)',
     )
     p_sum.add_argument("--dtype", default="float32", help="parameter dtype (default float32)")
+    p_sum.add_argument("--format", choices=("table", "markdown", "json"), default="table",
+                       help="a text table (default), a Markdown table, or JSON")
+    p_sum.add_argument("--depth", type=_depth, default=None,
+                       help="fold rows deeper than N into their container (default: every node)")
+    p_sum.add_argument("--flops", action=argparse.BooleanOptionalAction, default=True,
+                       help="show the FLOPs column and total (default: yes)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -122,11 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo()
         return 0
+    if args.command == "plot":
+        return _run_plot(args)
     from ._summary import summary
 
     model = _load_factory(args.factory)
     try:
-        print(summary(model, *args.input, dtype=args.dtype))
+        print(summary(model, *args.input, dtype=args.dtype, depth=args.depth,
+                      format=args.format, flops=args.flops))
     except ShapeError as e:
         print(f"lazyshape summary: {_one_line(str(e))}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -22,12 +23,46 @@ def test_summary_from_a_factory(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["summary", "zoo_cli:mlp", "--input", "B,1,H,W"]) == 0
     out = capsys.readouterr().out
-    assert "1      Linear   (B, 256)" in out
+    assert "1      Linear   (B, H*W)      (B, 256)" in out
     assert "weight (256, H*W)" in out
     assert "Total params: 256*H*W + 2826" in out
     assert "Unresolved: 1.weight needs H, W" in out
     assert main(["summary", "zoo_cli:mlp", "--input", "B,1,28,28"]) == 0
     assert "Total params: 203,530" in capsys.readouterr().out
+
+
+def test_summary_formats_depth_and_flops(tmp_path, monkeypatch, capsys):
+    (tmp_path / "zoo_fmt.py").write_text(textwrap.dedent("""
+        import lazyshape as ls
+
+        def net():
+            block = ls.Sequential(ls.Linear(8), ls.ReLU())
+            return ls.Sequential({"block": block, "head": ls.Linear(2)})
+    """))
+    monkeypatch.chdir(tmp_path)
+    assert main(["summary", "zoo_fmt:net", "--input", "B,4", "--format", "json", "--depth", "1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(r["path"], r["params"], r["flops"]) for r in doc["layers"]] == [
+        ("block", 40, "64*B"), ("head", 18, "32*B")]
+    assert doc["total_params"] == 58 and doc["inputs"] == [["B", 4]]
+    assert main(["summary", "zoo_fmt:net", "--input", "B,4", "--format", "markdown",
+                 "--no-flops"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| Layer | Kind | Input shape |") and "FLOPs" not in out
+    assert "| block | Sequential | `(B, 4)` | `(B, 8)` |" in out
+    with pytest.raises(SystemExit, match=r"argument --depth: expected an int >= 0, got '-2'"):
+        main(["summary", "zoo_fmt:net", "--depth", "-2"])
+    with pytest.raises(SystemExit, match=r"argument --format: invalid choice: 'xml'"):
+        main(["summary", "zoo_fmt:net", "--format", "xml"])
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"lazyshape {version('lazyshape')}\n"
 
 
 def test_summary_reports_shape_errors(tmp_path, monkeypatch, capsys):
@@ -138,7 +173,7 @@ def test_demo_replays_the_seed_on_every_backend():
     assert out.count("(0): Linear(in_features=?, out_features=256, bias=True)") == len(ls.backends())
     assert "0.weight: Placeholder (256, ?)" in out  # the NumPy backend's placeholder
     assert "Linear(in_features=20, out_features=256, bias=True)" in out
-    assert "0      Linear  (B, 256)      weight (256, 20), bias (256,)     5,376" in out
+    assert "0      Linear  (B, 20)      (B, 256)      weight (256, 20), bias (256,)   5,376" in out
     assert "Total params: 7,946" in out
     assert out.count("identical to numpy: True") == len(ls.backends())
     if "torch" in ls.backends():

@@ -309,7 +309,7 @@ def test_custom_layer_errors_become_shape_errors():
 
 def test_summary_table():
     text = ls.summary(mlp(), ("B", 20))
-    assert "0      Linear  (B, 256)      weight (256, 20), bias (256,)     5,376" in text
+    assert "0      Linear  (B, 20)      (B, 256)      weight (256, 20), bias (256,)   5,376" in text
     assert "Total params: 7,946" in text
     assert "Parameter memory: 31.0 KiB (float32)" in text
     sym = ls.summary(mlp(), ("B", None))

@@ -136,7 +136,8 @@ def test_repr_and_resolved_sizes():
                                       "out_features": 64, "bias": False}
     assert inf.num_params == 64 * 64 * 2 + 32 * 64 * 2 + 3 * 64 * 96
     assert repr(ls.RotaryEmbedding()) == "RotaryEmbedding(head_dim=?, rope_theta=10000.0)"
-    assert "k_proj.weight (32, 64)" in ls.summary(ls.Sequential(layer), ("B", "T", 64))
+    assert "k_proj.weight, v_proj.weight (32, 64)" in ls.summary(
+        ls.Sequential(layer), ("B", "T", 64), format="markdown")
 
 
 def test_a_rotary_embedding_as_the_rope_of_attention():

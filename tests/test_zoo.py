@@ -53,7 +53,7 @@ def test_gpt2_small_symbolic_summary_shows_T_flowing_through():
     assert inf.output.shape == (B, T, 768)
     assert all(rec.outputs[0].shape[:2] == (B, T) for rec in inf.layers)
     text = ls.summary(net, ("B", "T"))
-    assert "h.11.mlp.c_fc    Linear              (B, T, 3072)" in text
+    assert "h.11.mlp.c_fc  Linear           (B, T, 768)            (B, T, 3072)" in text
     with pytest.raises(ls.ShapeError, match=r"PositionEmbedding at 'wpe': at most `max_len` \(=1024\) positions; got input shape \(2, 2000, 768\)"):
         ls.infer(net, (2, 2000))
 

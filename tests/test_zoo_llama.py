@@ -158,7 +158,7 @@ def test_a_tied_head_is_the_embedding_weight():
     assert "lm_head.weight" not in inf.params
     head = inf.layer("lm_head")
     assert head.shared and head.param_path == "model.embed_tokens" and head.num_params == 0
-    assert "shared with 'model.embed_tokens'" in ls.summary(model, ("B", "T"))
+    assert "shared with 'model.embed_tokens'" in ls.summary(model, ("B", "T"), format="markdown")
 
     ids = _ids(cfg.vocab_size)
     with torch.no_grad():
