@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest bench bench-quick test-nightly test-numpy-only fuzz clean
+.PHONY: demo test lint typecheck docs pytest graphviz-dot bench bench-quick test-nightly test-numpy-only fuzz clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
+# Graphviz's `dot` (a system package) renders ls.plot's SVG and PNG in the tests.
+graphviz-dot:
+	@command -v dot >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq graphviz) || { echo "make: the tests need Graphviz's dot:" \
+		"install the system package graphviz" >&2; exit 1; }
+
+pytest: $(STAMP) graphviz-dot
 	LAZYSHAPE_REQUIRE_ALL=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
 
-test: lint typecheck pytest
+# The documentation site (mkdocs-material, API reference from the docstrings) into
+# site/; --strict: a broken link or a docstring that does not render fails it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
+test: lint typecheck docs pytest
 
 test-nightly: $(STAMP)
 	HYPOTHESIS_PROFILE=nightly $(PY) -m pytest
@@ -69,4 +80,4 @@ bench-quick: $(BENCH_STAMP)
 	$(PY) -m benchmarks --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

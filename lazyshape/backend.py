@@ -12,7 +12,7 @@ built model usually:
 - holds a `Runtime` (resolution with a per-signature cache, the shape-change
   policy, partial shapes for placeholders, checkpoint checks, initial values in
   every rng mode) and derives from `BuiltModel`;
-- allocates each parameter from the `ParamSpec`\\ s of an `Inference` (drawn
+- allocates each parameter from the `ParamSpec`s of an `Inference` (drawn
   with the backend's RNG through `Runtime.primitives`, or the portable streams
   through `Runtime.portable_values`);
 - runs the flat `Program` (`run_program`, or its bound steps: `bind_program`,

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = ROOT / "docs"
+#: the pages in docs/'s subfolders too, when they have examples (the API reference
+#: pages are `::: name` directives, checked by the strict docs build instead)
+PAGES = [
+    ROOT / "README.md",
+    *sorted(DOCS.glob("*.md")),
+    *sorted(p for p in DOCS.glob("*/**/*.md") if "```python" in p.read_text()),
+]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 #: a page whose examples import a framework, or build on its backend, needs it
@@ -27,7 +34,8 @@ def _page(page):
     code = "".join(BLOCK.findall(page.read_text()))
     needs = {name for name, pattern in USES.items() if pattern.search(code)}
     needs |= NEEDS.get(page.name, set())
-    return pytest.param(page, id=page.name, marks=[getattr(pytest.mark, n) for n in sorted(needs)])
+    name = page.name if page.parent in (ROOT, DOCS) else str(page.relative_to(DOCS))
+    return pytest.param(page, id=name, marks=[getattr(pytest.mark, n) for n in sorted(needs)])
 
 
 @pytest.mark.parametrize("page", [_page(p) for p in PAGES])

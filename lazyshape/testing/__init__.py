@@ -8,7 +8,7 @@ every installed backend computes and against external oracles
     from lazyshape.testing import check_layer
     check_layer(MyLayer, hparams={"out_features": st.integers(1, 8)})
 
-See docs/testing.md, "Testing your layer's shape rule".
+See the guide "Testing your layer's shape rule".
 """
 
 from ._check import CheckResult as CheckResult

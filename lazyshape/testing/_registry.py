@@ -157,7 +157,7 @@ def register(
     ``hparams``: a dict of strategies for the constructor's keyword arguments
     (``{"out_features": st.integers(1, 8)}``) or a strategy of such dicts; or
     ``layers``: a strategy of layers of this kind. ``inputs(layer)``: a strategy of tuples of input
-    `TensorSpec`\\ s the layer accepts (default: one float32 input of rank 1 to
+    `TensorSpec`s the layer accepts (default: one float32 input of rank 1 to
     4). ``invalid(layer)``: tuples it must reject. Other options are the
     fields of `LayerEntry`.
 

@@ -13,7 +13,7 @@ properties run stay cheap.
   changed sizes, dtypes) whose validity an oracle decides;
 - `symbolize`: the same inputs with dims replaced by symbols and expressions,
   with the binding that gives the concrete inputs back;
-- `models`: random `Sequential`\\ s and functional DAGs with merges, with input
+- `models`: random `Sequential`s and functional DAGs with merges, with input
   specs they accept.
 """
 
@@ -422,7 +422,7 @@ def models(
 ) -> SearchStrategy[tuple[Layer, Specs]]:
     """``(model, input specs)``: a random `Sequential` (sometimes with a nested
     block) or functional DAG (one or two inputs, merges by Add, Multiply and
-    Concat, sometimes two outputs, `Input`\\ s declared concrete or symbolic),
+    Concat, sometimes two outputs, `Input`s declared concrete or symbolic),
     built from layers of ``kinds`` (default: every registered chainable kind),
     that accepts the input specs. Tensors stay under `MAX_ELEMENTS` elements."""
     seq = _sequential(max_layers, kinds)

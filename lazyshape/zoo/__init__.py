@@ -1,7 +1,7 @@
 """Reference models, defined once with no input sizes and built on any backend.
 
 - `lenet5`: LeNet-5; the same definition on 28x28 and 32x32 inputs gives a
-  different first `Linear` size (the seed page's example);
+  different first `Linear` size (the layers guide's example);
 - `resnet18`: torchvision's ResNet-18, residual adds through the functional API,
   torchvision's parameter names (11,689,512 parameters on 224x224);
 - `resnet50`: torchvision's ResNet-50 (bottleneck blocks), its parameter names
