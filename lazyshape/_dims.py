@@ -31,7 +31,7 @@ import math
 import numbers
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Final, NoReturn, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 if TYPE_CHECKING:  # `ast` is imported by `parse` only: it costs ~1 ms at import
     import ast
@@ -934,7 +934,7 @@ def dim_min(a: Dim, b: Dim) -> Dim:
 # would only push out the entries that do.
 # Internal arithmetic (normalisation, bounds) calls the plain functions: its
 # transient values would only churn the memo.
-_MEMO: Final[dict[tuple[str, Dim, Dim], Dim]] = {}
+_MEMO: Final[dict[tuple[Any, ...], Dim]] = {}
 #: guards every `_MEMO` operation: a lookup compares keys with `Expr.__eq__`,
 #: Python code during which another thread may store into or empty the dict,
 #: and CPython's dict is not safe against that (seen: wrong results and crashes
@@ -945,6 +945,7 @@ _MEMO_SIZE: Final = 4096
 _ADD: Final = "add"
 _SUB: Final = "sub"
 _MUL: Final = "mul"
+_PROD: Final = "prod"
 _NEG: Final = "neg"
 
 
@@ -1212,10 +1213,29 @@ def prod(dims: Iterable[Dim]) -> Dim:
             symbolic.append(_arg(d))
     if not symbolic:
         return const
-    out: Dim = symbolic[0]
-    for d in symbolic[1:]:
+    if len(symbolic) == 1 and const == 1:
+        return symbolic[0]
+    # a whole shape's product is one memo entry (see "Memoised entry points"):
+    # the same shape's size is asked for again and again (bytes, FLOPs, reshapes)
+    factors = tuple(symbolic)
+    key = (_PROD, factors, const)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
+    if r is not None:
+        return r
+    out: Dim = factors[0]
+    for d in factors[1:]:
         out = _memo(_MUL, _mul, out, d)
-    return out if const == 1 else _memo(_MUL, _mul, out, const)
+    if const != 1:
+        out = _memo(_MUL, _mul, out, const)
+    for d in factors:
+        if _has_anonymous(d):
+            return out
+    with _MEMO_LOCK:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        _MEMO[key] = out
+    return out
 
 
 def dim_sum(dims: Iterable[Dim]) -> Dim:
@@ -1223,7 +1243,9 @@ def dim_sum(dims: Iterable[Dim]) -> Dim:
     expressions costs one pass over their terms, not ``n`` intermediate
     expressions."""
     const = 0
-    terms: _Terms | None = None
+    # equal expressions (the memo hands out one object for each) are counted
+    # first, and their terms merged once, scaled by their count
+    counts: dict[Expr, int] = {}
     for d in dims:
         if type(d) is int:
             const += d
@@ -1233,17 +1255,17 @@ def dim_sum(dims: Iterable[Dim]) -> Dim:
             const += e
             continue
         assert isinstance(e, Expr)
-        if terms is None:
-            terms = dict(e._terms)
-            continue
+        counts[e] = counts.get(e, 0) + 1
+    if not counts:
+        return const
+    terms: _Terms = {}
+    for e, k in counts.items():
         for m, c in e._terms.items():
-            v = terms.get(m, 0) + c
+            v = terms.get(m, 0) + c * k
             if v:
                 terms[m] = v
             else:
                 del terms[m]
-    if terms is None:
-        return const
     if const:
         v = terms.get((), 0) + const
         if v:
