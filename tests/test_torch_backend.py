@@ -235,6 +235,130 @@ def test_in_place_activations_train_as_torchvisions():
         assert torch.equal(p.grad, grads[name].grad), name
 
 
+def test_an_add_after_stochastic_depth_or_a_product_runs_in_place():
+    """A dropout / stochastic depth / identity passes its input's producer on (the
+    tensor itself in evaluation; in training a fresh one whose backward reads
+    only its mask); a product is a fresh tensor: an add into either runs in
+    place, with the out-of-place gradients."""
+    x = ls.Input((None, 3))
+    h = ls.Linear(3, name="fc")(x)
+    for passer in (ls.DropPath(0.5, "row", name="drop"), ls.Dropout(0.5, name="drop"),
+                   ls.Identity(name="drop")):
+        m, _ = _relu_inplace(ls.Model(x, ls.Add(name="add")(passer(h), x)), 4, 3)
+        assert m.add.inplace, passer.kind
+    m, _ = _relu_inplace(ls.Model(x, ls.Add(name="add")(ls.DropPath(0.5, "row")(x), h)), 4, 3)
+    assert not m.add.inplace  # passes the model's input on
+    twice = ls.Model(x, ls.Add(name="add")(ls.DropPath(0.5, "row", name="drop")(h), h))
+    m, _ = _relu_inplace(twice, 4, 3)
+    assert not m.add.inplace  # the Linear's output read twice (by the add too)
+    g = ls.Linear(3, name="g")(x)
+    scaled = ls.Model(x, ls.Add(name="add")(ls.Multiply(name="mul")(h, g), x))
+    for model in (scaled, ls.Model(x, ls.Add(name="add")(
+            ls.DropPath(0.5, "row", name="drop")(h), x))):
+        m = ls.build(model, "torch", seed=0).train()
+        x0 = torch.randn(8, 3)
+        m(x0)
+        assert m.add.inplace
+        grads = []
+        for inplace in (True, False):
+            m.add.inplace = inplace
+            m.zero_grad()
+            torch.manual_seed(1)  # the same drop mask
+            m(x0).square().sum().backward()
+            grads.append([p.grad.clone() for p in m.parameters()])
+        for a, b in zip(*grads, strict=True):
+            assert torch.equal(a, b)
+
+
+def test_efficientnet_trains_as_torchvisions():
+    """EfficientNet-B0 adds into its stochastic depth's output in place and runs
+    its SiLUs in place, as torchvision's does: the same gradients in training
+    (stochastic depth and dropout drawing the same masks), bit for bit."""
+    from _reference import torchvision_models
+
+    torch.manual_seed(0)
+    ref = torchvision_models().efficientnet_b0()
+    m = ls.build(zoo.efficientnet_b0(), "torch")
+    m.load_state_dict(ref.state_dict())
+    assert m.features[2][1].add.inplace
+    x = torch.randn(4, 3, 64, 64)
+    losses = []
+    for model in (ref, m):
+        torch.manual_seed(1)
+        loss = model(x).square().mean()
+        loss.backward()
+        losses.append(loss)
+    assert torch.equal(*losses)
+    grads = dict(ref.named_parameters())
+    for name, p in m.named_parameters():
+        assert torch.equal(p.grad, grads[name].grad), name
+
+
+def _aten_ops(model, x):
+    """The aten ops (with their arguments' shapes and strides) a no-grad forward runs."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    def describe(a):
+        if isinstance(a, torch.Tensor):
+            return (tuple(a.shape), a.stride(), a.dtype)
+        if isinstance(a, (list, tuple)):
+            return tuple(describe(b) for b in a)
+        return a
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append((str(func), describe(args), describe(sorted((kwargs or {}).items()))))
+            return func(*args, **(kwargs or {}))
+
+    with torch.no_grad(), Record() as rec:
+        out = model(x)
+    return rec.ops, out
+
+
+@pytest.mark.parametrize("name", ["resnet50", "efficientnet_b0", "mobilenet_v2",
+                                  "convnext_tiny"])
+def test_a_zoo_forward_runs_torchvisions_aten_ops(name):
+    """The built model's forward is torchvision's, op for op: the same aten ops on
+    the same shapes and strides, in the same order (in-place where torchvision
+    is), and the same output bit for bit."""
+    from _reference import torchvision_models
+
+    torch.manual_seed(0)
+    ref = getattr(torchvision_models(), name)().eval()
+    m = ls.build(getattr(zoo, name)(), "torch")
+    m.load_state_dict(ref.state_dict())
+    m.eval()
+    x = torch.randn(2, 3, 64, 64)
+    ours, y = _aten_ops(m, x)
+    theirs, y_ref = _aten_ops(ref, x)
+    assert ours == theirs
+    assert torch.equal(y, y_ref)
+
+
+def test_a_container_lets_go_of_what_no_later_call_reads():
+    """A functional container frees an intermediate after its last reader, as
+    hand-written code reassigning its locals does, not when it returns."""
+    import weakref
+
+    x = ls.Input((None, 3))
+    h = ls.Linear(4, name="fc1")(x)
+    h = ls.Linear(4, name="fc2")(h)
+    m = ls.build(ls.Model(x, ls.Add(name="add")(ls.Linear(3, name="fc3")(h), x)), "torch",
+                 seed=0).materialize((2, 3))
+    seen = {}
+    m.fc1.register_forward_hook(lambda mod, args, out: seen.update(fc1=weakref.ref(out)))
+    m.fc3.register_forward_pre_hook(
+        lambda mod, args: seen.update(alive=seen["fc1"]() is not None))
+    with torch.no_grad():
+        y = m(torch.randn(2, 3))
+    assert seen["alive"] is False  # fc2 was its last reader
+    assert y.shape == (2, 3)
+
+
 def test_materialize_from_symbolic_spec_needs_concrete_parameter_dims():
     m = ls.build(mlp(), "torch")
     m.materialize(("B", 20))

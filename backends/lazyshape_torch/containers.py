@@ -55,9 +55,15 @@ class Plan:
     slots (a multi-output call's leaves, flattened). The container returns
     the value of its one output slot; the last call's own return value when
     that call gives every output (an LSTM's ``(out, (h, c))``); else the tuple
-    of its output slots."""
+    of its output slots.
 
-    __slots__ = ("n_inputs", "steps", "outputs", "blank", "packs_last")
+    A slot is let go after the last step that reads it (``dead``), as the
+    locals of hand-written code are reassigned: a value no step needs any more
+    is freed while the container still runs and its memory serves the next
+    allocations (holding a block's every intermediate until it returns takes
+    more memory, and the fresh pages for it take time)."""
+
+    __slots__ = ("n_inputs", "steps", "outputs", "blank", "packs_last", "dead")
 
     def __init__(
         self, n_inputs: int, steps: tuple[Step, ...], outputs: tuple[int, ...], n_slots: int
@@ -68,13 +74,15 @@ class Plan:
         #: the slots the steps fill, empty at the start of a run
         self.blank = (None,) * (n_slots - n_inputs)
         self.packs_last = len(outputs) > 1 and bool(steps) and steps[-1][5] == outputs
+        #: per step, the slots no later step reads (nor the container returns)
+        self.dead = _dead_slots(steps, outputs)
 
     def run(self, container: nn.Module, xs: tuple[Any, ...]) -> Any:
         """Run the steps of ``container`` on inputs ``xs``."""
         own: dict[str, Any] = container._modules
         vals = [*xs, *self.blank]
         out = None
-        for owner, key, i0, ins, o0, outs in self.steps:
+        for (owner, key, i0, ins, o0, outs), dead in zip(self.steps, self.dead, strict=True):
             module: Any = (own if owner is None else owner._modules)[key]
             out = module(vals[i0]) if i0 >= 0 else module(*[vals[j] for j in ins])
             if o0 >= 0:
@@ -82,6 +90,8 @@ class Plan:
             else:
                 for slot, leaf in zip(outs, flatten(out), strict=True):
                     vals[slot] = leaf
+            for slot in dead:
+                vals[slot] = None
         outputs = self.outputs
         if len(outputs) == 1:
             return vals[outputs[0]]
@@ -100,6 +110,21 @@ class Plan:
             keys.add(key)
             slot = o0
         return self.n_inputs == 1 and self.outputs == (slot,)
+
+
+def _dead_slots(steps: tuple[Step, ...], outputs: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+    """For each step, the slots it or an earlier step reads or fills that no later
+    step reads and that are not ``outputs``: free once the step has run."""
+    last: dict[int, int] = {}
+    for i, (_, _, _, ins, _, outs) in enumerate(steps):
+        for slot in (*ins, *outs):
+            last[slot] = i
+    dead: list[list[int]] = [[] for _ in steps]
+    kept = set(outputs)
+    for slot, i in last.items():
+        if slot not in kept:
+            dead[i].append(slot)
+    return tuple(tuple(d) for d in dead)
 
 
 class Graph(nn.Module):

@@ -3,7 +3,9 @@
 ``nn.BatchNorm{1,2,3}d``, ``nn.InstanceNorm{1,2,3}d``, ``nn.LayerNorm`` and
 ``nn.GroupNorm`` are built from the layer's hyperparameters and the sizes in
 its parameter specs, so ``state_dict`` keys (``num_batches_tracked``
-included) are torch's. Norm layers use no randomness.
+included) are torch's. Norm layers use no randomness. The zoo's
+``LayerNorm2d`` (ConvNeXt's) is an ``nn.LayerNorm`` run over the channels as
+torchvision's ``LayerNorm2d`` runs it.
 
 torch raises a bare ``ValueError`` for a batch with one value per channel in
 training; the modules that only then compute batch (instance) statistics get
@@ -18,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from lazyshape.backend import Layer, LayerRecord, ShapeError
 from lazyshape.layers.norm import (
@@ -33,11 +36,12 @@ from lazyshape.layers.norm import (
     check_spatial_size,
     check_values_per_channel,
 )
+from lazyshape.zoo import LayerNorm2d as ZooLayerNorm2d
 
 from . import native
 from .native import register, sizes
 
-__all__ = []
+__all__ = ["LayerNorm2d"]
 
 
 _BATCH: dict[type[Layer], type[nn.Module]] = {
@@ -145,6 +149,26 @@ def _layer_norm(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | Non
         dtype=_float_dtype(rec, dtype),
         device=device,
     )
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """``nn.LayerNorm`` over the channels of ``(B, C, H, W)``, computed as
+    torchvision's ``LayerNorm2d``: channels last, ``F.layer_norm``, channels
+    first. ``(B, C, H, W) -> (B, C, H, W)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+@register(ZooLayerNorm2d)
+def _layer_norm_2d(rec: LayerRecord, *, dtype: Any, device: Any) -> nn.Module | None:
+    channels = rec.params["weight"].shape[0]
+    if type(channels) is not int:
+        return None
+    return LayerNorm2d(channels, eps=rec.resolved["eps"], dtype=_float_dtype(rec, dtype),
+                       device=device)
 
 
 @register(RMSNorm)
