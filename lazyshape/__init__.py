@@ -38,6 +38,8 @@ from ._layer import Context as Context
 from ._layer import Layer as Layer
 from ._layer import SymbolicTensor as SymbolicTensor
 from ._memory import MemoryLimitError as MemoryLimitError
+from ._partition import Partition as Partition
+from ._partition import ShardSpec as ShardSpec
 from ._plot import plot as plot
 from ._propagate import Inference as Inference
 from ._propagate import LayerRecord as LayerRecord

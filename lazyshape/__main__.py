@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ._dims import parse
 from ._errors import ShapeError
@@ -96,9 +96,9 @@ def _import(module_name: str, spec: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
-def _load_factory(spec: str) -> Layer:
+def _load_factory(spec: str, *args: Any) -> Layer:
     """The model named by ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY``
-    (a model object, or a callable returning one)."""
+    (a model object, or a callable returning one, called with ``args``)."""
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise SystemExit(f"lazyshape summary: expected MODULE:FACTORY, got {spec!r}")
@@ -112,7 +112,7 @@ def _load_factory(spec: str) -> Layer:
         raise SystemExit(f"lazyshape summary: cannot load {spec!r}: no {attr!r} in {module_name!r}")
     obj = getattr(module, attr)
     try:
-        model = obj() if callable(obj) and not isinstance(obj, Layer) else obj
+        model = obj(*args) if callable(obj) and not isinstance(obj, Layer) else obj
     except Exception as e:  # the factory failed (a layer refusing its arguments, say)
         _fail("calling", spec, e)
     if not isinstance(model, Layer):
@@ -165,6 +165,60 @@ def _run_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_plan_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("plan", help="what one device of a mesh holds in a training step")
+    p.add_argument("factory", help="MODULE:FACTORY or path/to/file.py:FACTORY "
+                                   "(called with --config when given)")
+    p.add_argument("--config", help="a config for the factory: a preset name (the zoo's "
+                                    "llama: 7b, 13b, 8b, 70b), inline JSON or a JSON file")
+    p.add_argument("--mesh", required=True, help='the device mesh, e.g. "dp=8,tp=8"')
+    p.add_argument("--batch", type=int, default=1,
+                   help="sequences (or samples) per data-parallel rank (default 1)")
+    p.add_argument("--seq", type=int, help="sequence length: the input is token ids "
+                                           "(global batch, seq)")
+    p.add_argument("--input", action="append", type=_input_shape, default=[],
+                   help="an input shape instead of --seq, global batch first")
+    p.add_argument("--dtype", default="float32", help="parameter dtype (default float32)")
+    p.add_argument("--optimizer", default="adam",
+                   choices=("adam", "adamw", "sgd", "sgd_momentum"))
+    p.add_argument("--device-memory", help='say whether it fits, e.g. "80GiB"')
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from . import zoo
+    from ._plan import format_plan, load_config, parse_mesh, plan
+    from ._specs import TensorSpec
+
+    try:
+        mesh = parse_mesh(args.mesh)
+        config = None if args.config is None else load_config(args.config, zoo.LLAMA_PRESETS)
+    except ValueError as e:
+        print(f"lazyshape plan: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    model = _load_factory(args.factory) if config is None else _load_factory(args.factory,
+                                                                             config)
+    dp = mesh.get("dp", 1)
+    if args.input:
+        inputs: tuple[Any, ...] = tuple(args.input)
+    elif args.seq is not None:
+        inputs = (TensorSpec((args.batch * dp, args.seq), "int64"),)
+    else:
+        print("lazyshape plan: give --seq (token ids) or --input", file=sys.stderr)
+        return 2
+    try:
+        inf, seconds = plan(model, inputs, mesh, dtype=args.dtype, optimizer=args.optimizer)
+        title = args.factory + ("" if args.config is None else f" --config {args.config}")
+        print(format_plan(inf, seconds, title=title, optimizer=args.optimizer,
+                          device_memory=args.device_memory))
+    except ShapeError as e:
+        print(f"lazyshape plan: {_one_line(str(e))}", file=sys.stderr)
+        return 1
+    except (TypeError, ValueError) as e:
+        print(f"lazyshape plan: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lazyshape`` command. Every bad argument, module,
     spec or path exits non-zero with one line on stderr (``SystemExit`` with
@@ -174,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("demo", help="the deferred-initialization walkthrough on every backend")
     _add_plot_parser(sub)
+    _add_plan_parser(sub)
     p_sum = sub.add_parser("summary", help="the summary table of a model, with no data")
     p_sum.add_argument(
         "factory", help="MODULE:FACTORY or path/to/file.py:FACTORY giving a lazyshape model"
@@ -198,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "plot":
         return _run_plot(args)
+    if args.command == "plan":
+        return _run_plan(args)
     from ._summary import summary
 
     model = _load_factory(args.factory)

@@ -11,8 +11,9 @@ symbolic dims flow through the same code as expressions.
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from ._cost import Cost, nbytes
@@ -43,6 +44,7 @@ from ._layer import (
     resolve_node,
     shape_input_dtype,
 )
+from ._partition import Partition, ShardSpec, shard_params
 from ._specs import FLOATING, ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
 
 __all__ = ["infer", "Inference", "LayerRecord", "MemoryEstimate", "as_spec"]
@@ -316,6 +318,10 @@ class Inference:
         self.dtype = dtype
         self._ranges: tuple[dict[str, tuple[int, int | None]], tuple[str, ...]] | None = None
         self._peak: Dim | None = None
+        #: the partition over a device mesh (`partitioned`), if any
+        self._shards: dict[str, ShardSpec] | None = None
+        self._mesh: dict[str, int] = {}
+        self._partition: Partition | None = None
         #: the costs of built-in layers, by hyperparameters and specs (`LayerRecord.costs`)
         self._costs: dict[Any, tuple[Cost, ...]] = {}
         #: ``(shape, dtype) -> bytes`` of the records' tensors
@@ -654,6 +660,66 @@ class Inference:
             TensorSpec._make(bind_shape(s.shape, values), s.dtype) for s in self.inputs
         )
         return infer(self.model, *specs, dtype=self.dtype)
+
+    def partitioned(self, partition: Partition, mesh_shape: Mapping[str, int]) -> Inference:
+        """This inference with its parameters split over a device mesh of
+        ``mesh_shape`` (``{"dp": 8, "tp": 8}``) by ``partition``: the result's
+        `shards`, `param_bytes_per_device` and `memory_per_device` say what one
+        device holds. Raises `ShapeError` naming the parameter for a rule that
+        does not fit it (see `Partition`)."""
+        shards = shard_params(self.params, partition, mesh_shape, self.dtype)
+        out = copy.copy(self)
+        out._shards = shards
+        out._mesh = dict(mesh_shape)
+        out._partition = partition
+        return out
+
+    @property
+    def shards(self) -> dict[str, ShardSpec]:
+        """``{parameter name: ShardSpec}``: each parameter's mesh axes per dim and
+        the shard one device holds (from `partitioned`, or ``infer(...,
+        partition=, mesh_shape=)``)."""
+        if self._shards is None:
+            raise ValueError("no partition: use ls.infer(..., partition=..., mesh_shape=...)")
+        return self._shards
+
+    @property
+    def param_bytes_per_device(self) -> Dim:
+        """Bytes of parameters and buffers one device holds under the partition."""
+        return dim_sum(s.shard_bytes for s in self.shards.values())
+
+    def memory_per_device(self, optimizer: str = "adam") -> MemoryEstimate:
+        """`memory` for one device of the mesh: parameters, gradients and
+        optimizer state as their shards; the activations kept for backward and
+        the outputs split over the mesh axes of the logical axis ``"batch"``
+        (the partition's ``mesh_axes``, else a mesh axis named ``"batch"`` or
+        ``"dp"``), and not over the others (an upper bound for tensor
+        parallelism, which splits some of them too)."""
+        whole = self.memory(optimizer)
+        states = _OPTIMIZER_STATES[optimizer]
+        trainable: Dim = 0
+        buffers: Dim = 0
+        params = self.params
+        for name, s in self.shards.items():
+            if params[name].trainable:
+                trainable = trainable + s.shard_bytes
+            else:
+                buffers = buffers + s.shard_bytes
+        ways = 1
+        for axis in self._batch_axes():
+            ways *= self._mesh[axis]
+        saved = whole.saved_activations // ways if ways > 1 else whole.saved_activations
+        outputs = whole.outputs // ways if ways > 1 else whole.outputs
+        state = states * trainable
+        return MemoryEstimate(trainable, buffers, trainable, state, saved, outputs,
+                              2 * trainable + buffers + state + saved + outputs)
+
+    def _batch_axes(self) -> tuple[str, ...]:
+        assert self._partition is not None
+        mapped = self._partition.mesh_axes.get("batch")
+        if mapped is not None:
+            return mapped
+        return tuple(a for a in ("batch", "dp") if a in self._mesh)[:1]
 
     def solve(
         self,
@@ -1095,6 +1161,8 @@ def infer(
     *inputs: Any,
     dtype: Any = "float32",
     batch_dim: int | None = 0,
+    partition: Partition | None = None,
+    mesh_shape: Mapping[str, int] | None = None,
 ) -> Inference:
     """Resolve every shape of ``model`` from its inputs, allocating nothing.
 
@@ -1105,8 +1173,26 @@ def infer(
     leaves it to the model. When the ``batch_dim`` of the inputs is symbolic,
     a parameter whose shape depends on it is a `ShapeError` at that layer.
 
-    Raises `ShapeError` naming the layer path for any shape problem.
+    With ``partition`` (a `Partition`) and ``mesh_shape`` (``{"dp": 2, "tp":
+    4}``), the result also says how the parameters split over a device mesh:
+    `Inference.shards`, `Inference.param_bytes_per_device` and
+    `Inference.memory_per_device` (see `Inference.partitioned`).
+
+    Raises `ShapeError` naming the layer path for any shape problem, and naming
+    the parameter for a partition that does not fit it.
     """
+    result = _infer(model, inputs, dtype, batch_dim)
+    if partition is None:
+        if mesh_shape is not None:
+            raise ValueError("mesh_shape= goes with partition= (a ls.Partition)")
+        return result
+    if mesh_shape is None:
+        raise ValueError("partition= needs mesh_shape= ({axis: size}, e.g. {'dp': 2, 'tp': 4})")
+    return result.partitioned(partition, mesh_shape)
+
+
+def _infer(model: Layer, inputs: tuple[Any, ...], dtype: Any, batch_dim: int | None
+           ) -> Inference:
     dtype = normalize_dtype(dtype)
     specs = _inputs(model, inputs, dtype)
     cache = model._infer_cache if isinstance(model, Module) else None

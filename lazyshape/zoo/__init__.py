@@ -36,6 +36,7 @@ from .efficientnet import squeeze_excitation as squeeze_excitation
 from .gpt import PositionEmbedding as PositionEmbedding
 from .gpt import gpt2 as gpt2
 from .lenet import lenet5 as lenet5
+from .llama import LLAMA_PRESETS as LLAMA_PRESETS
 from .llama import TiedEmbedding as TiedEmbedding
 from .llama import llama as llama
 from .mobilenet import conv_norm_activation as conv_norm_activation

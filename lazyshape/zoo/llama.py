@@ -47,6 +47,22 @@ LLAMA_DEFAULTS: dict[str, Any] = {
     "mlp_bias": False,
 }
 
+#: published model shapes, by name, as `llama` configs (``LlamaConfig`` keys):
+#: ``"7b"`` is Llama 2 7B (``LlamaConfig()``'s defaults), ``"13b"`` Llama 2 13B,
+#: ``"8b"`` and ``"70b"`` Llama 3's (grouped-query attention, a 128,256-token
+#: vocabulary, RoPE base 500,000)
+LLAMA_PRESETS: dict[str, dict[str, Any]] = {
+    "7b": {},
+    "13b": {"hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 40,
+            "num_attention_heads": 40},
+    "8b": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+           "rope_theta": 500000.0},
+    "70b": {"hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+            "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 128256,
+            "rope_theta": 500000.0},
+}
+
 _KIND = "llama"
 
 
