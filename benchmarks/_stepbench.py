@@ -66,10 +66,7 @@ class StepResult:
                                "contenders": {}}
         for name, c in self.contenders.items():
             out["contenders"][name] = {
-                "repeats": c.repeats, "warmup": c.warmup, "models_per_sample": c.number,
-                "ms": self.stats[name].scaled(1e-6).to_dict(),
-                "first_run_ms": self.first_ns.get(name, 0) / 1e6,
-                "samples_ns": c.samples,
+                **c.record(self.stats[name]), "first_run_ms": self.first_ns.get(name, 0) / 1e6,
             }
         for name, st in self.external.items():
             out["contenders"][name] = {"ms": st.scaled(1e-6).to_dict(), "separate_process": True,

@@ -81,6 +81,12 @@ class Contender:
     number: int = 1
     samples: list[float] = field(default_factory=list)
 
+    def record(self, stats: Stats) -> dict[str, Any]:
+        """What a results file keeps of this contender, given its ``stats``
+        (ns per operation): its settings, ms per operation and the samples."""
+        return {"repeats": self.repeats, "warmup": self.warmup, "models_per_sample": self.number,
+                "ms": stats.scaled(1e-6).to_dict(), "samples_ns": self.samples}
+
     def _once(self, timed: bool) -> None:
         state = self.setup() if self.setup is not None else None
         gc.collect()

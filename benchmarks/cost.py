@@ -316,10 +316,7 @@ def _flops(quick: bool) -> tuple[dict[str, Any], list[Comparison], list[RatioCel
         gc.collect()
         stats = measure_interleaved(contenders)
         by_name = {c.name: c for c in contenders}
-        entry["contenders"] = {
-            c.name: {"repeats": c.repeats, "warmup": c.warmup, "models_per_sample": c.number,
-                     "ms": stats[c.name].scaled(1e-6).to_dict(), "samples_ns": c.samples}
-            for c in contenders}
+        entry["contenders"] = {c.name: c.record(stats[c.name]) for c in contenders}
         comparisons.append(Comparison(
             f"{tag}: lazyshape ls.infer(fresh, {case.spec}).flops", "ms",
             stats["lazyshape"].scaled(1e-6),

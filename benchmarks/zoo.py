@@ -334,10 +334,7 @@ def _resolve(quick: bool, reference: Stats | None
         gc.collect()
         stats = measure_interleaved(contenders)
         by_name = {c.name: c for c in contenders}
-        entry["contenders"] = {
-            c.name: {"repeats": c.repeats, "warmup": c.warmup, "models_per_sample": c.number,
-                     "ms": stats[c.name].scaled(1e-6).to_dict(), "samples_ns": c.samples}
-            for c in contenders}
+        entry["contenders"] = {c.name: c.record(stats[c.name]) for c in contenders}
         per_layer = stats["lazyshape_symbolic"].scaled(1e-3 / layers)
         entry["per_layer_us"] = per_layer.to_dict()
         total_us = stats["lazyshape_symbolic"].median / 1e3

@@ -122,8 +122,8 @@ def _load_factory(spec: str, *args: Any) -> Layer:
     return model
 
 
-def _add_plot_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
-    p = sub.add_parser("plot", help="a picture of a model's graph (SVG, PNG or DOT), with no data")
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """The model and its inputs, as every command that reads a model takes them."""
     p.add_argument(
         "factory", help="MODULE:FACTORY or path/to/file.py:FACTORY giving a lazyshape model"
     )
@@ -131,6 +131,11 @@ def _add_plot_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--input", action="append", type=_input_shape, default=[],
         help='an input shape such as "B,3,224,224" (repeat for several inputs)',
     )
+
+
+def _add_plot_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    p = sub.add_parser("plot", help="a picture of a model's graph (SVG, PNG or DOT), with no data")
+    _add_model_args(p)
     p.add_argument(
         "-o", "--output", default="model.svg",
         help="the file to write: .svg, .png, .dot or .gv; - prints the DOT text "
@@ -230,13 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_plot_parser(sub)
     _add_plan_parser(sub)
     p_sum = sub.add_parser("summary", help="the summary table of a model, with no data")
-    p_sum.add_argument(
-        "factory", help="MODULE:FACTORY or path/to/file.py:FACTORY giving a lazyshape model"
-    )
-    p_sum.add_argument(
-        "--input", action="append", type=_input_shape, default=[],
-        help='an input shape such as "B,3,224,224" (repeat for several inputs)',
-    )
+    _add_model_args(p_sum)
     p_sum.add_argument("--dtype", default="float32", help="parameter dtype (default float32)")
     p_sum.add_argument("--format", choices=("table", "markdown", "json"), default="table",
                        help="a text table (default), a Markdown table, or JSON")
