@@ -25,6 +25,7 @@ from ._graph import PNode, Program, program_of
 from ._init import Initializer, portable_generator, sample_numpy
 from ._layer import Context, Layer, param_prefix, shape_input_dtype
 from ._memory import check_param_memory
+from ._partition import Partition
 from ._propagate import Inference, LayerRecord, infer
 from ._specs import ParamSpec, Placeholder, TensorSpec, dtype_kind, normalize_dtype
 
@@ -54,8 +55,28 @@ class BuildConfig:
     max_param_bytes: int | float | None = None
     #: the name of the backend the model is built on (set by `ls.build`)
     backend: str = ""
+    #: a device mesh the parameters are created sharded over (JAX: a
+    #: ``jax.sharding.Mesh``), with ``partition`` (a `Partition`) saying how
+    mesh: Any = None
+    partition: Any = None
 
     def __post_init__(self) -> None:
+        if (self.mesh is None) != (self.partition is None):
+            given, missing = ("mesh", "partition") if self.partition is None else (
+                "partition", "mesh")
+            raise ValueError(
+                f"{given}= needs {missing}=: a sharded build takes a device mesh and an "
+                "ls.Partition saying how each parameter is split over it"
+            )
+        if self.partition is not None and not isinstance(self.partition, Partition):
+            raise TypeError(
+                f"partition= takes an ls.Partition, got {type(self.partition).__name__}"
+            )
+        if self.mesh is not None and self.device is not None:
+            raise ValueError(
+                f"device= (={self.device!r}) and mesh= both given: a sharded build puts "
+                "each parameter on the mesh's devices; leave device= out"
+            )
         m = self.max_param_bytes
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or m < 0
                               or m != m):

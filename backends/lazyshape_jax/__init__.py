@@ -23,6 +23,8 @@ class JaxBackend:
     # tracers under jit/grad/vmap live in ``jax._src.interpreters.*``.
     array_modules = ("jax", "jaxlib")
     order = 20
+    #: ``ls.build(model, "jax", mesh=, partition=)`` creates parameters sharded
+    builds_sharded = True
 
     def available(self) -> bool:
         return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -87,29 +87,83 @@ def _sampler(prim: Initializer, shape: tuple[int, ...], dtype: str) -> Any:
     random bits are laid out over the flattened index, so the values equal a
     draw of ``shape`` itself (a test pins this), and XLA compiles the 1-d draw
     several times faster than an n-d one (about 4x for a 4-d conv weight)."""
+    return jax.jit(functools.partial(_draw, prim, shape, dtype, flat=True))
+
+
+def _draw(prim: Initializer, shape: tuple[int, ...], dtype: str, key: Any, *,
+          flat: bool) -> Any:
+    """The traced draw of one random primitive of ``shape`` from ``key``:
+    through the flattened ``(prod(shape),)`` (``flat``) or in ``shape`` itself,
+    the same values either way (see `_sampler`)."""
     out_dtype = jax_dtype(dtype)
     # draw in at least float32 and round once, so float16/bfloat16 aren't biased
     draw = jnp.float64 if out_dtype == jnp.float64 else jnp.float32
-    flat = (math.prod(shape),)
-
-    def fn(key: Any) -> Any:
-        if isinstance(prim, Uniform):
-            out = jax.random.uniform(key, flat, draw, minval=prim.a, maxval=prim.b)
-        elif isinstance(prim, Normal):
-            out = prim.mean + prim.std * jax.random.normal(key, flat, draw)
-        elif isinstance(prim, TruncNormal):
-            if prim.std == 0:
-                out = jnp.full(flat, min(max(prim.mean, prim.a), prim.b), draw)
-            else:
-                lo, hi = (prim.a - prim.mean) / prim.std, (prim.b - prim.mean) / prim.std
-                out = prim.mean + prim.std * jax.random.truncated_normal(key, lo, hi, flat, draw)
-        elif isinstance(prim, Orthogonal):
-            out = _orthogonal(key, prim.gain, shape, draw)
+    at = (math.prod(shape),) if flat else shape
+    if isinstance(prim, Uniform):
+        out = jax.random.uniform(key, at, draw, minval=prim.a, maxval=prim.b)
+    elif isinstance(prim, Normal):
+        out = prim.mean + prim.std * jax.random.normal(key, at, draw)
+    elif isinstance(prim, TruncNormal):
+        if prim.std == 0:
+            out = jnp.full(at, min(max(prim.mean, prim.a), prim.b), draw)
         else:
-            raise TypeError(f"not a primitive initializer: {prim!r}")
-        return out.reshape(shape).astype(out_dtype)
+            lo, hi = (prim.a - prim.mean) / prim.std, (prim.b - prim.mean) / prim.std
+            out = prim.mean + prim.std * jax.random.truncated_normal(key, lo, hi, at, draw)
+    elif isinstance(prim, Orthogonal):
+        out = _orthogonal(key, prim.gain, shape, draw)
+    else:
+        raise TypeError(f"not a primitive initializer: {prim!r}")
+    return out.reshape(shape).astype(out_dtype)
 
-    return jax.jit(fn)
+
+def sharded_sampler(prim: Initializer, shape: tuple[int, ...], dtype: str,
+                    sharding: Any) -> Any:
+    """The compiled draw ``parameter key -> array`` of one (primitive, shape,
+    dtype) straight onto ``sharding`` (its ``out_shardings``): drawn in its own
+    shape, so that XLA partitions the draw and each device computes only its
+    shard; the values are `sample`'s. Called with ``fold_in(key, crc32(name))``
+    (`sample_sharded`); the caller caches it per parameter kind."""
+    if isinstance(prim, Constant):
+        out_dtype = jax_dtype(dtype)
+        return jax.jit(lambda key: jnp.full(shape, prim.val, dtype=out_dtype),
+                       out_shardings=sharding)
+    return jax.jit(functools.partial(_draw, prim, shape, dtype, flat=False),
+                   out_shardings=sharding)
+
+
+def parameter_key(rng: Any, name: str) -> Any:
+    """The key parameter ``name`` is drawn with: ``fold_in(rng, crc32(name))``."""
+    return _fold_in(rng, path_hash(name))
+
+
+def init_program(
+    plan: Sequence[tuple[str, tuple[int, ...], str, Initializer]],
+    shardings: Mapping[str, Any] | None = None,
+) -> Any:
+    """``jax.jit(key -> {name: value})`` drawing every parameter of ``plan``
+    (``(name, shape, dtype, primitive)``) in one program, each value exactly
+    what `sample` gives it (key ``fold_in(key, crc32(name))``).
+
+    With ``shardings`` (``{name: NamedSharding}``) they are its
+    ``out_shardings``: each random value is drawn in its own shape, never
+    flattened, so that XLA partitions the draw and each device computes only
+    its shard (JAX's threefry is partitionable: a value's random bits depend
+    on its index alone, the same sharded or not)."""
+    items = tuple(plan)
+
+    def fn(key: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, shape, dtype, prim in items:
+            if isinstance(prim, Constant):
+                out[name] = jnp.full(shape, prim.val, dtype=jax_dtype(dtype))
+            else:
+                out[name] = _draw(prim, shape, dtype, jax.random.fold_in(key, path_hash(name)),
+                                  flat=shardings is None)
+        return out
+
+    if shardings is None:
+        return jax.jit(fn)
+    return jax.jit(fn, out_shardings={name: shardings[name] for name, *_ in items})
 
 
 def _orthogonal(key: Any, gain: float, shape: tuple[int, ...], dtype: Any) -> Any:

@@ -19,7 +19,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from lazyshape import ShardSpec
 from lazyshape.backend import (
     BuildConfig,
     BuiltModel,
@@ -161,11 +163,33 @@ class JaxModel(BuiltModel):
     ``m.variables`` (the stored variables, in ``init``'s layout; ``m.params`` is
     the same dict), ``m.materialize``,
     ``m.state_dict`` / ``m.load_state_dict`` (flat canonical names).
+
+    Built with ``mesh=`` and ``partition=``, every parameter and buffer is
+    created already split over the mesh (``m.shardings(x)`` says how): with
+    ``rng="native"`` each parameter is drawn by a ``jax.jit`` program whose
+    ``out_shardings`` is its partition's sharding, so each device computes
+    only its shard (`init_fn` is the same draws as one program, to lower and
+    inspect); with ``rng="portable"`` the values come from NumPy on the host, one
+    parameter at a time, each put straight onto its shards (the host holds at
+    most one whole parameter at once). The values are those of the same build
+    without a mesh, bit for bit, in both modes. Loaded checkpoints and the
+    stateful ``m(x)`` are placed the same way.
     """
 
     def __init__(self, model: Layer, config: BuildConfig) -> None:
+        if config.mesh is not None and not isinstance(config.mesh, Mesh):
+            raise TypeError(
+                f"mesh= takes a jax.sharding.Mesh, got {type(config.mesh).__name__}"
+            )
         self.model = model
         self.config = config
+        #: the device mesh the parameters are split over, and the rules (or None)
+        self.mesh: Mesh | None = config.mesh
+        self.partition = config.partition
+        #: the compiled init programs (`init_fn`), by plan and shardings
+        self._programs: dict[Any, Any] = {}
+        #: the compiled sharded draws, by (primitive, shape, dtype, sharding)
+        self._samplers: dict[Any, Any] = {}
         #: the stateful runtime: the specs of ``self._flat`` and the shape-change policy
         self._rt = Runtime(model, config)
         self._key: Any = None
@@ -185,10 +209,75 @@ class JaxModel(BuiltModel):
         (identical on every backend) and ``key`` is not used. Pure: the model
         is not changed."""
         inf = self._rt.resolve_pure(input_specs(inputs))
+        placement = self._placement(inf)  # a partition that does not fit: ShapeError now
         self._rt.check_memory(inf, list(inf.params))  # MemoryLimitError before drawing
         if isinstance(key, int):
             key = init.make_rng(key)
-        return variables_of(self._draw(inf, list(inf.params), key), inf.params)
+        return variables_of(self._draw(inf, list(inf.params), key, placement), inf.params)
+
+    def shardings(self, *inputs: Any) -> dict[str, Params]:
+        """The ``NamedSharding`` of every parameter and buffer for these inputs
+        (arrays, shape tuples or specs), in ``init``'s layout (``{"params":
+        {"0": {"weight": NamedSharding(mesh, PartitionSpec("tp", None))}},
+        ...}``): each dim split over the mesh axes its partition rule names, a
+        parameter no rule matches replicated. What a sharded train step's
+        ``in_shardings`` / ``out_shardings`` take. Needs a build with
+        ``mesh=`` and ``partition=``; raises `ShapeError` for a rule that
+        does not fit a parameter."""
+        inf = self._rt.resolve_pure(input_specs(inputs))
+        placement = self._placement(inf)
+        if placement is None:
+            raise ValueError(
+                "shardings need a sharded build: ls.build(model, 'jax', mesh=mesh, "
+                "partition=rules)"
+            )
+        return variables_of(placement, inf.params)
+
+    def init_fn(self, *inputs: Any) -> Any:
+        """A ``jax.jit``-ed function ``key -> variables`` giving what ``init(key,
+        *inputs)`` gives with ``rng="native"``, as one program (built on a mesh:
+        with the partition's ``out_shardings``; ``init`` itself runs one
+        program per kind of parameter, one parameter after another, so XLA's
+        scratch space is one draw's). Lower and compile it to inspect it,
+        e.g. the bytes each device gets:
+        ``m.init_fn(x).lower(key).compile().memory_analysis()``. With
+        ``rng="portable"`` the values are drawn on the host, not by a program:
+        ``ValueError``."""
+        if self.config.rng == "portable":
+            raise ValueError(
+                "rng='portable' draws initial values with NumPy on the host, one parameter "
+                "at a time; there is no init program (use rng='native')"
+            )
+        inf = self._rt.resolve_pure(input_specs(inputs))
+        fn = self._program(inf, list(inf.params), self._placement(inf))
+        specs = inf.params
+
+        def run(key: Any) -> dict[str, Params]:
+            return variables_of(fn(key), specs)
+
+        return jax.jit(run)
+
+    def _placement(self, inf: Inference) -> dict[str, NamedSharding] | None:
+        """``{name: NamedSharding}`` for every parameter of ``inf`` under the
+        build's partition (None without a mesh); `ShapeError` for a rule that
+        does not fit, before anything is allocated."""
+        if self.mesh is None:
+            return None
+        mesh_shape = {str(a): int(n) for a, n in self.mesh.shape.items()}
+        shards = inf.partitioned(self.partition, mesh_shape).shards
+        return {name: NamedSharding(self.mesh, _partition_spec(s)) for name, s in shards.items()}
+
+    def _program(self, inf: Inference, names: Sequence[str],
+                 placement: Mapping[str, NamedSharding] | None) -> Any:
+        """The compiled native init of ``names`` (`init.init_program`), cached
+        by plan and shardings."""
+        plan = tuple(self._rt.primitives(inf.params, names))
+        shardings = None if placement is None else {n: placement[n] for n in names}
+        cache_key = (plan, None if shardings is None else tuple(shardings.items()))
+        fn = self._programs.get(cache_key)
+        if fn is None:
+            fn = self._programs[cache_key] = init.init_program(plan, shardings)
+        return fn
 
     def apply(
         self,
@@ -329,8 +418,11 @@ class JaxModel(BuiltModel):
             self._key = init.make_rng(self.config.seed)
         return self._key
 
-    def _draw(self, inf: Inference, names: Sequence[str], key: Any) -> dict[str, Any]:
+    def _draw(self, inf: Inference, names: Sequence[str], key: Any,
+              placement: Mapping[str, NamedSharding] | None = None) -> dict[str, Any]:
         config = self.config
+        if placement is not None:
+            return self._draw_sharded(inf, names, key, placement)
         if config.rng == "portable":
             specs = inf.params
             direct: set[str] = set()
@@ -355,8 +447,31 @@ class JaxModel(BuiltModel):
             values = jax.device_put(values, init.as_device(config.device))
         return values
 
+    def _draw_sharded(self, inf: Inference, names: Sequence[str], key: Any,
+                      placement: Mapping[str, NamedSharding]) -> dict[str, Any]:
+        """``names`` created on their shards: native, one jitted program with
+        the shardings as ``out_shardings``; portable, each parameter drawn on
+        the host and put onto its shards before the next is drawn."""
+        if self.config.rng == "native":
+            # one small program per kind of parameter (primitive, shape, dtype,
+            # sharding), run one parameter after another: XLA's scratch space for
+            # a draw is that of one shard, not of the whole model's draws at once
+            out: dict[str, Any] = {}
+            for name, shape, dtype, prim in self._rt.primitives(inf.params, names):
+                kind = (prim, shape, dtype, placement[name])
+                fn = self._samplers.get(kind)
+                if fn is None:
+                    fn = self._samplers[kind] = init.sharded_sampler(*kind)
+                out[name] = fn(init.parameter_key(key, name))
+            return out
+        specs = inf.params
+        return {
+            n: _put(v, specs[n].dtype or self.config.dtype, placement[n])
+            for n, v in self._rt.portable_values(specs, names)
+        }
+
     def _allocate(self, inf: Inference, todo: list[str]) -> None:
-        new = self._draw(inf, todo, self._base_key())
+        new = self._draw(inf, todo, self._base_key(), self._placement(inf))
         self._set({n: new[n] if n in new else self._flat[n] for n in inf.params}, inf)
 
     def _set(self, flat: dict[str, Any], inf: Inference) -> None:
@@ -377,11 +492,28 @@ class JaxModel(BuiltModel):
         from the state's shapes. A mismatch raises `ShapeError` and changes nothing."""
         arrays = {n: _host_or_jax(v) for n, v in state.items()}
         inf = self._rt.check_state({n: tuple(a.shape) for n, a in arrays.items()})
+        placement = self._placement(inf)
         values = {
             n: init.from_numpy(arrays[n], s.dtype or self.config.dtype, self.config.device)
+            if placement is None else _put(arrays[n], s.dtype or self.config.dtype, placement[n])
             for n, s in inf.params.items()
         }
         self._set(values, inf)
+
+
+def _partition_spec(shard: ShardSpec) -> PartitionSpec:
+    """The ``PartitionSpec`` of one parameter's mesh axes per dim: ``()`` ->
+    None (whole), ``("tp",)`` -> ``"tp"``, ``("dp", "tp")`` -> ``("dp", "tp")``."""
+    axes = (None if not a else a[0] if len(a) == 1 else a for a in shard.axes)
+    return PartitionSpec(*axes)  # type: ignore[no-untyped-call]
+
+
+def _put(value: Any, dtype: str, sharding: NamedSharding) -> Any:
+    """``value`` (NumPy or JAX) in ``dtype`` on its shards: each device gets
+    only its slice, and no whole copy is made on a device first."""
+    if isinstance(value, jax.Array):
+        return jax.device_put(value.astype(init.jax_dtype(dtype)), sharding)
+    return jax.device_put(np.asarray(value, dtype=init.jax_dtype(dtype)), sharding)
 
 
 def _located(step: Step, node: PNode) -> Step:
