@@ -45,6 +45,8 @@ from ._propagate import Inference as Inference
 from ._propagate import LayerRecord as LayerRecord
 from ._propagate import MemoryEstimate as MemoryEstimate
 from ._propagate import infer as infer
+from ._shard import init_ as init_
+from ._shard import shard as shard
 from ._specs import ParamSpec as ParamSpec
 from ._specs import Placeholder as Placeholder
 from ._specs import TensorSpec as TensorSpec

@@ -58,6 +58,18 @@ class TorchBackend:
 
         return export(model, plan)
 
+    def shard(self, model: Any, mesh: Any, partition: Any, *, seed: int | None = None) -> Any:
+        """``ls.shard``: the model's tensors as DTensors on ``mesh`` (see `shard`)."""
+        from .shard import shard
+
+        return shard(model, mesh, partition, seed=seed)
+
+    def init_(self, model: Any, *, seed: int | None = None) -> Any:
+        """``ls.init_``: redraw every tensor in place, shard-locally (see `shard`)."""
+        from .shard import init_
+
+        return init_(model, seed=seed)
+
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         """A torch tensor (a copy) from a NumPy array or anything array-like."""
         import numpy as np

@@ -739,6 +739,7 @@ class TorchModel(containers.Graph, BuiltModel):
             in_place.add(name)
             return t.detach().numpy()
 
+        names = [n for n in names if not tensor(n).is_meta]  # no values on meta: no draws
         with torch.no_grad():
             for name, value in self._rt.portable_values(specs, names, into):
                 if name not in in_place:
