@@ -33,7 +33,7 @@ graphviz-dot:
 		"install the system package graphviz" >&2; exit 1; }
 
 pytest: $(STAMP) graphviz-dot
-	LAZYSHAPE_REQUIRE_ALL=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest
+	LAZYSHAPE_REQUIRE_ALL=1 HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest --durations=15
 
 # The documentation site (mkdocs-material, API reference from the docstrings) into
 # site/; --strict: a broken link or a docstring that does not render fails it.
