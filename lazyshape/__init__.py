@@ -47,6 +47,8 @@ from ._propagate import MemoryEstimate as MemoryEstimate
 from ._propagate import infer as infer
 from ._shard import init_ as init_
 from ._shard import shard as shard
+from ._sharded_checkpoint import load_sharded as load_sharded
+from ._sharded_checkpoint import save_sharded as save_sharded
 from ._specs import ParamSpec as ParamSpec
 from ._specs import Placeholder as Placeholder
 from ._specs import TensorSpec as TensorSpec

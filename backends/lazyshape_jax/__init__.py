@@ -47,6 +47,18 @@ class JaxBackend:
 
         return export(model, plan)
 
+    def save_sharded(self, state: Any, path: Any) -> None:
+        """``ls.save_sharded``: each device's or rank's shards (see `checkpoint`)."""
+        from .checkpoint import save_sharded
+
+        save_sharded(state, path)
+
+    def load_sharded(self, path: Any, into: Any) -> Any:
+        """``ls.load_sharded``: onto ``into``'s shardings (see `checkpoint`)."""
+        from .checkpoint import load_sharded
+
+        return load_sharded(path, into)
+
     def asarray(self, value: Any, dtype: str | None = None) -> Any:
         import jax.numpy as jnp
 

@@ -58,6 +58,18 @@ class TorchBackend:
 
         return export(model, plan)
 
+    def save_sharded(self, state: Any, path: Any) -> None:
+        """``ls.save_sharded``: each device's or rank's shards (see `checkpoint`)."""
+        from .checkpoint import save_sharded
+
+        save_sharded(state, path)
+
+    def load_sharded(self, path: Any, into: Any) -> Any:
+        """``ls.load_sharded``: onto ``into``'s shardings (see `checkpoint`)."""
+        from .checkpoint import load_sharded
+
+        return load_sharded(path, into)
+
     def shard(self, model: Any, mesh: Any, partition: Any, *, seed: int | None = None) -> Any:
         """``ls.shard``: the model's tensors as DTensors on ``mesh`` (see `shard`)."""
         from .shard import shard
