@@ -17,7 +17,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from . import coldstart, cost, forward, harness, init, memory, resolve, scaling, zoo  # noqa: E402
+from . import coldstart, cost, forward, harness, init, memory, resolve, scaling, sharded, zoo  # noqa: E402
 from ._report import (  # noqa: E402
     Comparison,
     RatioCell,
@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench.json"
 SECTIONS = {"resolve": resolve.run, "init": init.run, "forward": forward.run,
             "scaling": scaling.run, "memory": memory.run, "coldstart": coldstart.run,
-            "harness": harness.run, "zoo": zoo.run, "cost": cost.run}
+            "harness": harness.run, "zoo": zoo.run, "cost": cost.run,
+            "sharded": sharded.run}
 
 
 def _settings() -> dict[str, Any]:
