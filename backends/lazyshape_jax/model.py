@@ -458,11 +458,17 @@ class JaxModel(BuiltModel):
             # a draw is that of one shard, not of the whole model's draws at once
             out: dict[str, Any] = {}
             for name, shape, dtype, prim in self._rt.primitives(inf.params, names):
-                kind = (prim, shape, dtype, placement[name])
+                target = placement[name]
+                # a parameter replicated along some mesh axes is drawn split over
+                # every axis, then put onto its replicas: one draw, not one per
+                # replica (the values are the same: the draw is partitionable)
+                draw = _split_everywhere(target, shape)
+                kind = (prim, shape, dtype, draw)
                 fn = self._samplers.get(kind)
                 if fn is None:
                     fn = self._samplers[kind] = init.sharded_sampler(*kind)
-                out[name] = fn(init.parameter_key(key, name))
+                value = fn(init.parameter_key(key, name))
+                out[name] = value if draw is target else jax.device_put(value, target)
             return out
         specs = inf.params
         return {
@@ -499,6 +505,33 @@ class JaxModel(BuiltModel):
             for n, s in inf.params.items()
         }
         self._set(values, inf)
+
+
+def _split_everywhere(target: NamedSharding, shape: tuple[int, ...]) -> NamedSharding:
+    """``target`` with the mesh axes it replicates over added to the first dim
+    they divide (with the axes already there): the sharding to draw a value on
+    when ``target`` keeps copies of it. ``target`` itself when it uses every
+    axis, or when no dim divides."""
+    mesh = target.mesh
+    spec = list(target.spec) + [None] * (len(shape) - len(target.spec))
+    used = {a for entry in spec if entry is not None
+            for a in ((entry,) if isinstance(entry, str) else entry)}
+    free = [a for a in mesh.axis_names if a not in used]
+    if not free:
+        return target
+    sizes = dict(mesh.shape)
+    ways = 1
+    for a in free:
+        ways *= sizes[a]
+    for d, entry in enumerate(spec):
+        have = () if entry is None else (entry,) if isinstance(entry, str) else tuple(entry)
+        split = ways
+        for a in have:
+            split *= sizes[a]
+        if shape[d] % split == 0:
+            spec[d] = (*have, *free)
+            return NamedSharding(mesh, PartitionSpec(*spec))  # type: ignore[no-untyped-call]
+    return target
 
 
 def _partition_spec(shard: ShardSpec) -> PartitionSpec:
