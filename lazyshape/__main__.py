@@ -7,7 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -210,16 +210,26 @@ def _run_plan(args: argparse.Namespace) -> int:
     else:
         print("lazyshape plan: give --seq (token ids) or --input", file=sys.stderr)
         return 2
-    try:
+
+    def run() -> str:
         inf, seconds = plan(model, inputs, mesh, dtype=args.dtype, optimizer=args.optimizer)
         title = args.factory + ("" if args.config is None else f" --config {args.config}")
-        print(format_plan(inf, seconds, title=title, optimizer=args.optimizer,
-                          device_memory=args.device_memory))
+        return format_plan(inf, seconds, title=title, optimizer=args.optimizer,
+                           device_memory=args.device_memory)
+
+    return _printed("plan", run)
+
+
+def _printed(command: str, run: Callable[[], str]) -> int:
+    """Print what ``run`` returns; a shape problem is one line on stderr and exit
+    status 1, a bad argument (TypeError, ValueError) status 2."""
+    try:
+        print(run())
     except ShapeError as e:
-        print(f"lazyshape plan: {_one_line(str(e))}", file=sys.stderr)
+        print(f"lazyshape {command}: {_one_line(str(e))}", file=sys.stderr)
         return 1
     except (TypeError, ValueError) as e:
-        print(f"lazyshape plan: {_one_line(str(e))}", file=sys.stderr)
+        print(f"lazyshape {command}: {_one_line(str(e))}", file=sys.stderr)
         return 2
     return 0
 
@@ -257,16 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._summary import summary
 
     model = _load_factory(args.factory)
-    try:
-        print(summary(model, *args.input, dtype=args.dtype, depth=args.depth,
-                      format=args.format, flops=args.flops))
-    except ShapeError as e:
-        print(f"lazyshape summary: {_one_line(str(e))}", file=sys.stderr)
-        return 1
-    except (TypeError, ValueError) as e:
-        print(f"lazyshape summary: {_one_line(str(e))}", file=sys.stderr)
-        return 2
-    return 0
+    return _printed("summary", lambda: summary(model, *args.input, dtype=args.dtype,
+                                               depth=args.depth, format=args.format,
+                                               flops=args.flops))
 
 
 if __name__ == "__main__":

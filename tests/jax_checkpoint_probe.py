@@ -20,13 +20,9 @@ onto other meshes and shardings. It prints one JSON line, for each model:
 
 from __future__ import annotations
 
-import os
+from _distributed import LLAMA, force_host_devices
 
-# before JAX is imported: it reads the flag once
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
+force_host_devices(8)  # before JAX is imported
 
 import json  # noqa: E402
 import math  # noqa: E402
@@ -42,8 +38,6 @@ import lazyshape as ls  # noqa: E402
 from lazyshape import zoo  # noqa: E402
 from lazyshape._sharded_checkpoint import ShardedReader  # noqa: E402
 
-LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 256}
 LLAMA_RULES = ls.Partition.megatron({"model": "tp", "batch": "dp"})
 #: the load side's other rules: matrices by columns over both axes at once
 LLAMA_COLUMNS = ls.Partition([

@@ -24,13 +24,9 @@ test asserts:
 
 from __future__ import annotations
 
-import os
+from _distributed import LLAMA, force_host_devices
 
-# before JAX is imported: it reads the flag once
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
+force_host_devices(8)  # before JAX is imported
 
 import functools  # noqa: E402
 import json  # noqa: E402
@@ -44,9 +40,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 import lazyshape as ls  # noqa: E402
 from lazyshape import zoo  # noqa: E402
-
-LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 256}
 
 
 def cnn() -> ls.Sequential:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _distributed import LLAMA
 
 import lazyshape as ls
 from lazyshape import zoo
@@ -22,8 +23,6 @@ torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
 PROBE = Path(__file__).with_name("torch_sharded_probe.py")
-LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 256}
 
 
 @pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _distributed import LLAMA
 
 import lazyshape as ls
 from lazyshape import zoo
@@ -25,8 +26,6 @@ dist = pytest.importorskip("torch.distributed")
 
 PROBE = Path(__file__).with_name("torch_checkpoint_probe.py")
 SEED = 1234
-LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 256}
 
 
 def _ranks(world: int, mode: str, root: Path) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from _distributed import LLAMA, same_bits
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor
 
@@ -35,8 +36,6 @@ import lazyshape as ls
 from lazyshape import zoo
 
 SEED = 1234
-LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 256}
 LLAMA_SPEC = ls.TensorSpec((2, 16), "int64")
 CNN_SPEC = (2, 3, 6, 6)
 #: the load side's rules: columns where Megatron splits rows, over "dp"
@@ -56,12 +55,6 @@ def full(t: torch.Tensor) -> torch.Tensor:
     return (t.full_tensor() if isinstance(t, DTensor) else t).detach()
 
 
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    if a.is_floating_point():
-        return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
-    return torch.equal(a, b)
 
 
 def save(root: Path, report: dict[str, object]) -> None:

@@ -26,6 +26,7 @@ import sys
 
 import torch
 import torch.distributed as dist
+from _distributed import LLAMA, same_bits
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Replicate, Shard
 
@@ -33,20 +34,12 @@ import lazyshape as ls
 from lazyshape import zoo
 
 SEED = 1234
-LLAMA = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 8,
-         "num_key_value_heads": 4, "intermediate_size": 128, "vocab_size": 256}
 
 
 def rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
-def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return False
-    if a.is_floating_point():
-        return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
-    return torch.equal(a, b)
 
 
 def tensors(m: torch.nn.Module) -> dict[str, torch.Tensor]:
