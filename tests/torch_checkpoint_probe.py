@@ -23,6 +23,7 @@ Rank 0 writes what it measured to ``OUT.json``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -118,8 +119,13 @@ def main() -> None:
         dist.barrier()
         if dist.get_rank() == 0:
             out.write_text(json.dumps(report))
+        dist.barrier()  # no rank leaves while another still talks to it
     finally:
         dist.destroy_process_group()
+    sys.stdout.flush()
+    # every check has passed: leave without the interpreter's teardown, where
+    # gloo's threads can abort a rank after its work is done
+    os._exit(0)
 
 
 if __name__ == "__main__":

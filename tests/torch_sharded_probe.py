@@ -202,12 +202,17 @@ def main() -> None:
         rss = [0] * world
         dist.all_gather_object(rss, report["peak_rss"])
         report["peak_rss_per_rank"] = rss
+        dist.barrier()  # no rank leaves while another still talks to it
     finally:
         dist.destroy_process_group()
     if rank == 0:
         with open(out_path, "w") as f:
             json.dump(report, f)
-    print(f"rank {rank}/{world} ok", os.getpid())
+    print(f"rank {rank}/{world} ok", os.getpid(), flush=True)
+    # every check has passed: leave without the interpreter's teardown, where
+    # gloo's threads can abort a rank after its work is done ("terminate called
+    # without an active exception")
+    os._exit(0)
 
 
 if __name__ == "__main__":
