@@ -85,6 +85,18 @@ def _slots(model: nn.Module) -> dict[str, tuple[nn.Module, str, bool]]:
     return out
 
 
+def _tensor(slots: dict[str, tuple[nn.Module, str, bool]], name: str
+            ) -> tuple[tuple[nn.Module, str, bool], torch.Tensor]:
+    """The slot of canonical tensor ``name`` and the tensor in it."""
+    slot = slots.get(name)
+    if slot is None:
+        raise KeyError(f"the model has no tensor `{name}`")
+    mod, leaf, is_param = slot
+    t = (mod._parameters if is_param else mod._buffers)[leaf]
+    assert t is not None
+    return slot, t
+
+
 def _set(model: nn.Module, slot: tuple[nn.Module, str, bool], value: torch.Tensor) -> None:
     mod, leaf, is_param = slot
     mods = [mod]
@@ -232,12 +244,7 @@ def init_(model: nn.Module, *, seed: int | None = None, _owned: bool = False) ->
     slots = _slots(model)
     with torch.no_grad():
         for name, spec in specs.items():
-            slot = slots.get(name)
-            if slot is None:
-                raise KeyError(f"the model has no tensor `{name}`")
-            mod, leaf, is_param = slot
-            t = (mod._parameters if is_param else mod._buffers)[leaf]
-            assert t is not None
+            _, t = _tensor(slots, name)
             _fill(t, spec, name, seed, config.dtype, _owned)
     return model
 
@@ -266,12 +273,8 @@ def shard(
     device = torch.device(mesh.device_type)
     made: dict[str, list[Placement]] = {}
     for name, spec in specs.items():
-        slot = slots.get(name)
-        if slot is None:
-            raise KeyError(f"the model has no tensor `{name}`")
-        mod, leaf, is_param = slot
-        old = (mod._parameters if is_param else mod._buffers)[leaf]
-        assert old is not None
+        slot, old = _tensor(slots, name)
+        is_param = slot[2]
         if isinstance(old, DTensor):
             raise ValueError(f"`{name}` is already a DTensor: the model is sharded already")
         places = placements(shards[name], names, name)

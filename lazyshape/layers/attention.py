@@ -61,7 +61,6 @@ __all__ = [
     "check_rotary",
     "check_gqa",
     "rotary_output",
-    "gqa_output",
     "gqa_params",
     "swiglu_output",
     "swiglu_params",
@@ -241,6 +240,53 @@ def _match(
     return want
 
 
+def _check_query(q: TensorSpec, embed_dim: int | None, layout: str) -> Dim:
+    """Validate the floating-point query of shape ``layout``; its embed dim E
+    (checked against ``embed_dim`` when given, at least 1)."""
+    check_rank(q, 3, layout)
+    if q.dtype not in FLOATING:
+        check_floating(q)
+    e = q.shape[2]
+    if embed_dim is not None:  # (no message to word when nothing is checked)
+        e = _match(e, embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
+                   "query", q)
+    if type(e) is int and e == 0:
+        raise ShapeError("an embedding dim E >= 1", f"query shape {format_shape(q.shape)}")
+    return e
+
+
+def _check_heads_divide(e: Dim, num_heads: int, q: TensorSpec, alternative: str = "") -> None:
+    """E divisible by ``num_heads`` (assumed when symbolic and undecided)."""
+    rem = e % num_heads
+    if type(rem) is int and rem:
+        raise ShapeError(
+            f"an embedding dim E divisible by `num_heads`{alternative}",
+            f"E={format_dim(e)}, `num_heads` (={num_heads}) (query shape {format_shape(q.shape)})",
+        )
+    if type(rem) is not int and eq(rem, 0) is None:
+        assume_equal(rem, 0)
+
+
+def _check_key_value(
+    q: TensorSpec, k: TensorSpec, v: TensorSpec, layouts: tuple[str, str], b: int, t: int,
+    each: Callable[[TensorSpec, str], object] | None = None,
+) -> tuple[Dim, Dim]:
+    """Validate a separate key and value (3 dims of ``layouts``, the query's
+    dtype, then ``each(x, "key"/"value")``); their batch, unified with the
+    query's (dim ``b``), and their sequence length (dim ``t``)."""
+    for x, what, layout in ((k, "key", layouts[0]), (v, "value", layouts[1])):
+        _check_3d(x, what, layout)
+        if x.dtype != q.dtype:
+            raise ShapeError(
+                f"`{what}` of the query's dtype {q.dtype}", f"`{what}` dtype {x.dtype}"
+            )
+        if each is not None:
+            each(x, what)
+    batch = unify(q.shape[b], k.shape[b], "query and key batch dims")
+    batch = unify(batch, v.shape[b], "query and value batch dims")
+    return batch, unify(k.shape[t], v.shape[t], "key and value sequence dims")
+
+
 def check_attention(
     q: TensorSpec,
     k: TensorSpec,
@@ -256,38 +302,17 @@ def check_attention(
     """Validate query, key, value (and mask); return the resolved sizes. The key
     and value sizes are ``kdim`` / ``vdim`` when given, else the embedding dim."""
     b, t = (0, 1) if batch_first else (1, 0)
-    check_rank(q, 3, "(B, T, E)" if batch_first else "(T, B, E)")
-    if q.dtype not in FLOATING:
-        check_floating(q)
-    e = q.shape[2]
-    if embed_dim is not None:  # (no message to word when nothing is checked)
-        e = _match(e, embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
-                   "query", q)
-    if type(e) is int and e == 0:
-        raise ShapeError("an embedding dim E >= 1", f"query shape {format_shape(q.shape)}")
-    rem = e % num_heads
-    if type(rem) is int and rem:
-        raise ShapeError(
-            "an embedding dim E divisible by `num_heads`",
-            f"E={format_dim(e)}, `num_heads` (={num_heads}) (query shape {format_shape(q.shape)})",
-        )
-    if type(rem) is not int and eq(rem, 0) is None:
-        assume_equal(rem, 0)
+    e = _check_query(q, embed_dim, "(B, T, E)" if batch_first else "(T, B, E)")
+    _check_heads_divide(e, num_heads, q)
     if k is q and v is q:
         if kdim is not None:
             _match(e, kdim, lambda: _size_needed("key", "kdim", kdim, e), "key", k)
         if vdim is not None:
             _match(e, vdim, lambda: _size_needed("value", "vdim", vdim, e), "value", v)
         return AttentionSizes(q.shape[b], e, e, e, packed)
-    for x, what in ((k, "key"), (v, "value")):
-        _check_3d(x, what, f"(B, S, {what[0]}dim)" if batch_first else f"(S, B, {what[0]}dim)")
-        if x.dtype != q.dtype:
-            raise ShapeError(
-                f"`{what}` of the query's dtype {q.dtype}", f"`{what}` dtype {x.dtype}"
-            )
-    batch = unify(q.shape[b], k.shape[b], "query and key batch dims")
-    batch = unify(batch, v.shape[b], "query and value batch dims")
-    seq = unify(k.shape[t], v.shape[t], "key and value sequence dims")
+    layouts = (("(B, S, kdim)", "(B, S, vdim)") if batch_first
+               else ("(S, B, kdim)", "(S, B, vdim)"))
+    batch, seq = _check_key_value(q, k, v, layouts, b, t)
     kd = _match(k.shape[2], e if kdim is None else kdim,
                 lambda: _size_needed("key", "kdim", kdim, e), "key", k)
     vd = _match(v.shape[2], e if vdim is None else vdim,
@@ -399,25 +424,9 @@ def check_gqa(
     """Validate query, key and value ``(B, T|S, E)``; return the resolved sizes.
     Without ``head_dim`` the head dim is ``E // num_heads`` (E divisible by
     ``num_heads``); with RoPE it must be even."""
-    check_rank(q, 3, "(B, T, E)")
-    if q.dtype not in FLOATING:
-        check_floating(q)
-    e = q.shape[2]
-    if embed_dim is not None:  # (no message to word when nothing is checked)
-        e = _match(e, embed_dim, lambda: f"expected last query dim {embed_dim} (embed_dim)",
-                   "query", q)
-    if type(e) is int and e == 0:
-        raise ShapeError("an embedding dim E >= 1", f"query shape {format_shape(q.shape)}")
+    e = _check_query(q, embed_dim, "(B, T, E)")
     if head_dim is None:
-        rem = e % num_heads
-        if type(rem) is int and rem:
-            raise ShapeError(
-                "an embedding dim E divisible by `num_heads` (or `head_dim` given)",
-                f"E={format_dim(e)}, `num_heads` (={num_heads}) "
-                f"(query shape {format_shape(q.shape)})",
-            )
-        if type(rem) is not int and eq(rem, 0) is None:
-            assume_equal(rem, 0)
+        _check_heads_divide(e, num_heads, q, " (or `head_dim` given)")
         d = e // num_heads
         if rope:
             _even_head_dim(d, lambda: f"head dim {format_dim(d)} = E // `num_heads` "
@@ -428,23 +437,15 @@ def check_gqa(
         d, q_size, kv_size = head_dim, num_heads * head_dim, num_kv_heads * head_dim
     if k is q and v is q:
         return GQASizes(q.shape[0], e, d, q_size, kv_size)
-    for x, what in ((k, "key"), (v, "value")):
-        _check_3d(x, what, "(B, S, E)")
-        if x.dtype != q.dtype:
-            raise ShapeError(
-                f"`{what}` of the query's dtype {q.dtype}", f"`{what}` dtype {x.dtype}"
-            )
-        _match(x.shape[2], e, _query_e(what, e), what, x)
-    batch = unify(q.shape[0], k.shape[0], "query and key batch dims")
-    batch = unify(batch, v.shape[0], "query and value batch dims")
-    unify(k.shape[1], v.shape[1], "key and value sequence dims")
+    batch, _ = _check_key_value(q, k, v, ("(B, S, E)", "(B, S, E)"), 0, 1,
+                                lambda x, what: _match(x.shape[2], e, _query_e(what, e), what, x))
     return GQASizes(batch, e, d, q_size, kv_size)
 
 
 # -- shapes ----------------------------------------------------------------------
 
 
-def attention_output(q: TensorSpec, sizes: AttentionSizes) -> TensorSpec:
+def attention_output(q: TensorSpec, sizes: AttentionSizes | GQASizes) -> TensorSpec:
     """The query's shape, ``(B, T, E)`` (or ``(T, B, E)``), with E the embed dim."""
     return TensorSpec._make((*q.shape[:2], sizes.embed_dim), q.dtype)
 
@@ -455,9 +456,6 @@ def rotary_output(x: TensorSpec, head_dim: int | None) -> TensorSpec:
     return x
 
 
-def gqa_output(q: TensorSpec, sizes: GQASizes) -> TensorSpec:
-    """The query's shape, ``(B, T, E)``."""
-    return TensorSpec._make((*q.shape[:2], sizes.embed_dim), q.dtype)
 
 
 def swiglu_output(x: TensorSpec, in_features: int | None, out_features: int | None) -> TensorSpec:
@@ -855,7 +853,7 @@ class Attention(Layer):
 
     def output_spec(self, *inputs: TensorSpec) -> TensorSpec:
         q, sizes = self._sizes(inputs)
-        return gqa_output(q, sizes)
+        return attention_output(q, sizes)
 
     def param_specs(self, *inputs: TensorSpec) -> dict[str, ParamSpec]:
         _, sizes = self._sizes(inputs)
