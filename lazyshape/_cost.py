@@ -19,6 +19,7 @@ layer computed from its parameters (`INTERNAL`).
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 from ._dims import Dim, prod
@@ -50,9 +51,13 @@ class Cost(NamedTuple):
     grads: tuple[tuple[Operand, Dim], ...] = ()
 
 
+@functools.lru_cache(maxsize=1024)
 def matmul_cost(m: Dim, n: Dim, k: Dim, a: Operand, b: Operand, batch: Dim = 1) -> Cost:
     """``batch`` products ``(m, k) @ (k, n)`` of the factors ``a`` and ``b``:
-    ``2*batch*m*n*k`` FLOPs forward, the same again for each factor's gradient."""
+    ``2*batch*m*n*k`` FLOPs forward, the same again for each factor's gradient.
+
+    (A pure, bounded memo of an immutable value, as the dim algebra's: the
+    same product, layer after layer or model after model, is one lookup.)"""
     flops = prod((2, batch, m, n, k))
     return Cost(flops, ((a, flops), (b, flops)))
 

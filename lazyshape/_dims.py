@@ -946,6 +946,7 @@ _ADD: Final = "add"
 _SUB: Final = "sub"
 _MUL: Final = "mul"
 _PROD: Final = "prod"
+_SUM: Final = "sum"
 _NEG: Final = "neg"
 
 
@@ -1209,9 +1210,15 @@ def prod(dims: Iterable[Dim]) -> Dim:
     for d in dims:
         if type(d) is int:
             const *= d
+        elif isinstance(d, Expr):
+            symbolic.append(d)
         else:
-            symbolic.append(_arg(d))
-    if not symbolic:
+            d = _arg(d)
+            if type(d) is int:
+                const *= d
+            else:
+                symbolic.append(d)
+    if not symbolic or const == 0:
         return const
     if len(symbolic) == 1 and const == 1:
         return symbolic[0]
@@ -1249,17 +1256,51 @@ def dim_sum(dims: Iterable[Dim]) -> Dim:
     for d in dims:
         if type(d) is int:
             const += d
+        elif isinstance(d, Expr):
+            counts[d] = counts.get(d, 0) + 1
+        else:
+            e = _arg(d)
+            if type(e) is int:
+                const += e
+            else:
+                assert isinstance(e, Expr)
+                counts[e] = counts.get(e, 0) + 1
+    return _counted_sum(counts, const)
+
+
+def weighted_sum(pairs: Iterable[tuple[Dim, int]]) -> Dim:
+    """``sum(d * k for d, k in pairs)``, its terms merged once (a tally of
+    repeated sizes: a model's layers of one shape)."""
+    const = 0
+    counts: dict[Expr, int] = {}
+    for d, k in pairs:
+        if type(d) is int:
+            const += d * k
             continue
         e = _arg(d)
         if type(e) is int:
-            const += e
+            const += e * k
             continue
         assert isinstance(e, Expr)
-        counts[e] = counts.get(e, 0) + 1
+        counts[e] = counts.get(e, 0) + k
+    return _counted_sum(counts, const)
+
+
+def _counted_sum(counts: dict[Expr, int], const: int) -> Dim:
+    """``const + sum(e * k for e, k in counts.items())``."""
     if not counts:
         return const
+    # the same sum (a model's FLOPs or bytes, model after model) is one memo
+    # entry, keyed by its multiset of expressions (see "Memoised entry points")
+    key = (_SUM, frozenset(counts.items()), const)
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
+    if r is not None:
+        return r
     terms: _Terms = {}
     for e, k in counts.items():
+        if not k:
+            continue
         for m, c in e._terms.items():
             v = terms.get(m, 0) + c * k
             if v:
@@ -1272,7 +1313,15 @@ def dim_sum(dims: Iterable[Dim]) -> Dim:
             terms[()] = v
         else:
             del terms[()]
-    return _wrap(terms)
+    out = _wrap(terms)
+    for e in counts:
+        if _has_anonymous(e):
+            return out
+    with _MEMO_LOCK:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        _MEMO[key] = out
+    return out
 
 
 def unknown() -> Sym:

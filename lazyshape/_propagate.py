@@ -32,6 +32,7 @@ from ._dims import (
     ge,
     is_symbolic,
     prod,
+    weighted_sum,
 )
 from ._errors import ShapeError
 from ._graph import Module, Program, first_reader, program_of, trace
@@ -83,7 +84,7 @@ class LayerRecord:
 
     __slots__ = (
         "path", "kind", "layer", "inputs", "outputs", "param_path", "prefix", "shared",
-        "_params", "_dtype", "_resolved", "_costs", "_grad_inputs", "_inference",
+        "_params", "_dtype", "_resolved", "_costs", "_grad_inputs", "_inference", "_index",
     )
 
     def __init__(
@@ -112,8 +113,10 @@ class LayerRecord:
         self._costs: tuple[Cost, ...] | None = None
         #: which inputs need a gradient in a training step (set by `Inference`)
         self._grad_inputs: tuple[bool, ...] | None = None
-        #: the inference this record belongs to (which knows the wiring)
+        #: the inference this record belongs to (which knows the wiring), and
+        #: this node's place in its execution order
         self._inference: Inference | None = None
+        self._index = -1
 
     @property
     def params(self) -> dict[str, ParamSpec]:
@@ -205,31 +208,11 @@ class LayerRecord:
         """The products this node computes (`Layer.costs`), asked once."""
         costs = self._costs
         if costs is None:
-            layer = self.layer
-            cls = type(layer)
-            if cls.costs is _NO_COSTS:
-                costs = ()
+            inf = self._inference
+            if inf is not None:
+                costs = inf._node_costs()[self._index]
             else:
-                # built-in layers are described by their hyperparameters: equal
-                # layers on equal specs (a model's repeated blocks) cost the same
-                key = None
-                inf = self._inference
-                if inf is not None and cls.__module__.startswith(_BUILTIN):
-                    key = (cls, tuple(layer.hparams().items()), self.inputs, self.outputs)
-                    try:
-                        costs = inf._costs.get(key)
-                    except TypeError:  # a hyperparameter that is not a value
-                        key = None
-                if costs is None:
-                    try:
-                        costs = layer.costs(self.inputs, self.outputs)
-                    except Exception as e:  # a custom layer's cost rule: name the layer
-                        raise TypeError(
-                            f"the cost rule of {self.kind} at '{self.path}' failed: "
-                            f"{type(e).__name__}: {e}"
-                        ) from e
-                    if key is not None and inf is not None:
-                        inf._costs[key] = costs
+                costs = _layer_costs(self.layer, self.inputs, self.outputs, self.path)
             self._costs = costs
         return costs
 
@@ -322,10 +305,18 @@ class Inference:
         self._shards: dict[str, ShardSpec] | None = None
         self._mesh: dict[str, int] = {}
         self._partition: Partition | None = None
-        #: the costs of built-in layers, by hyperparameters and specs (`LayerRecord.costs`)
-        self._costs: dict[Any, tuple[Cost, ...]] = {}
+        #: each node's `Layer.costs`, in execution order (`_node_costs`)
+        self._costs: list[tuple[Cost, ...]] | None = None
         #: ``(shape, dtype) -> bytes`` of the records' tensors
         self._nbytes: dict[tuple[tuple[Dim, ...], str | None], Dim] = {}
+
+    def _node_costs(self) -> list[tuple[Cost, ...]]:
+        """Each node's products (`Layer.costs`), in execution order, asked once."""
+        costs = self._costs
+        if costs is None:
+            costs = self._costs = [_layer_costs(layer, ins, outs, path)
+                                   for layer, path, _, ins, outs, _ in self._raw]
+        return costs
 
     @property
     def layers(self) -> tuple[LayerRecord, ...]:
@@ -337,8 +328,9 @@ class Inference:
                             dtype if local else None)
                 for layer, path, param_path, ins, outs, local in self._raw
             )
-            for rec in self._layers:
+            for i, rec in enumerate(self._layers):
                 rec._inference = self
+                rec._index = i
         return self._layers
 
     @property
@@ -379,18 +371,36 @@ class Inference:
     @property
     def num_params(self) -> Dim:
         """Total parameter elements (buffers excluded)."""
-        return dim_sum(prod(p.shape) for p in self._own_params() if p.trainable)
+        return self._param_total(True, False)
 
     @property
     def num_buffers(self) -> Dim:
         """Total buffer elements (non-trainable state, e.g. running statistics)."""
-        return dim_sum(prod(p.shape) for p in self._own_params() if not p.trainable)
+        return self._param_total(False, False)
 
     @property
     def num_bytes(self) -> Dim:
         """Bytes of all parameters and buffers (the same as `param_bytes`)."""
+        return self._param_total(None, True)
+
+    def _param_total(self, trainable: bool | None, in_bytes: bool) -> Dim:
+        """Elements (or bytes) of every parameter and buffer once, or of the
+        trainable ones only (``trainable`` True) or the buffers only (False);
+        each shape's size computed once (layers of one size share shapes)."""
+        # layers of one size share their (immutable) specs: each counted once
+        tally: dict[int, list[Any]] = {}  # id(spec) -> [spec, count]
+        for _, path, param_path, _, _, local in self._raw:
+            if local and path is param_path:
+                for p in local.values():
+                    t = tally.get(id(p))
+                    if t is None:
+                        tally[id(p)] = [p, 1]
+                    else:
+                        t[1] += 1
         dtype = self.dtype
-        return dim_sum(prod(p.shape) * itemsize(p.dtype or dtype) for p in self._own_params())
+        return weighted_sum(
+            (prod(p.shape) * itemsize(p.dtype or dtype) if in_bytes else prod(p.shape), n)
+            for p, n in tally.values() if trainable is None or p.trainable is trainable)
 
     @property
     def param_bytes(self) -> Dim:
@@ -403,7 +413,17 @@ class Inference:
         them (2 per multiply-add of matrix products, convolutions and
         attention; elementwise work not counted): an int, or an expression in
         the input symbols (``2*B*H*W*...``). The sum of the records' `flops`."""
-        return dim_sum(c.flops for rec in self.layers for c in rec.costs)
+        # equal products (repeated blocks) share one `Cost`: each counted once,
+        # times its calls
+        tally: dict[int, list[Any]] = {}
+        for costs in self._node_costs():
+            for c in costs:
+                t = tally.get(id(c))
+                if t is None:
+                    tally[id(c)] = [c.flops, 1]
+                else:
+                    t[1] += 1
+        return weighted_sum(tally.values())  # type: ignore[arg-type]
 
     @property
     def macs(self) -> Dim:
@@ -424,7 +444,27 @@ class Inference:
         """Bytes of every intermediate an inference forward produces: each
         node's outputs, once (a view of its input, a reshape, adds none); an
         int or an expression."""
-        return dim_sum(rec.activation_bytes for rec in self.layers)
+        # a layer that keeps its input's shape hands on the same shape tuple:
+        # counted by identity first, then each distinct tuple sized once
+        tally: dict[tuple[int, str | None], list[Any]] = {}  # -> [shape, dtype, count]
+        for layer, _, _, ins, outs, _ in self._raw:
+            if ins and layer.aliases_input:  # a view of its input: no new memory
+                outs = outs[1:]
+            for o in outs:
+                key = (id(o.shape), o.dtype)
+                t = tally.get(key)
+                if t is None:
+                    tally[key] = [o.shape, o.dtype, 1]
+                else:
+                    t[2] += 1
+        cache = self._nbytes
+        pairs = []
+        for shape, dtype, n in tally.values():
+            b = cache.get((shape, dtype))
+            if b is None:
+                b = cache[(shape, dtype)] = prod((*shape, itemsize(dtype or "float32")))
+            pairs.append((b, n))
+        return weighted_sum(pairs)
 
     @property
     def peak_activation_bytes(self) -> Dim:
@@ -806,8 +846,20 @@ class Inference:
 
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
-#: the package of the built-in layers
-_BUILTIN = "lazyshape."
+
+
+def _layer_costs(layer: Layer, ins: tuple[TensorSpec, ...], outs: tuple[TensorSpec, ...],
+                 path: str) -> tuple[Cost, ...]:
+    """``layer.costs(ins, outs)``; a failing rule (a custom layer's) is a
+    `TypeError` naming the node."""
+    if type(layer).costs is _NO_COSTS:
+        return ()
+    try:
+        return layer.costs(ins, outs)
+    except Exception as e:
+        raise TypeError(
+            f"the cost rule of {layer.kind} at '{path}' failed: {type(e).__name__}: {e}"
+        ) from e
 
 #: what `Inference.solve` can solve for
 _METRICS = ("training_bytes", "peak_activation_bytes", "activation_bytes", "param_bytes",

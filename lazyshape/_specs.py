@@ -161,8 +161,9 @@ class TensorSpec:
     Every spec an `Inference` holds has a dtype.
     """
 
-    __slots__ = ("shape", "dtype")
+    __slots__ = ("shape", "dtype", "_hash")
     shape: Shape
+    _hash: int  # (set on the first hash)
     #: the canonical dtype name; None only in a rule's output, for the model's
     dtype: str
 
@@ -220,7 +221,12 @@ class TensorSpec:
         )
 
     def __hash__(self) -> int:
-        return hash((self.shape, self.dtype))
+        try:
+            return self._hash
+        except AttributeError:  # the first time: remembered (the spec is frozen)
+            h = hash((self.shape, self.dtype))
+            _ts_hash(self, h)
+            return h
 
     def __repr__(self) -> str:
         return f"TensorSpec({format_shape(self.shape)}, {self.dtype})"
@@ -317,6 +323,7 @@ class ParamSpec:
 # `__setattr__` guard at the cost of one C call per field (the pass's hot path).
 _ts_shape = TensorSpec.__dict__["shape"].__set__
 _ts_dtype = TensorSpec.__dict__["dtype"].__set__
+_ts_hash = TensorSpec.__dict__["_hash"].__set__
 _ps_shape = ParamSpec.__dict__["shape"].__set__
 _ps_dtype = ParamSpec.__dict__["dtype"].__set__
 _ps_init = ParamSpec.__dict__["init"].__set__

@@ -103,6 +103,36 @@ def test_every_builtin_kind_counts_as_flop_counter_mode(entry: Any, data: Any) -
     assert bind(sym.flops_backward, values) == backward
 
 
+ATTENTION_CASES = {
+    "self, batch first": (dict(num_heads=4, batch_first=True), [(2, 5, 16)]),
+    "self, sequence first": (dict(num_heads=2, batch_first=False), [(5, 3, 8)]),
+    "cross, packed, with a mask": (
+        dict(num_heads=2, batch_first=True),
+        [(2, 5, 8), (2, 7, 8), (2, 7, 8), ((2, 7), "bool")]),
+    "cross, own key and value sizes": (
+        dict(num_heads=2, embed_dim=8, kdim=6, vdim=10, batch_first=True),
+        [(2, 5, 8), (2, 7, 6), (2, 7, 10)]),
+    "cross, sequence first, own sizes": (
+        dict(num_heads=4, embed_dim=8, kdim=12, vdim=4, batch_first=False),
+        [(5, 2, 8), (3, 2, 12), (3, 2, 4)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ATTENTION_CASES))
+def test_every_attention_layout_counts_as_flop_counter_mode(case: str) -> None:
+    """Each of MultiheadAttention's layouts (self and cross attention, packed
+    or separate projections, batch or sequence first), concrete and symbolic."""
+    kwargs, shapes = ATTENTION_CASES[case]
+    specs = tuple(TensorSpec(*s) if isinstance(s[1], str) else TensorSpec(s) for s in shapes)
+    layer = ls.MultiheadAttention(**kwargs)
+    inf = ls.infer(layer, *specs)
+    assert (inf.flops, inf.flops_backward) == torch_count(layer, specs)
+    symbolic, values = _symbolic(specs)
+    sym = ls.infer(ls.MultiheadAttention(**kwargs), *symbolic, batch_dim=None)
+    assert (bind(sym.flops, values), bind(sym.flops_backward, values)) == (
+        inf.flops, inf.flops_backward)
+
+
 def test_a_conv_counts_like_torch_by_hand() -> None:
     """A worked example that does not lean on torch: 2 * N * C_out * H_out *
     W_out * C_in/groups * kh * kw."""

@@ -693,3 +693,24 @@ def test_bind_rounding_up_flips_every_division():
     nested = (L // 2) // 2  # each division flipped: ceil(ceil(5 / 2) / 2)
     assert bind(nested, {"L": 5}) == 1 and bind_rounding_up(nested, {"L": 5}) == 2
     assert bind_rounding_up(L * 2 + 1, {"L": 3}) == 7  # no division: bind
+
+
+def test_weighted_sum_and_memoised_sum_equal_plain_arithmetic() -> None:
+    from lazyshape._dims import dim_sum, weighted_sum
+
+    b, h = Sym("B"), Sym("H")
+    terms = [(b * h, 3), (b, 2), (7, 4), (h // 2, 0), (-(b * h), 1)]
+    expected = 0
+    for d, k in terms:
+        expected = expected + d * k
+    assert weighted_sum(terms) == expected == 2 * b * h + 2 * b + 28
+    assert weighted_sum([(b, 1), (-b, 1)]) == 0  # cancelling terms give a plain int
+    # the memoised sum hands out a value equal to the sum built step by step,
+    # asked twice (the second time from the memo) and in another order
+    dims = [b * h, b, b * h, 5, h // 2]
+    first, again, reordered = dim_sum(dims), dim_sum(dims), dim_sum(dims[::-1])
+    step: Any = 0
+    for d in dims:
+        step = step + d
+    assert first == again == reordered == step
+    assert dim_sum([np.int64(3), b]) == b + 3

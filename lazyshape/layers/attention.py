@@ -564,6 +564,29 @@ def attention_costs(
     return tuple(costs)
 
 
+@functools.lru_cache(maxsize=256)
+def _mha_costs(b: Dim, t: Dim, s: Dim, e: Dim, h: int, kd: Dim, vd: Dim, packed: bool,
+               cross: bool) -> tuple[Cost, ...]:
+    """`MultiheadAttention.costs` from its sizes: batch ``b``, query and key
+    lengths ``t`` and ``s``, embedding ``e``, ``h`` heads, key and value sizes
+    (a pure, bounded memo: the same attention, block after block, is one lookup)."""
+    bt = b * t
+    names = (("in_proj_weight",) * 3 if packed
+             else ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
+    q_proj = matmul_cost(bt, e, e, 0, names[0])
+    if cross:
+        bs = b * s
+        k_proj = matmul_cost(bs, e, kd, 1, names[1])
+        v_proj = matmul_cost(bs, e, vd, 2, names[2])
+    else:  # the three projections of the input: equal products when packed
+        k_proj = matmul_cost(bt, e, e, 0, names[1])
+        v_proj = matmul_cost(bt, e, e, 0, names[2])
+    # scores (t, s) and weighted values (t, head_dim): equal products per head
+    scores = matmul_cost(t, s, e // h, INTERNAL, INTERNAL, b * h)
+    return (q_proj, k_proj, v_proj, scores, scores,
+            matmul_cost(bt, e, e, INTERNAL, "out_proj.weight"))
+
+
 def attention_saved(batch: Dim, t: Dim, s: Dim, heads: int, kv_heads: int, head_dim: Dim,
                     dtype: str, projected_output: bool = True) -> Saved:
     """What an attention's backward keeps besides its inputs, as PyTorch's fused
@@ -685,20 +708,16 @@ class MultiheadAttention(Layer):
     def costs(
         self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
     ) -> tuple[Cost, ...]:
-        q, sizes = self._sizes(inputs)
-        k = inputs[1] if len(inputs) > 1 else q
-        t, s = (q.shape[1], k.shape[1]) if self.batch_first else (q.shape[0], k.shape[0])
-        b, e, h = sizes.batch, sizes.embed_dim, self.num_heads
-        names = (("in_proj_weight",) * 3 if sizes.packed
-                 else ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
-        ins = (0, 0, 0) if len(inputs) == 1 else (0, 1, 2)
-        projections = (
-            (b * t, e, e, ins[0], names[0]),
-            (b * s, e, sizes.kdim, ins[1], names[1]),
-            (b * s, e, sizes.vdim, ins[2], names[2]),
-        )
-        return (*attention_costs(b, t, s, h, e // h, projections),
-                matmul_cost(b * t, e, e, INTERNAL, "out_proj.weight"))
+        # (the inputs passed the shape rule: the sizes are read, not checked again)
+        q = inputs[0]
+        cross = len(inputs) > 1
+        k = inputs[1] if cross else q
+        bi, ti = (0, 1) if self.batch_first else (1, 0)
+        e = q.shape[2] if self.embed_dim is None else self.embed_dim
+        return _mha_costs(q.shape[bi], q.shape[ti], k.shape[ti], e, self.num_heads,
+                          (e if self.kdim is None else self.kdim) if cross else e,
+                          (e if self.vdim is None else self.vdim) if cross else e,
+                          self._packed, cross)
 
     def saved(self, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]) -> Saved:
         q, sizes = self._sizes(inputs)

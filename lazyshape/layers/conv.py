@@ -441,11 +441,17 @@ def conv_costs(x: TensorSpec, out: TensorSpec, out_channels: int, kernel_size: t
     counted. Its input's gradient costs as much again, its weight's ``groups``
     times as much. ``x`` is ``(N, C_in, *S_in)`` or unbatched ``(C_in, *S_in)``."""
     n = len(kernel_size)
-    batch = prod(x.shape[:-n - 1])
-    spatial = prod((x if transposed else out).shape[-n:])
-    flops = prod((2 * prod(kernel_size) * (out_channels // groups), x.shape[-n - 1], batch,
-                  spatial))
-    return Cost(flops, ((0, flops), ("weight", flops * groups)))
+    return _conv_cost(2 * prod(kernel_size) * (out_channels // groups), groups,
+                      (x.shape[-n - 1], *x.shape[:-n - 1], *(x if transposed else out).shape[-n:]))
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_cost(per_position: int, groups: int, sizes: tuple[Dim, ...]) -> Cost:
+    """`conv_costs` from ``2 * prod(kernel) * C_out/groups``, ``groups`` and the
+    sizes ``(C_in, *batch, *S)`` (a pure, bounded memo: the same convolution,
+    block after block or model after model, is one lookup)."""
+    flops = prod((per_position, *sizes))
+    return Cost(flops, ((0, flops), ("weight", flops if groups == 1 else flops * groups)))
 
 
 class _ConvNd(Layer):
