@@ -314,8 +314,10 @@ class Inference:
         """Each node's products (`Layer.costs`), in execution order, asked once."""
         costs = self._costs
         if costs is None:
-            costs = self._costs = [_layer_costs(layer, ins, outs, path)
-                                   for layer, path, _, ins, outs, _ in self._raw]
+            none = _NO_COSTS  # (most layers: asked without a call)
+            costs = self._costs = [
+                () if type(layer).costs is none else _layer_costs(layer, ins, outs, path)
+                for layer, path, _, ins, outs, _ in self._raw]
         return costs
 
     @property
@@ -446,19 +448,22 @@ class Inference:
         int or an expression."""
         # a layer that keeps its input's shape hands on the same shape tuple:
         # counted by identity first, then each distinct tuple sized once
-        tally: dict[tuple[int, str | None], list[Any]] = {}  # -> [shape, dtype, count]
+        tally: dict[int, list[Any]] = {}  # id(shape) -> [shape, dtype, count]
+        other: list[TensorSpec] = []  # (a shape tuple also met in another dtype)
+        get = tally.get
         for layer, _, _, ins, outs, _ in self._raw:
             if ins and layer.aliases_input:  # a view of its input: no new memory
                 outs = outs[1:]
             for o in outs:
-                key = (id(o.shape), o.dtype)
-                t = tally.get(key)
+                t = get(id(o.shape))
                 if t is None:
-                    tally[key] = [o.shape, o.dtype, 1]
-                else:
+                    tally[id(o.shape)] = [o.shape, o.dtype, 1]
+                elif t[1] == o.dtype:
                     t[2] += 1
+                else:
+                    other.append(o)
         cache = self._nbytes
-        pairs = []
+        pairs = [(nbytes(o), 1) for o in other]
         for shape, dtype, n in tally.values():
             b = cache.get((shape, dtype))
             if b is None:
