@@ -947,6 +947,7 @@ _SUB: Final = "sub"
 _MUL: Final = "mul"
 _PROD: Final = "prod"
 _SUM: Final = "sum"
+_SHIFTDIV: Final = "shiftdiv"
 _NEG: Final = "neg"
 
 
@@ -1242,6 +1243,26 @@ def prod(dims: Iterable[Dim]) -> Dim:
         if len(_MEMO) >= _MEMO_SIZE:
             _MEMO.clear()
         _MEMO[key] = out
+    return out
+
+
+def shifted_floordiv(d: Dim, shift: int, divisor: int, offset: int = 0) -> Dim:
+    """``(d + shift) // divisor + offset`` (a convolution's or pooling's output
+    size), one memo entry for the whole formula: the same size of the same
+    input, layer after layer, is one lookup."""
+    if type(d) is int:
+        return (d + shift) // divisor + offset
+    key = (_SHIFTDIV, _arg(d), (shift, divisor, offset))
+    with _MEMO_LOCK:
+        r = _MEMO.get(key)
+    if r is not None:
+        return r
+    out = ((d + shift) // divisor) + offset
+    if not _has_anonymous(d):
+        with _MEMO_LOCK:
+            if len(_MEMO) >= _MEMO_SIZE:
+                _MEMO.clear()
+            _MEMO[key] = out
     return out
 
 

@@ -177,6 +177,10 @@ class Layer:
     #: `ls.ops.promote_types` of the inputs' and parameters' dtypes, what
     #: `ls.ops` arithmetic on them computes (an elementwise layer on int32: int32)
     dtype_rule: ClassVar[str] = "model"
+    #: True for a built-in layer whose rules cost more than looking them up: a
+    #: pass then runs them once per configuration and input specs (see
+    #: `lazyshape._propagate._Pass`); a layer of another package always runs its own
+    memo_rules: ClassVar[bool] = False
 
     # The three methods a layer declares. Typed as callables (as torch types
     # ``nn.Module.forward``) so that each layer declares its own signature: one

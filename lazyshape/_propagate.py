@@ -12,8 +12,9 @@ symbolic dims flow through the same code as expressions.
 from __future__ import annotations
 
 import copy
+import operator
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from ._cost import Cost, nbytes
@@ -851,6 +852,19 @@ class Inference:
 
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
+#: the package of the built-in layers, whose rules are pure (see `_Pass`)
+_BUILTIN = "lazyshape."
+
+
+def _attribute_getter(layer: Layer) -> tuple[int, Callable[[Any], Any]] | None:
+    """For a built-in layer whose class memoises its rules (`_Pass`): its
+    number of attributes and a getter of all of them but ``name``, as a tuple
+    (the memo key of its configuration); None for a layer of another package."""
+    cls = type(layer)
+    if not cls.__module__.startswith(_BUILTIN):
+        return None
+    names = tuple(k for k in vars(layer) if k != "name")
+    return len(vars(layer)), operator.attrgetter(*names) if names else (lambda _: ())
 
 
 def _layer_costs(layer: Layer, ins: tuple[TensorSpec, ...], outs: tuple[TensorSpec, ...],
@@ -1088,11 +1102,29 @@ class _Pass:
     parameter names come out exactly as the compiled program's
     (`tests/test_graph.py` checks it).
 
-    Everything the pass needs travels with it: the model's dtype, and the log
-    its rules report assumptions to (bound to `ASSUMED` for the run).
+    Everything the pass needs travels with it: the model's dtype, the log its
+    rules report assumptions to (bound to `ASSUMED` for the run), and what the
+    rules of built-in layers gave, by layer configuration and input specs.
+
+    **Repeated blocks resolve once.** The rules of the built-in layers are pure
+    functions of the layer's attributes and its input specs (and the model's
+    dtype, fixed for a pass). A node whose layer's class asks for it
+    (`Layer.memo_rules`: the layers whose rules cost more than a lookup) and
+    whose layer has the attributes of one met before in this pass (every
+    attribute but its name: its hyperparameters and what it derived from
+    them), on equal input specs, takes that node's outputs, parameter specs
+    and assumptions (re-filed at its own path) without running the rules
+    again: a model's repeated blocks (ViT's encoder layers, a Llama's decoder
+    layers, ConvNeXt's stages) cost a lookup per node after the first block.
+    Layers of other packages (custom rules, which may not be pure), a layer
+    with attributes its class's first instance did not have, or with one that
+    is not a hashable value, always run their rules. The memo lives and dies
+    with the pass: nothing is shared between calls of `infer` or between
+    threads.
     """
 
-    __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error")
+    __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error",
+                 "memo", "pure")
     inline = True  # walks into every container (see `_graph.trace`)
 
     def __init__(self, dtype: str, batch: frozenset[str] = frozenset()) -> None:
@@ -1103,13 +1135,20 @@ class _Pass:
         #: the error for the first node whose parameters depend on them (raised
         #: by `infer` once every node has resolved)
         self.batch_error: ShapeError | None = None
-        #: layer -> (path, parameter specs) of its first call
-        self.owners: dict[Layer, tuple[str, dict[str, ParamSpec]]] = {}
+        #: layer -> the index in `raw` of its first call
+        self.owners: dict[Layer, int] = {}
         self.raw: list[_Raw] = []
         #: what the rules of the node running now assumed (drained after each node)
         self.log: list[Assumed] = []
         self.assumptions: list[tuple[str, Dim, Dim]] = []
         self.bounds: list[tuple[str, Dim, str, Dim]] = []
+        #: (layer class, its attributes, input specs) -> (outputs, parameter
+        #: specs, assumptions) of a built-in layer's rules
+        self.memo: dict[Any, tuple[tuple[TensorSpec, ...], dict[str, ParamSpec],
+                                   tuple[Assumed, ...]]] = {}
+        #: layer class -> ``(number of attributes, getter of all but the name)`` for
+        #: a class whose rules are memoised, None for the others (asked once per class)
+        self.pure: dict[type, tuple[int, Callable[[Any], Any]] | None] = {}
 
     def add(
         self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
@@ -1118,8 +1157,29 @@ class _Pass:
 
         Records the call; its parameters get their canonical names only when
         `Inference.params` is first read."""
-        outs, local = resolve_node(layer, ins, path, self.dtype)
+        key: Any = None
+        hit = None
+        if layer.memo_rules:
+            cls = type(layer)
+            if cls in self.pure:
+                pure = self.pure[cls]
+            else:
+                pure = self.pure[cls] = _attribute_getter(layer)
+            if pure is not None and len(vars(layer)) == pure[0]:
+                try:
+                    key = (cls, pure[1](layer), ins)
+                    hit = self.memo.get(key)
+                except (TypeError, AttributeError):  # not a hashable value; another set
+                    key = None
         log = self.log
+        if hit is not None:
+            outs, local, logged = hit
+            if logged:
+                log.extend(logged)
+        else:
+            outs, local = resolve_node(layer, ins, path, self.dtype)
+            if key is not None:
+                self.memo[key] = (outs, local, tuple(log))
         if log:
             self._drain(path)
         if local:
@@ -1128,21 +1188,21 @@ class _Pass:
                 check_param_dtype(layer, ins, local, dtype, path)
             if self.batch and self.batch_error is None:
                 for p in local.values():  # (an all-int shape depends on no symbol)
-                    for d in p.shape:
-                        if type(d) is not int:
-                            self.batch_error = _check_batch_independence(
-                                layer, path, ins, local, self.batch)
-                            break
-                    else:
-                        continue
-                    break
+                    if p.is_symbolic:
+                        self.batch_error = _check_batch_independence(
+                            layer, path, ins, local, self.batch)
+                        break
         # the layer's first call (layers hash by identity): a later call of a shared
         # layer gets that call's parameters
-        owner = self.owners.setdefault(layer, (path, local))
-        param_path = owner[0]
-        if param_path is not path and local:
-            _check_shared(layer, path, param_path, owner[1], local)
-        self.raw.append((layer, path, param_path, ins, outs, local))
+        raw = self.raw
+        first = self.owners.setdefault(layer, len(raw))
+        if first == len(raw):
+            param_path = path
+        else:
+            param_path = raw[first][1]
+            if local:
+                _check_shared(layer, path, param_path, raw[first][5], local)
+        raw.append((layer, path, param_path, ins, outs, local))
         return outs
 
     def _drain(self, path: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._dims import Dim, as_dim, format_shape, free_symbols, is_symbolic
+from ._dims import Dim, as_dim, format_shape, free_symbols
 
 if TYPE_CHECKING:
     from ._init import Initializer
@@ -239,11 +239,12 @@ class ParamSpec:
     marks a buffer (running statistics): saved in state dicts, not optimized.
     """
 
-    __slots__ = ("shape", "dtype", "init", "trainable")
+    __slots__ = ("shape", "dtype", "init", "trainable", "_symbolic")
     shape: Shape
     dtype: str | None
     init: Initializer
     trainable: bool
+    _symbolic: bool | None  # (`is_symbolic`, found on the first ask)
 
     def __init__(
         self,
@@ -259,6 +260,7 @@ class ParamSpec:
         _set(self, "dtype", None if dtype is None else normalize_dtype(dtype))
         _set(self, "init", zeros() if init is None else init)
         _set(self, "trainable", bool(trainable))
+        _set(self, "_symbolic", None)
 
     @staticmethod
     def _make(
@@ -270,6 +272,7 @@ class ParamSpec:
         _ps_dtype(spec, dtype)
         _ps_init(spec, init)
         _ps_trainable(spec, trainable)
+        _ps_symbolic(spec, None)
         return spec
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -281,7 +284,15 @@ class ParamSpec:
     @property
     def is_symbolic(self) -> bool:
         """True when the shape still has symbols (the parameter can't be allocated)."""
-        return any(is_symbolic(d) for d in self.shape)
+        sym = self._symbolic
+        if sym is None:  # asked once per spec (layers of one size share theirs)
+            sym = False
+            for d in self.shape:
+                if type(d) is not int:
+                    sym = True
+                    break
+            _ps_symbolic(self, sym)
+        return sym
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -328,6 +339,7 @@ _ps_shape = ParamSpec.__dict__["shape"].__set__
 _ps_dtype = ParamSpec.__dict__["dtype"].__set__
 _ps_init = ParamSpec.__dict__["init"].__set__
 _ps_trainable = ParamSpec.__dict__["trainable"].__set__
+_ps_symbolic = ParamSpec.__dict__["_symbolic"].__set__
 
 
 class Placeholder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import lazyshape as ls
-from lazyshape.dims import Sym, format_shape
+from lazyshape.dims import Sym, format_dim, format_shape
 
 B, H, W, T = Sym("B"), Sym("H"), Sym("W"), Sym("T")
 
@@ -344,3 +344,90 @@ def test_sequential_container_protocol():
 def test_bad_hyperparameters(make, regex):
     with pytest.raises(ls.ShapeError, match=regex):
         make()
+
+
+# -- repeated blocks resolve once ------------------------------------------------------
+
+
+def _memoised_classes() -> list[type]:
+    def walk(c: type) -> list[type]:
+        return [s for sub in c.__subclasses__() for s in (sub, *walk(sub))]
+    return [c for c in walk(ls.Layer) if c.__dict__.get("memo_rules")]
+
+
+def _resolved(model: ls.Layer, *inputs: object, memo: bool) -> ls.Inference:
+    """`ls.infer` of a fresh copy, with the built-in rule memo on or off."""
+    import copy
+
+    classes = _memoised_classes()
+    try:
+        for c in classes:
+            c.memo_rules = memo  # type: ignore[attr-defined]
+        return ls.infer(copy.deepcopy(model), *inputs)
+    finally:
+        for c in classes:
+            c.memo_rules = True  # type: ignore[attr-defined]
+
+
+def _record(inf: ls.Inference) -> list[object]:
+    return [(r.path, r.kind, r.inputs, r.outputs, r.params) for r in inf.layers] + [
+        inf.assumptions, inf.bounds, inf.params]
+
+
+@pytest.mark.parametrize("name, spec", [
+    ("vit_b_16", ("B", 3, 224, 224)),
+    ("gpt2", ("B", "T")),
+    ("bert_base", ("B", "T")),
+])
+def test_repeated_blocks_resolve_as_without_the_memo(name, spec):
+    from lazyshape import zoo
+
+    model = getattr(zoo, name)()
+    assert _record(_resolved(model, spec, memo=True)) == _record(
+        _resolved(model, spec, memo=False))
+
+
+def test_the_memo_tells_configurations_apart_and_refiles_assumptions():
+    """Equal layers on equal inputs share one resolution, with the assumption it
+    made filed at each node's own path; layers that differ in any attribute, or
+    equal layers on other inputs, resolve on their own."""
+    x = ls.Input(("B", "T", "E"))
+    y = ls.MultiheadAttention(2, name="a")(x)
+    y = ls.MultiheadAttention(2, name="b")(y)  # same configuration: E % 2 == 0 again
+    y = ls.MultiheadAttention(4, name="c")(y)  # another head count: E % 4 == 0
+    z = ls.MultiheadAttention(2, batch_first=False, name="d")(y)
+    model = ls.Model(x, z)
+    memo, plain = _resolved(model, memo=True), _resolved(model, memo=False)
+    assert _record(memo) == _record(plain)
+    # (each node's shape rule and parameter rule each assume it)
+    assert [(path, format_dim(a), b) for path, a, b in memo.assumptions] == [
+        (p, f"E % {h}", 0) for p, h in [("a", 2), ("b", 2), ("c", 4), ("d", 2)] for _ in "12"]
+    # a cross-attention on other key sizes is another input: its own resolution
+    q, k, k2 = ls.Input(("B", "T", 8)), ls.Input(("B", "S", "K")), ls.Input(("B", "S", "K2"))
+    a = ls.MultiheadAttention(2, embed_dim=8, kdim=6, vdim=6, name="x")(q, k, k)
+    b = ls.MultiheadAttention(2, embed_dim=8, kdim=6, vdim=6, name="y")(q, k2, k2)
+    cross = ls.Model([q, k, k2], [a, b])
+    assert ls.infer(cross, (2, 5, 8), (2, 7, 6), (2, 7, 6)).outputs[1].shape == (2, 5, 8)
+    with pytest.raises(ls.ShapeError, match="'y'.*kdim"):
+        ls.infer(cross, (2, 5, 8), (2, 7, 6), (2, 7, 8))
+
+
+def test_rules_of_other_packages_always_run():
+    """A subclass defined outside lazyshape may keep state in its rules: the
+    pass runs them at every node, however alike the nodes."""
+    calls: list[str] = []
+
+    class Counted(ls.MultiheadAttention):
+        def output_spec(self, *inputs):
+            calls.append("out")
+            return super().output_spec(*inputs)
+
+    model = ls.Sequential(Counted(2), Counted(2), Counted(2))
+    ls.infer(model, ("B", 5, 8))
+    assert calls == ["out"] * 3
+    # and a built-in layer given an attribute of its own is not taken for another
+    plain = ls.MultiheadAttention(2)
+    odd = ls.MultiheadAttention(2)
+    odd.note = "mine"  # type: ignore[attr-defined]
+    inf = ls.infer(ls.Sequential(plain, odd), ("B", 5, 8))
+    assert [r.outputs for r in inf.layers] == [(ls.TensorSpec(("B", 5, 8)),)] * 2

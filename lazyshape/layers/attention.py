@@ -621,6 +621,8 @@ class MultiheadAttention(Layer):
     (E,)``, with torch's initialization.
     """
 
+    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
+
     hparam_names = ("embed_dim", "num_heads", "dropout", "bias", "batch_first", "causal")
     expected_ndim = 3
     needs_context = True
@@ -817,6 +819,8 @@ class Attention(Layer):
     initialization.
     """
 
+    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
+
     hparam_names = (
         "embed_dim", "num_heads", "num_kv_heads", "head_dim", "bias", "is_causal", "rope"
     )
@@ -940,6 +944,8 @@ class SwiGLU(Layer):
     hidden_features)``, and a bias of each with ``bias=True`` (Llama's
     ``mlp_bias``); nn.Linear's initialization.
     """
+
+    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
 
     hparam_names = ("in_features", "hidden_features", "out_features", "bias")
     expected_ndim = 2

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from .. import ops
 from .._cost import Cost
-from .._dims import Dim, bounds, eq, format_dim, format_shape, prod
+from .._dims import Dim, bounds, eq, format_dim, format_shape, prod, shifted_floordiv
 from .._errors import ShapeError
 from .._init import Initializer, fan_in_uniform, kaiming_uniform
 from .._layer import Layer, assume_at_least
@@ -275,7 +275,7 @@ def room_out_dim(d: Dim, room: int, stride: int) -> Dim:
     ``d + room + 1``, just ``d`` for a "same" convolution."""
     if stride == 1 and type(d) is not int:
         return d if room == -1 else d + (room + 1)
-    return (d + room) // stride + 1
+    return shifted_floordiv(d, room, stride, 1)
 
 
 def conv_transpose_out_dim(

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import ops
 from .._cost import Saved, nbytes
-from .._dims import Dim, format_shape
+from .._dims import Dim, format_shape, ge, shifted_floordiv
 from .._errors import ShapeError, check
 from .._layer import Layer
 from .._specs import TensorSpec
@@ -121,7 +121,7 @@ def pool_out_dim(d: Dim, k: int, s: int, p: int, dil: int, ceil_mode: bool) -> D
     """
     eff = dil * (k - 1) + 1
     m = min(s, eff - p) if ceil_mode else 1
-    return (d + (2 * p - eff + m - 1)) // s + 1
+    return shifted_floordiv(d, 2 * p - eff + m - 1, s, 1)
 
 
 def pool_output(
@@ -143,8 +143,8 @@ def pool_output(
         pool_out_dim(d, k, s, p, dl, ceil_mode)
         for d, k, s, p, dl in zip(spatial, kernel_size, stride, padding, dilation, strict=True)
     )
-    if not input_at_least_kernel and all(type(o) is int and o >= 1 for o in out):
-        return TensorSpec._make((*x.shape[:2], *out), x.dtype)  # concrete and valid
+    if not input_at_least_kernel and all(ge(o, 1) is True for o in out):
+        return TensorSpec._make((*x.shape[:2], *out), x.dtype)  # provably valid
     hparams: dict[str, Any] = {
         "kernel_size": kernel_size, "stride": stride, "padding": padding,
     }

@@ -109,7 +109,8 @@ def permute_output(x: TensorSpec, dims: tuple[int, ...]) -> TensorSpec:
             f"expected an input with {n} dims, one per entry of `dims` (={dims})",
             f"input shape {format_shape(shape)} ({len(shape)} dims)",
         )
-    return TensorSpec._make(tuple([shape[d % n] for d in dims]), x.dtype)
+    # (entries are in [-n, n): a tuple's own indexing counts them from the end)
+    return TensorSpec._make(tuple(map(shape.__getitem__, dims)), x.dtype)
 
 
 def transpose_output(x: TensorSpec, dim0: int, dim1: int) -> TensorSpec:
