@@ -177,9 +177,11 @@ class Layer:
     #: `ls.ops.promote_types` of the inputs' and parameters' dtypes, what
     #: `ls.ops` arithmetic on them computes (an elementwise layer on int32: int32)
     dtype_rule: ClassVar[str] = "model"
-    #: True for a built-in layer whose rules cost more than looking them up: a
-    #: pass then runs them once per configuration and input specs (see
-    #: `lazyshape._propagate._Pass`); a layer of another package always runs its own
+    #: True, set by a class whose rules are pure functions of its instance
+    #: attributes and input specs and cost more than a lookup: a pass runs them
+    #: once per configuration and inputs, so a model's repeated blocks resolve
+    #: once. Only the class that sets it is looked up: a subclass (which may
+    #: override a rule) sets it again to be.
     memo_rules: ClassVar[bool] = False
 
     # The three methods a layer declares. Typed as callables (as torch types

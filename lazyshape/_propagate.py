@@ -852,16 +852,15 @@ class Inference:
 
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
-#: the package of the built-in layers, whose rules are pure (see `_Pass`)
-_BUILTIN = "lazyshape."
 
 
 def _attribute_getter(layer: Layer) -> tuple[int, Callable[[Any], Any]] | None:
-    """For a built-in layer whose class memoises its rules (`_Pass`): its
-    number of attributes and a getter of all of them but ``name``, as a tuple
-    (the memo key of its configuration); None for a layer of another package."""
+    """For a layer whose class declares its rules pure (`Layer.memo_rules`, in
+    the class itself): its number of attributes and a getter of all of them
+    but ``name`` (the memo key of its configuration, `_Pass`); None for a class
+    that inherits the flag."""
     cls = type(layer)
-    if not cls.__module__.startswith(_BUILTIN):
+    if cls.__dict__.get("memo_rules") is not True:
         return None
     names = tuple(k for k in vars(layer) if k != "name")
     return len(vars(layer)), operator.attrgetter(*names) if names else (lambda _: ())
@@ -1106,21 +1105,19 @@ class _Pass:
     rules report assumptions to (bound to `ASSUMED` for the run), and what the
     rules of built-in layers gave, by layer configuration and input specs.
 
-    **Repeated blocks resolve once.** The rules of the built-in layers are pure
-    functions of the layer's attributes and its input specs (and the model's
-    dtype, fixed for a pass). A node whose layer's class asks for it
-    (`Layer.memo_rules`: the layers whose rules cost more than a lookup) and
-    whose layer has the attributes of one met before in this pass (every
-    attribute but its name: its hyperparameters and what it derived from
-    them), on equal input specs, takes that node's outputs, parameter specs
-    and assumptions (re-filed at its own path) without running the rules
-    again: a model's repeated blocks (ViT's encoder layers, a Llama's decoder
-    layers, ConvNeXt's stages) cost a lookup per node after the first block.
-    Layers of other packages (custom rules, which may not be pure), a layer
+    **Repeated blocks resolve once.** A layer class that declares its rules
+    pure functions of its attributes and input specs (`Layer.memo_rules`, set
+    by the class itself: the attention layers, whose rules cost more than a
+    lookup) has them run once per configuration in a pass: a node whose layer
+    has the attributes of one met before (every attribute but its name: its
+    hyperparameters and what it derived from them), on equal input specs (the
+    model's dtype is the pass's), takes that node's outputs, parameter specs
+    and assumptions (re-filed at its own path). A model's repeated blocks (ViT's
+    encoder layers, a Llama's decoder layers) then cost a lookup per attention
+    after the first block. A subclass that does not declare it again, a layer
     with attributes its class's first instance did not have, or with one that
-    is not a hashable value, always run their rules. The memo lives and dies
-    with the pass: nothing is shared between calls of `infer` or between
-    threads.
+    is not a hashable value, runs its rules. The memo lives and dies with the
+    pass: nothing is shared between calls of `infer` or between threads.
     """
 
     __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error",

@@ -412,9 +412,9 @@ def test_the_memo_tells_configurations_apart_and_refiles_assumptions():
         ls.infer(cross, (2, 5, 8), (2, 7, 6), (2, 7, 8))
 
 
-def test_rules_of_other_packages_always_run():
-    """A subclass defined outside lazyshape may keep state in its rules: the
-    pass runs them at every node, however alike the nodes."""
+def test_only_a_class_that_declares_its_rules_pure_is_looked_up():
+    """A subclass may keep state in its rules: the pass runs them at every
+    node, however alike the nodes, unless the subclass declares them pure."""
     calls: list[str] = []
 
     class Counted(ls.MultiheadAttention):
@@ -425,6 +425,14 @@ def test_rules_of_other_packages_always_run():
     model = ls.Sequential(Counted(2), Counted(2), Counted(2))
     ls.infer(model, ("B", 5, 8))
     assert calls == ["out"] * 3
+
+    class Pure(Counted):
+        memo_rules = True
+
+    calls.clear()
+    inf = ls.infer(ls.Sequential(Pure(2), Pure(2), Pure(4)), ("B", 5, 8))
+    assert calls == ["out"] * 2  # the second layer is the first's configuration
+    assert [r.params for r in inf.layers[:2]] == [inf.layers[0].params] * 2
     # and a built-in layer given an attribute of its own is not taken for another
     plain = ls.MultiheadAttention(2)
     odd = ls.MultiheadAttention(2)
