@@ -1203,13 +1203,17 @@ class _Pass:
         return outs
 
     def _drain(self, path: str) -> None:
-        """File what the node at ``path`` assumed: equalities and bounds."""
-        for op, a, b in self.log:
+        """File what the node at ``path`` assumed, each once (its shape rule and
+        its parameter rule may assume the same): equalities and bounds."""
+        log = self.log
+        for i, (op, a, b) in enumerate(log):
+            if i and (op, a, b) in log[:i]:
+                continue
             if op == "==":
                 self.assumptions.append((path, a, b))
             else:
                 self.bounds.append((path, a, op, b))
-        self.log.clear()
+        log.clear()
 
     def run(self, model: Layer, specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         """The model's output specs (a single layer's parameters get no prefix)."""
