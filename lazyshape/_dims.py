@@ -954,8 +954,14 @@ _NEG: Final = "neg"
 def _remember(key: tuple[str, Dim, Dim], value: Dim) -> Dim:
     """Store ``value`` as the result of ``key`` (unless an operand has an
     anonymous symbol) and return it."""
-    for x in (key[1], key[2]):
-        if type(x) is not int and _has_anonymous(x):
+    return _store(key, value, (key[1], key[2]))
+
+
+def _store(key: tuple[Any, ...], value: Dim, operands: Iterable[Dim]) -> Dim:
+    """Store ``value`` under a memo ``key`` of ``operands`` (unless one has an
+    anonymous symbol: its key never comes back) and return it."""
+    for d in operands:
+        if type(d) is not int and _has_anonymous(d):
             return value
     with _MEMO_LOCK:
         if len(_MEMO) >= _MEMO_SIZE:
@@ -1236,14 +1242,7 @@ def prod(dims: Iterable[Dim]) -> Dim:
         out = _memo(_MUL, _mul, out, d)
     if const != 1:
         out = _memo(_MUL, _mul, out, const)
-    for d in factors:
-        if _has_anonymous(d):
-            return out
-    with _MEMO_LOCK:
-        if len(_MEMO) >= _MEMO_SIZE:
-            _MEMO.clear()
-        _MEMO[key] = out
-    return out
+    return _store(key, out, factors)
 
 
 def shifted_floordiv(d: Dim, shift: int, divisor: int, offset: int = 0) -> Dim:
@@ -1257,13 +1256,7 @@ def shifted_floordiv(d: Dim, shift: int, divisor: int, offset: int = 0) -> Dim:
         r = _MEMO.get(key)
     if r is not None:
         return r
-    out = ((d + shift) // divisor) + offset
-    if not _has_anonymous(d):
-        with _MEMO_LOCK:
-            if len(_MEMO) >= _MEMO_SIZE:
-                _MEMO.clear()
-            _MEMO[key] = out
-    return out
+    return _store(key, ((d + shift) // divisor) + offset, (d,))
 
 
 def dim_sum(dims: Iterable[Dim]) -> Dim:
@@ -1334,15 +1327,7 @@ def _counted_sum(counts: dict[Expr, int], const: int) -> Dim:
             terms[()] = v
         else:
             del terms[()]
-    out = _wrap(terms)
-    for e in counts:
-        if _has_anonymous(e):
-            return out
-    with _MEMO_LOCK:
-        if len(_MEMO) >= _MEMO_SIZE:
-            _MEMO.clear()
-        _MEMO[key] = out
-    return out
+    return _store(key, _wrap(terms), counts)
 
 
 def unknown() -> Sym:
