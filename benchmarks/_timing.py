@@ -70,7 +70,10 @@ class Contender:
       state is None);
     - ``repeats`` timed regions are taken, after ``warmup`` untimed ones.
 
-    Samples are in nanoseconds per operation (region time / ``number``).
+    Samples are in nanoseconds per operation (region time / ``number``);
+    ``cpu_samples`` are the calling thread's CPU time in the same regions
+    (``time.thread_time_ns``): the work done, without the time the thread
+    waited for a core another process held.
     """
 
     name: str
@@ -80,6 +83,7 @@ class Contender:
     warmup: int = 1
     number: int = 1
     samples: list[float] = field(default_factory=list)
+    cpu_samples: list[float] = field(default_factory=list)
 
     def record(self, stats: Stats) -> dict[str, Any]:
         """What a results file keeps of this contender, given its ``stats``
@@ -92,14 +96,17 @@ class Contender:
         gc.collect()
         gc.disable()
         try:
+            c0 = time.thread_time_ns()
             t0 = time.perf_counter_ns()
             self.run(state)
             t1 = time.perf_counter_ns()
+            c1 = time.thread_time_ns()
         finally:
             gc.enable()
         del state
         if timed:
             self.samples.append((t1 - t0) / self.number)
+            self.cpu_samples.append((c1 - c0) / self.number)
 
 
 def measure_interleaved(contenders: Sequence[Contender]) -> dict[str, Stats]:
@@ -115,6 +122,7 @@ def measure_interleaved(contenders: Sequence[Contender]) -> dict[str, Stats]:
     try:
         for c in contenders:
             c.samples.clear()
+            c.cpu_samples.clear()
             for _ in range(c.warmup):
                 c._once(timed=False)
         rounds = max(c.repeats for c in contenders)
@@ -128,10 +136,12 @@ def measure_interleaved(contenders: Sequence[Contender]) -> dict[str, Stats]:
     return {c.name: Stats.of(c.samples) for c in contenders}
 
 
-def ratio_stats(num: Contender, den: Contender) -> Stats:
-    """Per-round ratios ``num / den`` of two contenders timed in the same rounds."""
-    n = min(len(num.samples), len(den.samples))
-    return Stats.of([num.samples[i] / den.samples[i] for i in range(n)])
+def ratio_stats(num: Contender, den: Contender, cpu: bool = False) -> Stats:
+    """Per-round ratios ``num / den`` of two contenders timed in the same rounds
+    (``cpu``: of their thread CPU times)."""
+    a, b = (num.cpu_samples, den.cpu_samples) if cpu else (num.samples, den.samples)
+    n = min(len(a), len(b))
+    return Stats.of([a[i] / b[i] for i in range(n)])
 
 
 def calibrate(fn: Callable[[], Any], target_ns: float, max_number: int = 1_000_000) -> int:
