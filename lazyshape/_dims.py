@@ -1248,10 +1248,12 @@ def prod(dims: Iterable[Dim]) -> Dim:
 def shifted_floordiv(d: Dim, shift: int, divisor: int, offset: int = 0) -> Dim:
     """``(d + shift) // divisor + offset`` (a convolution's or pooling's output
     size), one memo entry for the whole formula: the same size of the same
-    input, layer after layer, is one lookup."""
-    if type(d) is int:
+    input, layer after layer, is one lookup. Any other integer-like ``d`` (a
+    NumPy integer, a framework's own symbolic dim at run time) gets the plain
+    arithmetic."""
+    if not isinstance(d, Expr):
         return (d + shift) // divisor + offset
-    key = (_SHIFTDIV, _arg(d), (shift, divisor, offset))
+    key = (_SHIFTDIV, d, (shift, divisor, offset))
     with _MEMO_LOCK:
         r = _MEMO.get(key)
     if r is not None:

@@ -714,3 +714,25 @@ def test_weighted_sum_and_memoised_sum_equal_plain_arithmetic() -> None:
         step = step + d
     assert first == again == reordered == step
     assert dim_sum([np.int64(3), b]) == b + 3
+
+
+def test_shifted_floordiv_is_the_plain_formula_for_every_kind_of_dim() -> None:
+    from lazyshape._dims import shifted_floordiv
+
+    h = Sym("H")
+    assert shifted_floordiv(h, -1, 2, 1) == (h - 1) // 2 + 1
+    assert shifted_floordiv(h, -1, 2, 1) is shifted_floordiv(h, -1, 2, 1)  # one memo entry
+    assert shifted_floordiv(9, -1, 2, 1) == 5
+    assert shifted_floordiv(np.int64(9), -1, 2, 1) == 5
+
+    class Foreign:  # a framework's own symbolic dim, met by a rule at run time
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def __add__(self, k: int) -> Foreign:
+            return Foreign(f"({self.text} + {k})")
+
+        def __floordiv__(self, k: int) -> Foreign:
+            return Foreign(f"{self.text} // {k}")
+
+    assert shifted_floordiv(Foreign("h"), -1, 2, 1).text == "((h + -1) // 2 + 1)"
