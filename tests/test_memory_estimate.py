@@ -142,3 +142,40 @@ def test_solve_says_what_is_missing_or_impossible() -> None:
         inf.solve("1GiB", H=224, W=224, T=3)
     with pytest.raises(ValueError, match="a size like"):
         inf.solve("lots", H=224, W=224)
+
+
+ZOO_SPECS = [
+    ("resnet18", ("B", 3, "H", "W")), ("convnext_tiny", ("B", 3, "H", "W")),
+    ("vit_b_16", ("B", 3, 224, 224)), ("gpt2", ("B", "T")), ("lstm_classifier", ("B", "T", 16)),
+]
+
+
+@pytest.mark.parametrize("name,spec", ZOO_SPECS, ids=[n for n, _ in ZOO_SPECS])
+def test_the_records_add_up_to_the_totals(name: str, spec: tuple[object, ...]) -> None:
+    """The totals are tallied over equal shapes and shared specs; each record
+    computes its own: the two must agree, symbolically."""
+    inf = ls.infer(getattr(zoo, name)(), spec)
+    records = inf.layers
+    for total in ("flops", "activation_bytes", "param_bytes", "num_params", "num_buffers"):
+        assert getattr(inf, total) == sum((getattr(r, total) for r in records), 0), total
+    assert inf.param_bytes == sum(
+        (bind(0, {}) + ls.dims.prod(p.shape) * (4 if p.dtype == "float32" else 8)
+         for p in inf.params.values()), 0)
+
+
+def test_totals_count_a_shape_met_in_two_dtypes_in_each() -> None:
+    """A layer that hands on its input's shape tuple in another dtype (a cast)
+    makes a tensor of that shape in each dtype: both are counted."""
+
+    class Half(ls.Layer):
+        def output_spec(self, x):
+            return x.with_dtype("float16")  # the same shape tuple
+
+        def forward(self, params, x):
+            return x
+
+    inf = ls.infer(ls.Sequential(ls.ReLU(), Half(), ls.ReLU()), ("B", 8))
+    b = ls.Sym("B")
+    assert inf.layers[0].outputs[0].shape is inf.layers[1].outputs[0].shape
+    assert inf.activation_bytes == b * 8 * 4 + 2 * (b * 8 * 2)
+    assert inf.activation_bytes == sum((r.activation_bytes for r in inf.layers), 0)
