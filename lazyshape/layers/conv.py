@@ -316,7 +316,7 @@ def conv_output(
     if padding_mode != "zeros":
         _check_padding_fits(x, pads, padding_mode)
     spatial: list[Dim] = []
-    for d, s, room in zip(x.shape[2:], stride, rooms, strict=True):
+    for d, s, room in zip(x.shape[2:], stride, rooms, strict=False):  # (rank checked)
         # an output needs `d + room >= 0`; for a symbolic dim, decided from its
         # bounds shifted by `room` (no sum built), assumed when undecidable
         if type(d) is int:
