@@ -47,6 +47,7 @@ from ._layer import (
     shape_input_dtype,
 )
 from ._partition import Partition, ShardSpec, shard_params
+from ._specs import _DTYPES as _ITEMSIZE
 from ._specs import FLOATING, ParamSpec, TensorSpec, as_shape, itemsize, normalize_dtype
 
 __all__ = ["infer", "Inference", "LayerRecord", "MemoryEstimate", "as_spec"]
@@ -390,20 +391,30 @@ class Inference:
         """Elements (or bytes) of every parameter and buffer once, or of the
         trainable ones only (``trainable`` True) or the buffers only (False);
         each shape's size computed once (layers of one size share shapes)."""
-        # layers of one size share their (immutable) specs: each counted once
-        tally: dict[int, list[Any]] = {}  # id(spec) -> [spec, count]
+        dtype = self.dtype
+        const = 0
+        # symbolic sizes: layers of one size share their (immutable) specs,
+        # each summed once, times its count
+        tally: dict[int, list[Any]] = {}  # id(spec) -> [size, count]
         for _, path, param_path, _, _, local in self._raw:
             if local and path is param_path:
                 for p in local.values():
+                    if trainable is not None and p.trainable is not trainable:
+                        continue
+                    n = p._numel
+                    if n is None:
+                        n = p.numel
+                    if type(n) is int:
+                        const += n * _ITEMSIZE[p.dtype or dtype] if in_bytes else n
+                        continue
                     t = tally.get(id(p))
                     if t is None:
-                        tally[id(p)] = [p, 1]
+                        tally[id(p)] = [n * _ITEMSIZE[p.dtype or dtype] if in_bytes else n, 1]
                     else:
                         t[1] += 1
-        dtype = self.dtype
-        return weighted_sum(
-            (prod(p.shape) * itemsize(p.dtype or dtype) if in_bytes else prod(p.shape), n)
-            for p, n in tally.values() if trainable is None or p.trainable is trainable)
+        if not tally:
+            return const
+        return weighted_sum([(const, 1), *tally.values()])  # type: ignore[list-item]
 
     @property
     def param_bytes(self) -> Dim:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._dims import Dim, as_dim, format_shape, free_symbols
+from ._dims import Dim, as_dim, format_shape, free_symbols, prod
 
 if TYPE_CHECKING:
     from ._init import Initializer
@@ -239,12 +239,13 @@ class ParamSpec:
     marks a buffer (running statistics): saved in state dicts, not optimized.
     """
 
-    __slots__ = ("shape", "dtype", "init", "trainable", "_symbolic")
+    __slots__ = ("shape", "dtype", "init", "trainable", "_symbolic", "_numel")
     shape: Shape
     dtype: str | None
     init: Initializer
     trainable: bool
     _symbolic: bool | None  # (`is_symbolic`, found on the first ask)
+    _numel: Dim | None  # (`numel`, found on the first ask)
 
     def __init__(
         self,
@@ -261,6 +262,7 @@ class ParamSpec:
         _set(self, "init", zeros() if init is None else init)
         _set(self, "trainable", bool(trainable))
         _set(self, "_symbolic", None)
+        _set(self, "_numel", None)
 
     @staticmethod
     def _make(
@@ -273,6 +275,7 @@ class ParamSpec:
         _ps_init(spec, init)
         _ps_trainable(spec, trainable)
         _ps_symbolic(spec, None)
+        _ps_numel(spec, None)
         return spec
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -280,6 +283,16 @@ class ParamSpec:
 
     def __reduce__(self) -> tuple[Any, ...]:  # copy, deepcopy and pickle by value
         return (ParamSpec._make, (self.shape, self.dtype, self.init, self.trainable))
+
+    @property
+    def numel(self) -> Dim:
+        """Elements: the product of the shape (an int, or an expression),
+        computed once per spec (layers of one size share theirs)."""
+        n = self._numel
+        if n is None:
+            n = prod(self.shape)
+            _ps_numel(self, n)
+        return n
 
     @property
     def is_symbolic(self) -> bool:
@@ -340,6 +353,7 @@ _ps_dtype = ParamSpec.__dict__["dtype"].__set__
 _ps_init = ParamSpec.__dict__["init"].__set__
 _ps_trainable = ParamSpec.__dict__["trainable"].__set__
 _ps_symbolic = ParamSpec.__dict__["_symbolic"].__set__
+_ps_numel = ParamSpec.__dict__["_numel"].__set__
 
 
 class Placeholder:
