@@ -1196,7 +1196,10 @@ class _Pass:
                 check_param_dtype(layer, ins, local, dtype, path)
             if self.batch and self.batch_error is None:
                 for p in local.values():  # (an all-int shape depends on no symbol)
-                    if p.is_symbolic:
+                    sym = p._symbolic  # (`is_symbolic`, once asked)
+                    if sym is None:
+                        sym = p.is_symbolic
+                    if sym:
                         self.batch_error = _check_batch_independence(
                             layer, path, ins, local, self.batch)
                         break
