@@ -389,8 +389,9 @@ class Inference:
 
     def _param_total(self, trainable: bool | None, in_bytes: bool) -> Dim:
         """Elements (or bytes) of every parameter and buffer once, or of the
-        trainable ones only (``trainable`` True) or the buffers only (False);
-        each shape's size computed once (layers of one size share shapes)."""
+        trainable ones only (``trainable`` True) or the buffers only (False):
+        concrete sizes added as ints, symbolic ones summed once per spec
+        (layers of one size share their specs)."""
         dtype = self.dtype
         const = 0
         # symbolic sizes: layers of one size share their (immutable) specs,
@@ -1114,7 +1115,7 @@ class _Pass:
 
     Everything the pass needs travels with it: the model's dtype, the log its
     rules report assumptions to (bound to `ASSUMED` for the run), and what the
-    rules of built-in layers gave, by layer configuration and input specs.
+    rules declared pure gave, by layer configuration and input specs.
 
     **Repeated blocks resolve once.** A layer class that declares its rules
     pure functions of its attributes and input specs (`Layer.memo_rules`, set
@@ -1151,7 +1152,7 @@ class _Pass:
         self.assumptions: list[tuple[str, Dim, Dim]] = []
         self.bounds: list[tuple[str, Dim, str, Dim]] = []
         #: (layer class, its attributes, input specs) -> (outputs, parameter
-        #: specs, assumptions) of a built-in layer's rules
+        #: specs, assumptions) of the rules of a class that declares them pure
         self.memo: dict[Any, tuple[tuple[TensorSpec, ...], dict[str, ParamSpec],
                                    tuple[Assumed, ...]]] = {}
         #: layer class -> ``(number of attributes, getter of all but the name)`` for
