@@ -349,6 +349,12 @@ def _resolve(quick: bool, reference: Stats | None
             f"{tag}: lazyshape_symbolic per layer", "µs", per_layer, PER_LAYER_TARGET_US, "<=",
             f"{case.spec}; {layers} layers, {total_us:,.0f} µs in all, rounds shared with model "
             f"D ({d_per_layer:.2f} µs/layer); target 1.5 x {PER_LAYER_REFERENCE_US}{ref_note}"))
+        # the same as a ratio per round: what the machine's speed that day does not move
+        vs_d = ratio_stats(lazy, ref_d).scaled(d_layers / layers)
+        entry["per_layer_over_resolve_D"] = vs_d.to_dict()
+        comparisons.append(Comparison(
+            f"{tag}: per layer / model D's per layer, same rounds", "x", vs_d,
+            note="the target's 1.5x, measured as a ratio in each round"))
         del ref_d
         contenders = [lazy]
         errors: dict[str, str] = {}
