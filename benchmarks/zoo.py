@@ -12,10 +12,10 @@ the target was set) is timed again in the same run, and the target is 1.5x it:
 model D, the figure it is compared with, so that both are measured alike; it
 is also reported (no target) from the rounds shared with the peer, where each
 lazyshape sample follows a ``torch.export`` run of a second or more that
-leaves the processor's caches and the interpreter's type cache cold (measured:
-a cache flush before each sample of four fresh ConvNeXt-T models adds 18% per
-layer). The peer, timed interleaved with lazyshape in the same
-rounds, is what a torch user runs for symbolic shapes: ``torch.export.export``
+leaves the processor's caches cold (measured: a 200 MB cache flush before each
+sample of four fresh ConvNeXt-T models adds 18% per layer). The peer, timed
+interleaved with lazyshape in the same rounds, is what a torch user runs for
+symbolic shapes: ``torch.export.export``
 (non-strict) of the reference model (torchvision's; transformers'
 ``LlamaForCausalLM``) built under ``torch.device("meta")``, on a meta example
 input, with every symbolic dim of lazyshape's spec marked ``Dim.DYNAMIC``; the
