@@ -1265,23 +1265,9 @@ def dim_sum(dims: Iterable[Dim]) -> Dim:
     """The sum of ``dims`` (0 for none), its terms merged once: summing ``n``
     expressions costs one pass over their terms, not ``n`` intermediate
     expressions."""
-    const = 0
     # equal expressions (the memo hands out one object for each) are counted
     # first, and their terms merged once, scaled by their count
-    counts: dict[Expr, int] = {}
-    for d in dims:
-        if type(d) is int:
-            const += d
-        elif isinstance(d, Expr):
-            counts[d] = counts.get(d, 0) + 1
-        else:
-            e = _arg(d)
-            if type(e) is int:
-                const += e
-            else:
-                assert isinstance(e, Expr)
-                counts[e] = counts.get(e, 0) + 1
-    return _counted_sum(counts, const)
+    return weighted_sum(zip(dims, itertools.repeat(1)))
 
 
 def weighted_sum(pairs: Iterable[tuple[Dim, int]]) -> Dim:

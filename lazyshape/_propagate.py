@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import operator
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from ._cost import Cost, nbytes
@@ -146,11 +146,7 @@ class LayerRecord:
         `Inference.num_params`."""
         if self.shared:
             return 0
-        total: Dim = 0
-        for p in self.params.values():
-            if p.trainable:
-                total = total + prod(p.shape)
-        return total
+        return dim_sum(p.numel for p in self.params.values() if p.trainable)
 
     @property
     def num_buffers(self) -> Dim:
@@ -159,11 +155,7 @@ class LayerRecord:
         `Inference.num_buffers`."""
         if self.shared:
             return 0
-        total: Dim = 0
-        for p in self.params.values():
-            if not p.trainable:
-                total = total + prod(p.shape)
-        return total
+        return dim_sum(p.numel for p in self.params.values() if not p.trainable)
 
     @property
     def param_bytes(self) -> Dim:
@@ -171,10 +163,7 @@ class LayerRecord:
         of a shared layer): the records add up to `Inference.param_bytes`."""
         if self.shared:
             return 0
-        total: Dim = 0
-        for p in self.params.values():
-            total = total + prod(p.shape) * itemsize(p.dtype or "float32")
-        return total
+        return dim_sum(p.numel * itemsize(p.dtype or "float32") for p in self.params.values())
 
     @property
     def output_bytes(self) -> Dim:
@@ -185,16 +174,9 @@ class LayerRecord:
         """Bytes of tensors of these specs (through the inference's cache: most
         nodes share their shapes with others)."""
         inf = self._inference
-        cache: dict[tuple[tuple[Dim, ...], str | None], Dim] = (
-            {} if inf is None else inf._nbytes)
-        parts = []
-        for o in specs:
-            key = (o.shape, o.dtype)
-            b = cache.get(key)
-            if b is None:
-                b = cache[key] = prod((*o.shape, itemsize(o.dtype or "float32")))
-            parts.append(b)
-        return parts[0] if len(parts) == 1 else dim_sum(parts)
+        if inf is None:
+            return dim_sum(nbytes(o) for o in specs)
+        return dim_sum(inf._tensor_bytes(o.shape, o.dtype) for o in specs)
 
     @property
     def activation_bytes(self) -> Dim:
@@ -365,13 +347,6 @@ class Inference:
             raise ValueError(f"the model has {len(self.outputs)} outputs; use .outputs")
         return self.outputs[0]
 
-    def _own_params(self) -> Iterator[ParamSpec]:
-        """Every parameter and buffer once (at its layer's first call), its
-        dtype possibly left to the model's (None)."""
-        for _, path, param_path, _, _, local in self._raw:
-            if local and path is param_path:
-                yield from local.values()
-
     @property
     def num_params(self) -> Dim:
         """Total parameter elements (buffers excluded)."""
@@ -475,14 +450,19 @@ class Inference:
                     t[2] += 1
                 else:
                     other.append(o)
-        cache = self._nbytes
-        pairs = [(nbytes(o), 1) for o in other]
-        for shape, dtype, n in tally.values():
-            b = cache.get((shape, dtype))
-            if b is None:
-                b = cache[(shape, dtype)] = prod((*shape, itemsize(dtype or "float32")))
-            pairs.append((b, n))
+        size = self._tensor_bytes
+        pairs = [(size(o.shape, o.dtype), 1) for o in other]
+        pairs += [(size(shape, dtype), n) for shape, dtype, n in tally.values()]
         return weighted_sum(pairs)
+
+    def _tensor_bytes(self, shape: tuple[Dim, ...], dtype: str | None) -> Dim:
+        """Bytes of a tensor of this shape and dtype, each pair sized once (most
+        nodes share their shapes with others)."""
+        key = (shape, dtype)
+        b = self._nbytes.get(key)
+        if b is None:
+            b = self._nbytes[key] = prod((*shape, itemsize(dtype or "float32")))
+        return b
 
     @property
     def peak_activation_bytes(self) -> Dim:

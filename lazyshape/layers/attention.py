@@ -570,21 +570,13 @@ def _mha_costs(b: Dim, t: Dim, s: Dim, e: Dim, h: int, kd: Dim, vd: Dim, packed:
     """`MultiheadAttention.costs` from its sizes: batch ``b``, query and key
     lengths ``t`` and ``s``, embedding ``e``, ``h`` heads, key and value sizes
     (a pure, bounded memo: the same attention, block after block, is one lookup)."""
-    bt = b * t
     names = (("in_proj_weight",) * 3 if packed
              else ("q_proj_weight", "k_proj_weight", "v_proj_weight"))
-    q_proj = matmul_cost(bt, e, e, 0, names[0])
-    if cross:
-        bs = b * s
-        k_proj = matmul_cost(bs, e, kd, 1, names[1])
-        v_proj = matmul_cost(bs, e, vd, 2, names[2])
-    else:  # the three projections of the input: equal products when packed
-        k_proj = matmul_cost(bt, e, e, 0, names[1])
-        v_proj = matmul_cost(bt, e, e, 0, names[2])
-    # scores (t, s) and weighted values (t, head_dim): equal products per head
-    scores = matmul_cost(t, s, e // h, INTERNAL, INTERNAL, b * h)
-    return (q_proj, k_proj, v_proj, scores, scores,
-            matmul_cost(bt, e, e, INTERNAL, "out_proj.weight"))
+    ins = (0, 1, 2) if cross else (0, 0, 0)
+    projections = ((b * t, e, e, ins[0], names[0]), (b * s, e, kd, ins[1], names[1]),
+                   (b * s, e, vd, ins[2], names[2]))
+    return (*attention_costs(b, t, s, h, e // h, projections),
+            matmul_cost(b * t, e, e, INTERNAL, "out_proj.weight"))
 
 
 def attention_saved(batch: Dim, t: Dim, s: Dim, heads: int, kv_heads: int, head_dim: Dim,
