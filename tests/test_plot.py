@@ -87,11 +87,15 @@ class Drawing:
         return [(s, " ".join(t)) for s, d, t in self.edges if d == dst]
 
 
-@pytest.fixture(scope="module")
-def resnet(tmp_path_factory):
+def _needs_graphviz() -> None:
     if not REQUIRE_ALL and (importlib.util.find_spec("graphviz") is None
                             or shutil.which("dot") is None):
         pytest.skip("rendering needs the graphviz Python package and Graphviz's dot program")
+
+
+@pytest.fixture(scope="module")
+def resnet(tmp_path_factory):
+    _needs_graphviz()
     path = tmp_path_factory.mktemp("plot") / "resnet18.svg"
     model = zoo.resnet18()
     assert ls.plot(model, IMAGE, path=path) == path
@@ -100,9 +104,7 @@ def resnet(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory):
-    if not REQUIRE_ALL and (importlib.util.find_spec("graphviz") is None
-                            or shutil.which("dot") is None):
-        pytest.skip("rendering needs the graphviz Python package and Graphviz's dot program")
+    _needs_graphviz()
     path = tmp_path_factory.mktemp("plot") / "gpt2.svg"
     model = zoo.gpt2()
     ls.plot(model, TOKENS, path=str(path))

@@ -129,12 +129,7 @@ def cnn_fsdp(mesh: object, world: int, report: dict[str, object]) -> None:
     ref.materialize(spec)
     inf = ls.infer(net, spec, partition=CNN_RULES, mesh_shape={"dp": world})
     check_sharded("cnn_fsdp", m, ref, inf.shards, ("dp",), report)
-    torch.manual_seed(1)
-    x = torch.randn(spec)
-    m.eval()
-    ref.eval()
-    with torch.no_grad():
-        y, y_ref = m(x), ref(x)
+    y, y_ref = forwards(m, ref, spec)
     err = (y - y_ref).abs().max().item()
     assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-6), err
     report["cnn_fsdp_forward_max_err"] = err
@@ -147,6 +142,17 @@ def cnn_fsdp(mesh: object, world: int, report: dict[str, object]) -> None:
         assert same_bits(full, tensors(other)[k].detach()), ("cnn_fsdp reinit", k)
 
 
+def forwards(m: torch.nn.Module, ref: torch.nn.Module, spec: tuple[int, ...]
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The outputs of ``m`` and ``ref`` in evaluation mode on one random input."""
+    torch.manual_seed(1)
+    x = torch.randn(spec)
+    m.eval()
+    ref.eval()
+    with torch.no_grad():
+        return m(x), ref(x)
+
+
 def cnn_replicated(mesh: object, world: int, report: dict[str, object]) -> None:
     net = cnn()
     spec = (2, 3, 6, 6)
@@ -157,12 +163,7 @@ def cnn_replicated(mesh: object, world: int, report: dict[str, object]) -> None:
     ref.materialize(spec)
     inf = ls.infer(net, spec, partition=ls.Partition([]), mesh_shape={"dp": world})
     check_sharded("cnn_replicated", m, ref, inf.shards, ("dp",), report)
-    torch.manual_seed(1)
-    x = torch.randn(spec)
-    m.eval()
-    ref.eval()
-    with torch.no_grad():
-        y, y_ref = m(x), ref(x)
+    y, y_ref = forwards(m, ref, spec)
     assert not isinstance(y, DTensor)
     assert torch.allclose(y, y_ref, rtol=1e-5, atol=1e-6), (y - y_ref).abs().max().item()
 
