@@ -221,6 +221,27 @@ def _flat_depth(kinds: Iterable[tuple[Layer, str]]) -> int:
     return 1 + deepest
 
 
+def _signature(layer: Layer) -> Any:
+    """What a walk of ``layer`` depends on besides its layers' attributes: a
+    primitive's class; a container's `Module._signature` (None for one that
+    skipped `Module.__init__`)."""
+    if isinstance(layer, Module):
+        return getattr(layer, "_signature", None)
+    return type(layer)
+
+
+def _structure(cls: type, steps: Any, wiring: Any, children: tuple[Layer, ...]) -> Any:
+    """A container's `Module._signature`: its class, its ``wiring`` (names and
+    input numbers) and its ``children``'s signatures; None when the class walks
+    its own way (not ``steps``) or a child has none."""
+    if getattr(cls, "_steps", None) is not steps:
+        return None
+    sigs = tuple(_signature(c) for c in children)
+    if any(sig is None for sig in sigs):
+        return None
+    return cls, wiring, sigs
+
+
 def _getter(idx: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
     """``get(xs) == tuple(xs[i] for i in idx)``, as one C call."""
     if len(idx) >= 2:
@@ -272,6 +293,31 @@ class Module(Layer):
         self._spec_cache: dict[
             tuple[TensorSpec, ...], tuple[tuple[TensorSpec, ...], dict[str, ParamSpec]]
         ] = {}
+        #: the structure a walk follows, fixed at construction: the container's
+        #: class, its children's names and wiring, and their signatures (a
+        #: primitive's is its class); two containers with equal signatures walk
+        #: their primitives in the same order, under the same relative paths and
+        #: wired alike. None for a container whose class walks its own way.
+        self._signature: Any = None
+
+    def _primitives(self) -> list[Layer]:
+        """The primitive layers a walk reaches, in its order (a layer called twice
+        is listed twice); only for a container with a `_signature`."""
+        out: list[Layer] = []
+        stack: list[Iterator[Layer]] = [iter(self._children_in_order())]
+        while stack:
+            for child in stack[-1]:
+                if isinstance(child, Module):
+                    stack.append(iter(child._children_in_order()))
+                    break
+                out.append(child)
+            else:
+                stack.pop()
+        return out
+
+    def _children_in_order(self) -> list[Layer]:
+        """Each child as the walk reaches it (a child called twice, twice)."""
+        raise NotImplementedError
 
     def program(self, n_inputs: int = 1) -> Program:
         """The compiled flat program (cached)."""
@@ -382,6 +428,11 @@ class Sequential(Module):
         #: ``(name, child, its kind for the walk: `_LAYER`, `_FLAT` or `_NESTED`)``
         self._items = tuple((k, c, _kind(c)) for k, c in items)
         self._flat_depth = _flat_depth((c, kind) for _, c, kind in self._items)
+        self._signature = _structure(type(self), Sequential._steps, tuple(self._order),
+                                     tuple(c for _, c in items))
+
+    def _children_in_order(self) -> list[Layer]:
+        return [c for _, c, _ in self._items]
 
     def children(self) -> Iterator[tuple[str, Layer]]:
         return iter(self._children.items())
@@ -408,11 +459,20 @@ class Sequential(Module):
 
     def _steps(self, b: Tracer, ins: tuple[Any, ...], prefix: str) -> Steps:
         add = b.add
+        enter = getattr(b, "enter", None)
         for key, child, kind in self._items:
             if kind is _LAYER:
                 ins = add(child, ins, prefix + key)
             elif kind is _FLAT and getattr(b, "inline", False):
-                ins = yield from child._steps(b, ins, prefix + key + ".")
+                sub = prefix + key + "."
+                if enter is None:
+                    ins = yield from child._steps(b, ins, sub)
+                    continue
+                outs, mark = enter(child, ins, sub)
+                if outs is None:  # walked, then remembered
+                    outs = yield from child._steps(b, ins, sub)
+                    b.leave(outs, sub, mark)  # type: ignore[attr-defined]
+                ins = outs
             else:
                 ins = yield child, ins, prefix + key
         return ins
@@ -480,8 +540,15 @@ class Model(Module):
                 raise ValueError("Model inputs must come from ls.Input")
         self._calls = self._toposort()
         self._names = self._name_layers()
-        self._wiring, self._out_index = self._wire()
+        self._wiring, self._out_index, outs = self._wire()
         self._flat_depth = _flat_depth((w[0], w[6]) for w in self._wiring)
+        self._signature = _structure(
+            type(self), Model._steps,
+            (len(self._inputs), outs, tuple((w[1], w[5], w[4]) for w in self._wiring)),
+            tuple(w[0] for w in self._wiring))
+
+    def _children_in_order(self) -> list[Layer]:
+        return [w[0] for w in self._wiring]
 
     def _toposort(self) -> list[_Call]:
         order: list[_Call] = []
@@ -545,10 +612,13 @@ class Model(Module):
             taken.add(cand)
         return names
 
-    def _wire(self) -> tuple[list[_Wire], Callable[[list[Any]], tuple[Any, ...]]]:
+    def _wire(
+        self,
+    ) -> tuple[list[_Wire], Callable[[list[Any]], tuple[Any, ...]], tuple[int, ...]]:
         """The graph as local tensor numbers (inputs ``0..n-1``, then each call's
         outputs in call order): ``[(layer, name, input number or -1, getter of the
-        input numbers, n outputs, input numbers)]`` and a getter of the output numbers. `_steps`
+        input numbers, n outputs, input numbers)]``, a getter of the output numbers and
+        those numbers. `_steps`
         maps the numbers to slots by indexing a list (built once here, so tracing
         a fresh model costs no dict of tensor ids)."""
         index: dict[int, int] = {}
@@ -568,7 +638,8 @@ class Model(Module):
             wiring.append((lay, name if k == 0 else f"{name}@{k}",
                            ins[0] if len(ins) == 1 else -1, _getter(ins), len(call.outputs),
                            tuple(ins), _kind(lay)))
-        return wiring, _getter([index[id(t)] for t in self._outputs])
+        outs = [index[id(t)] for t in self._outputs]
+        return wiring, _getter(outs), tuple(outs)
 
     def _n_inputs(self, n: int) -> int:
         return len(self._inputs)
@@ -589,13 +660,21 @@ class Model(Module):
         extend = slots.extend
         add = b.add
         inline = getattr(b, "inline", False)
+        enter = getattr(b, "enter", None)
         for lay, name, i0, get, n_out, _, kind in self._wiring:
             args = (slots[i0],) if i0 >= 0 else get(slots)
             if kind is _LAYER:  # (a primitive's outputs are checked against num_outputs)
                 extend(add(lay, args, prefix + name))
                 continue
             if kind is _FLAT and inline:
-                outs = yield from lay._steps(b, args, prefix + name + ".")  # type: ignore[attr-defined]
+                sub = prefix + name + "."
+                if enter is None:
+                    outs = yield from lay._steps(b, args, sub)  # type: ignore[attr-defined]
+                else:
+                    outs, mark = enter(lay, args, sub)
+                    if outs is None:  # walked, then remembered
+                        outs = yield from lay._steps(b, args, sub)  # type: ignore[attr-defined]
+                        b.leave(outs, sub, mark)  # type: ignore[attr-defined]
             else:
                 outs = yield lay, args, prefix + name
             if len(outs) != n_out:

@@ -177,12 +177,12 @@ class Layer:
     #: `ls.ops.promote_types` of the inputs' and parameters' dtypes, what
     #: `ls.ops` arithmetic on them computes (an elementwise layer on int32: int32)
     dtype_rule: ClassVar[str] = "model"
-    #: True, set by a class whose rules are pure functions of its instance
-    #: attributes and input specs and cost more than a lookup: a pass runs them
-    #: once per configuration and inputs, so a model's repeated blocks resolve
-    #: once. Only the class that sets it is looked up: a subclass (which may
-    #: override a rule) sets it again to be.
-    memo_rules: ClassVar[bool] = False
+    #: True when the rules (`output_spec`, `param_specs`, `costs`) are functions
+    #: of the instance's attributes (``vars``, its ``name`` aside) and the input
+    #: specs: a pass then runs them once per class, attributes and inputs, and
+    #: a model's repeated blocks resolve once. A class whose rules read
+    #: anything else (a counter, a global setting) sets False.
+    memo_rules: ClassVar[bool] = True
 
     # The three methods a layer declares. Typed as callables (as torch types
     # ``nn.Module.forward``) so that each layer declares its own signature: one

@@ -12,9 +12,8 @@ symbolic dims flow through the same code as expressions.
 from __future__ import annotations
 
 import copy
-import operator
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from ._cost import Cost, nbytes
@@ -273,11 +272,15 @@ class Inference:
         assumptions: tuple[tuple[str, Dim, Dim], ...],
         dtype: str,
         bounds: tuple[tuple[str, Dim, str, Dim], ...] = (),
+        sources: Mapping[int, int] | None = None,
     ) -> None:
         self.model = model
         self.inputs = inputs
         self.outputs = outputs
         self._raw = raw
+        #: node -> the node whose rules gave its answer, for a node whose rules did
+        #: not run (`_Pass.sources`)
+        self._sources = sources or {}
         self._layers: tuple[LayerRecord, ...] | None = None
         self._params: dict[str, ParamSpec] | None = None
         self.assumptions = assumptions
@@ -295,13 +298,23 @@ class Inference:
         self._nbytes: dict[tuple[tuple[Dim, ...], str | None], Dim] = {}
 
     def _node_costs(self) -> list[tuple[Cost, ...]]:
-        """Each node's products (`Layer.costs`), in execution order, asked once."""
+        """Each node's products (`Layer.costs`), in execution order, asked once
+        per answer of the rules: a node that took another's answer (a repeated
+        block's, `_Pass`) has that node's costs, as cost rules are functions of
+        the same attributes and specs."""
         costs = self._costs
         if costs is None:
             none = _NO_COSTS  # (most layers: asked without a call)
-            costs = self._costs = [
-                () if type(layer).costs is none else _layer_costs(layer, ins, outs, path)
-                for layer, path, _, ins, outs, _ in self._raw]
+            sources = self._sources
+            costs = self._costs = []
+            append = costs.append
+            for i, (layer, path, _, ins, outs, _) in enumerate(self._raw):
+                if i in sources:
+                    append(costs[sources[i]])
+                elif type(layer).costs is none:
+                    append(())
+                else:
+                    append(_layer_costs(layer, ins, outs, path))
         return costs
 
     @property
@@ -846,18 +859,6 @@ class Inference:
 _NO_COSTS = Layer.costs
 
 
-def _attribute_getter(layer: Layer) -> tuple[int, Callable[[Any], Any]] | None:
-    """For a layer whose class declares its rules pure (`Layer.memo_rules`, in
-    the class itself): its number of attributes and a getter of all of them
-    but ``name`` (the memo key of its configuration, `_Pass`); None for a class
-    that inherits the flag."""
-    cls = type(layer)
-    if cls.__dict__.get("memo_rules") is not True:
-        return None
-    names = tuple(k for k in vars(layer) if k != "name")
-    return len(vars(layer)), operator.attrgetter(*names) if names else (lambda _: ())
-
-
 def _layer_costs(layer: Layer, ins: tuple[TensorSpec, ...], outs: tuple[TensorSpec, ...],
                  path: str) -> tuple[Cost, ...]:
     """``layer.costs(ins, outs)``; a failing rule (a custom layer's) is a
@@ -1094,26 +1095,31 @@ class _Pass:
     (`tests/test_graph.py` checks it).
 
     Everything the pass needs travels with it: the model's dtype, the log its
-    rules report assumptions to (bound to `ASSUMED` for the run), and what the
-    rules declared pure gave, by layer configuration and input specs.
+    rules report assumptions to (bound to `ASSUMED` for the run), and the
+    containers walked so far.
 
-    **Repeated blocks resolve once.** A layer class that declares its rules
-    pure functions of its attributes and input specs (`Layer.memo_rules`, set
-    by the class itself: the attention layers, whose rules cost more than a
-    lookup) has them run once per configuration in a pass: a node whose layer
-    has the attributes of one met before (every attribute but its name: its
-    hyperparameters and what it derived from them), on equal input specs (the
-    model's dtype is the pass's), takes that node's outputs, parameter specs
-    and assumptions (re-filed at its own path). A model's repeated blocks (ViT's
-    encoder layers, a Llama's decoder layers) then cost a lookup per attention
-    after the first block. A subclass that does not declare it again, a layer
-    with attributes its class's first instance did not have, or with one that
-    is not a hashable value, runs its rules. The memo lives and dies with the
-    pass: nothing is shared between calls of `infer` or between threads.
+    **Repeated blocks resolve once.** A layer's rules are functions of its
+    attributes and its input specs (`Layer.memo_rules`). So a container
+    (`_graph` asks `enter` before walking one) of the class and structure
+    (`Module._signature`) of one walked before in the pass, on equal input
+    specs, is not walked again: its primitives are paired in order with that
+    container's nodes, and each whose layer has equal attributes (``vars``,
+    compared as values; its ``name`` aside) takes that node's outputs,
+    parameter specs and assumptions (re-filed at its own path) without running
+    its rules. The checks that follow the rules (the parameters' dtype against
+    the inputs', batch independence) are functions of the same values, so
+    they are skipped too. A primitive whose attributes differ (a block's drop
+    probability) runs its rules on that node's inputs; if its outputs differ,
+    the replay is undone and the container walked. So a model's repeated blocks
+    (ViT's encoder layers, a Llama's decoder layers, a ConvNeXt stage) cost a
+    comparison per node after the first block. The record lives and dies with
+    the pass: nothing is shared between calls of `infer` or between threads.
+    `sources` says which node each one took its answer from, so `Inference`
+    asks a repeated node's costs once too.
     """
 
     __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error",
-                 "memo", "pure")
+                 "sources", "logs", "walked")
     inline = True  # walks into every container (see `_graph.trace`)
 
     def __init__(self, dtype: str, batch: frozenset[str] = frozenset()) -> None:
@@ -1127,17 +1133,18 @@ class _Pass:
         #: layer -> the index in `raw` of its first call
         self.owners: dict[Layer, int] = {}
         self.raw: list[_Raw] = []
+        #: node -> the node whose rules gave its answer, for a node whose rules
+        #: did not run (a repeated block's)
+        self.sources: dict[int, int] = {}
+        #: node -> what its rules assumed, for a node whose rules assumed anything
+        self.logs: dict[int, tuple[Assumed, ...]] = {}
         #: what the rules of the node running now assumed (drained after each node)
         self.log: list[Assumed] = []
         self.assumptions: list[tuple[str, Dim, Dim]] = []
         self.bounds: list[tuple[str, Dim, str, Dim]] = []
-        #: (layer class, its attributes, input specs) -> (outputs, parameter
-        #: specs, assumptions) of the rules of a class that declares them pure
-        self.memo: dict[Any, tuple[tuple[TensorSpec, ...], dict[str, ParamSpec],
-                                   tuple[Assumed, ...]]] = {}
-        #: layer class -> ``(number of attributes, getter of all but the name)`` for
-        #: a class whose rules are memoised, None for the others (asked once per class)
-        self.pure: dict[type, tuple[int, Callable[[Any], Any]] | None] = {}
+        #: (container class, input shapes and dtypes) -> the containers walked on
+        #: them, as ``(signature, first node, end node, path prefix, outputs)``
+        self.walked: dict[tuple[Any, ...], list[_Walked]] = {}
 
     def add(
         self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
@@ -1146,31 +1153,8 @@ class _Pass:
 
         Records the call; its parameters get their canonical names only when
         `Inference.params` is first read."""
-        key: Any = None
-        hit = None
-        if layer.memo_rules:
-            cls = type(layer)
-            if cls in self.pure:
-                pure = self.pure[cls]
-            else:
-                pure = self.pure[cls] = _attribute_getter(layer)
-            if pure is not None and len(vars(layer)) == pure[0]:
-                try:
-                    key = (cls, pure[1](layer), ins)
-                    hit = self.memo.get(key)
-                except (TypeError, AttributeError):  # not a hashable value; another set
-                    key = None
-        log = self.log
-        if hit is not None:
-            outs, local, logged = hit
-            if logged:
-                log.extend(logged)
-        else:
-            outs, local = resolve_node(layer, ins, path, self.dtype)
-            if key is not None:
-                self.memo[key] = (outs, local, tuple(log))
-        if log:
-            self._drain(path)
+        outs, local = resolve_node(layer, ins, path, self.dtype)
+        logged = self._drain(path) if self.log else ()
         if local:
             dtype = self.dtype  # floating inputs must have the parameters' dtype
             if ins[0].dtype != dtype or len(ins) > 1:
@@ -1187,28 +1171,119 @@ class _Pass:
         # the layer's first call (layers hash by identity): a later call of a shared
         # layer gets that call's parameters
         raw = self.raw
-        first = self.owners.setdefault(layer, len(raw))
-        if first == len(raw):
-            param_path = path
-        else:
-            param_path = raw[first][1]
-            if local:
-                _check_shared(layer, path, param_path, raw[first][5], local)
+        index = len(raw)
+        first = self.owners.setdefault(layer, index)
+        param_path = path if first == index else self._shared(layer, path, first, local)
         raw.append((layer, path, param_path, ins, outs, local))
+        if logged:
+            self.logs[index] = logged
         return outs
 
-    def _drain(self, path: str) -> None:
+    def _shared(self, layer: Layer, path: str, first: int, local: dict[str, ParamSpec]) -> str:
+        """The parameter path of a later call of a shared layer (first called at
+        node ``first``), whose parameter specs must be the first call's."""
+        param_path = self.raw[first][1]
+        if local:
+            _check_shared(layer, path, param_path, self.raw[first][5], local)
+        return param_path
+
+    def _drain(self, path: str) -> tuple[Assumed, ...]:
         """File what the node at ``path`` assumed, each once (its shape rule and
-        its parameter rule may assume the same): equalities and bounds."""
+        its parameter rule may assume the same): equalities and bounds. Returns
+        what was filed."""
         log = self.log
-        for i, (op, a, b) in enumerate(log):
-            if i and (op, a, b) in log[:i]:
-                continue
+        filed: list[Assumed] = []
+        for item in log:
+            if item not in filed:
+                filed.append(item)
+        log.clear()
+        self._file(path, filed)
+        return tuple(filed)
+
+    def _file(self, path: str, logged: Iterable[Assumed]) -> None:
+        for op, a, b in logged:
             if op == "==":
                 self.assumptions.append((path, a, b))
             else:
                 self.bounds.append((path, a, op, b))
-        log.clear()
+
+    def enter(self, container: Module, ins: tuple[TensorSpec, ...], prefix: str
+              ) -> tuple[tuple[TensorSpec, ...] | None, Any]:
+        """Before ``container`` is walked on ``ins`` (its paths under ``prefix``):
+        its outputs when it repeats one walked before (its nodes recorded from
+        that one's), else None; and what `leave` needs to remember it."""
+        sig = container._signature  # (a container walked inline has one, maybe None)
+        if sig is None:
+            return None, None
+        if len(ins) == 1:  # (`_walk_key`'s common case, without the call)
+            x = ins[0]
+            key: tuple[Any, ...] = (type(container), x.shape, x.dtype)
+        else:
+            key = _walk_key(container, ins)
+        walked = self.walked.get(key)
+        if walked is None:
+            walked = self.walked[key] = []
+        else:
+            for before in walked:
+                if before[0] == sig:
+                    if self._replay(container, before, prefix):
+                        return before[4], None
+                    break
+        return None, (walked, sig, len(self.raw))
+
+    def leave(self, outs: tuple[TensorSpec, ...], prefix: str, mark: Any) -> None:
+        """After a container was walked to ``outs`` (its paths under ``prefix``),
+        with ``mark`` from `enter`: remember it."""
+        if mark is not None:
+            walked, sig, start = mark
+            if len(walked) == _WALKED:
+                del walked[0]
+            walked.append((sig, start, len(self.raw), prefix, outs))
+
+    def _replay(self, container: Module, before: _Walked, prefix: str) -> bool:
+        """Record ``container``'s nodes from those of the container ``before``
+        (of its structure, on its inputs); False, with nothing recorded, when a
+        primitive's rules answer otherwise than that container's did."""
+        _, start, end, was, _ = before
+        layers = container._primitives()
+        raw, sources, logs, owners = self.raw, self.sources, self.logs, self.owners
+        n = len(raw)
+        undo = (n, len(self.assumptions), len(self.bounds), self.batch_error)
+        cut = len(was)
+        if len(layers) != end - start:  # (equal signatures: never)
+            return False
+        for old, path, _, ins, outs, local in raw[start:end]:
+            path = prefix + path[cut:]
+            attrs = getattr(layer := layers[len(raw) - n], "__dict__", None)
+            if not (layer is old or layer.memo_rules and _same_attributes(vars(old), attrs)):
+                if self.add(layer, ins, path) != outs:  # (an error is this node's own)
+                    self._undo(*undo)
+                    return False
+                continue
+            j = start + len(raw) - n
+            # as `add` records it, with the answer of node `j`
+            index = len(raw)
+            first = owners.setdefault(layer, index)
+            param_path = path if first == index else self._shared(layer, path, first, local)
+            raw.append((layer, path, param_path, ins, outs, local))
+            sources[index] = sources.get(j, j)
+            if j in logs:
+                logged = logs[index] = logs[j]
+                self._file(path, logged)
+        return True
+
+    def _undo(self, n: int, n_assumed: int, n_bounds: int, batch_error: ShapeError | None
+              ) -> None:
+        """Forget the nodes from ``n`` on, and what was filed with them."""
+        for layer, *_ in self.raw[n:]:
+            if self.owners.get(layer, -1) >= n:
+                del self.owners[layer]
+        del self.raw[n:]
+        for nodes in (self.sources, self.logs):
+            for i in [i for i in nodes if i >= n]:
+                del nodes[i]
+        del self.assumptions[n_assumed:], self.bounds[n_bounds:]
+        self.batch_error = batch_error
 
     def run(self, model: Layer, specs: tuple[TensorSpec, ...]) -> tuple[TensorSpec, ...]:
         """The model's output specs (a single layer's parameters get no prefix)."""
@@ -1219,6 +1294,39 @@ class _Pass:
             return self.add(model, specs, model.name or "")
         finally:
             ASSUMED.reset(token)
+
+
+#: how many walked containers `_Pass` keeps per class and input specs (the latest)
+_WALKED = 4
+
+#: ``(signature, first node, end node, path prefix, outputs)`` of a walked container
+_Walked = tuple[Any, int, int, str, tuple[TensorSpec, ...]]
+
+
+def _walk_key(container: Module, ins: tuple[TensorSpec, ...]) -> tuple[Any, ...]:
+    """``container``'s class and its inputs' shapes and dtypes (plain tuples:
+    hashed and compared without a spec's own methods); one input's are
+    ``(class, shape, dtype)``."""
+    if len(ins) == 1:
+        x = ins[0]
+        return type(container), x.shape, x.dtype
+    return (type(container), *[(x.shape, x.dtype) for x in ins])
+
+
+def _same_attributes(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+    """Whether two layers' attributes (``vars``) are equal values, their
+    ``name`` aside; False for an attribute whose comparison is not a plain
+    truth value (an array)."""
+    if b is None:
+        return False
+    try:
+        if a == b:
+            return True
+        if len(a) != len(b) or a.get("name") == b.get("name"):
+            return False
+        return {**a, "name": None} == {**b, "name": None}
+    except Exception:  # (an array's `==` is elementwise)
+        return False
 
 
 def _symbol_range(
@@ -1320,7 +1428,7 @@ def _infer(model: Layer, inputs: tuple[Any, ...], dtype: Any, batch_dim: int | N
     if run.batch_error is not None:
         raise run.batch_error
     result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype,
-                       tuple(run.bounds))
+                       tuple(run.bounds), run.sources)
     if cache is not None:
         with _CACHE_LOCK:
             if len(cache) >= _CACHE_SIZE:

@@ -3,6 +3,7 @@ with ints, symbols and unknown dims mixed."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import lazyshape as ls
@@ -349,93 +350,138 @@ def test_bad_hyperparameters(make, regex):
 # -- repeated blocks resolve once ------------------------------------------------------
 
 
-def _memoised_classes() -> list[type]:
-    def walk(c: type) -> list[type]:
-        return [s for sub in c.__subclasses__() for s in (sub, *walk(sub))]
-    return [c for c in walk(ls.Layer) if c.__dict__.get("memo_rules")]
-
-
-def _resolved(model: ls.Layer, *inputs: object, memo: bool) -> ls.Inference:
-    """`ls.infer` of a fresh copy, with the built-in rule memo on or off."""
+def _resolved(model: ls.Layer, *inputs: object, replay: bool,
+              monkeypatch: pytest.MonkeyPatch) -> ls.Inference:
+    """`ls.infer` of a fresh copy, with repeated containers replayed or each walked."""
     import copy
 
-    classes = _memoised_classes()
-    try:
-        for c in classes:
-            c.memo_rules = memo  # type: ignore[attr-defined]
+    from lazyshape import _propagate
+
+    with monkeypatch.context() as m:
+        if not replay:
+            m.setattr(_propagate._Pass, "enter",
+                      lambda self, container, ins, prefix: (None, None))
         return ls.infer(copy.deepcopy(model), *inputs)
-    finally:
-        for c in classes:
-            c.memo_rules = True  # type: ignore[attr-defined]
 
 
 def _record(inf: ls.Inference) -> list[object]:
-    return [(r.path, r.kind, r.inputs, r.outputs, r.params) for r in inf.layers] + [
-        inf.assumptions, inf.bounds, inf.params]
+    return [(r.path, r.kind, r.inputs, r.outputs, r.params, r.flops, r.flops_backward,
+             r.activation_bytes) for r in inf.layers] + [
+        inf.assumptions, inf.bounds, inf.params, inf.flops, inf.activation_bytes,
+        inf.peak_activation_bytes, inf.training_bytes]
 
 
-@pytest.mark.parametrize("name, spec", [
-    ("vit_b_16", ("B", 3, 224, 224)),
-    ("gpt2", ("B", "T")),
-    ("bert_base", ("B", "T")),
+def _replayed(inf: ls.Inference) -> int:
+    """How many nodes took another node's answer."""
+    return len(inf._sources)
+
+
+@pytest.mark.parametrize("name, spec, replayed", [
+    ("vit_b_16", ("B", 3, 224, 224), 121),  # 11 of 12 encoder layers
+    ("gpt2", ("B", "T"), 88),  # 11 of 12 blocks
+    ("bert_base", ("B", "T"), 121),  # 11 of 12 encoder layers
+    ("convnext_tiny", ("B", 3, "H", "W"), 140),  # every block but a stage's first
+    ("resnet18", ("B", 3, "H", "W"), 7),  # layer1.1 repeats layer1.0
 ])
-def test_repeated_blocks_resolve_as_without_the_memo(name, spec):
+def test_repeated_blocks_resolve_as_when_each_is_walked(name, spec, replayed, monkeypatch):
     from lazyshape import zoo
 
     model = getattr(zoo, name)()
-    assert _record(_resolved(model, spec, memo=True)) == _record(
-        _resolved(model, spec, memo=False))
+    fast = _resolved(model, spec, replay=True, monkeypatch=monkeypatch)
+    walked = _resolved(model, spec, replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    assert (_replayed(fast), _replayed(walked)) == (replayed, 0)
 
 
-def test_the_memo_tells_configurations_apart_and_refiles_assumptions():
-    """Equal layers on equal inputs share one resolution, with the assumption it
-    made filed at each node's own path; layers that differ in any attribute, or
-    equal layers on other inputs, resolve on their own."""
+def _block(p: float = 0.0, heads: int = 2) -> ls.Sequential:
+    """``(B, T, E) -> (B, T, E)``: attention (which assumes ``E % heads == 0``)."""
+    return ls.Sequential(ls.MultiheadAttention(heads), ls.Dropout(p), ls.LayerNorm())
+
+
+def test_a_repeated_block_takes_the_first_ones_answers_and_refiles_its_assumptions(
+        monkeypatch):
+    """Blocks of one structure on equal inputs: each node after the first block
+    takes the answer of the node in its place, with the assumption it made filed
+    at its own path; a node whose layer differs (a drop probability) runs its
+    rules, and the rest of the block still takes the first block's answers."""
+    model = ls.Sequential(_block(), _block(), _block(p=0.5))
+    fast = _resolved(model, ("B", "T", "E"), replay=True, monkeypatch=monkeypatch)
+    walked = _resolved(model, ("B", "T", "E"), replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    assert fast._sources == {3: 0, 4: 1, 5: 2, 6: 0, 8: 2}  # node 7 runs its rules
+    assert [(path, format_dim(a), b) for path, a, b in fast.assumptions] == [
+        (f"{i}.0", "E % 2", 0) for i in range(3)]
+
+
+def _projection(hidden: int, heads: int = 2) -> ls.Sequential:
+    return ls.Sequential(ls.MultiheadAttention(heads), ls.Dropout(0.0), ls.Linear(hidden))
+
+
+def test_a_block_that_answers_otherwise_is_walked(monkeypatch):
+    """A block of the first one's structure whose layer differs in a way that
+    changes its outputs is walked on its own, nothing of the attempt kept."""
     x = ls.Input(("B", "T", "E"))
-    y = ls.MultiheadAttention(2, name="a")(x)
-    y = ls.MultiheadAttention(2, name="b")(y)  # same configuration: E % 2 == 0 again
-    y = ls.MultiheadAttention(4, name="c")(y)  # another head count: E % 4 == 0
-    z = ls.MultiheadAttention(2, batch_first=False, name="d")(y)
-    model = ls.Model(x, z)
-    memo, plain = _resolved(model, memo=True), _resolved(model, memo=False)
-    assert _record(memo) == _record(plain)
-    # (each node's shape rule and parameter rule both assume it: filed once)
-    assert [(path, format_dim(a), b) for path, a, b in memo.assumptions] == [
-        (p, f"E % {h}", 0) for p, h in [("a", 2), ("b", 2), ("c", 4), ("d", 2)]]
-    # a cross-attention on other key sizes is another input: its own resolution
-    q, k, k2 = ls.Input(("B", "T", 8)), ls.Input(("B", "S", "K")), ls.Input(("B", "S", "K2"))
-    a = ls.MultiheadAttention(2, embed_dim=8, kdim=6, vdim=6, name="x")(q, k, k)
-    b = ls.MultiheadAttention(2, embed_dim=8, kdim=6, vdim=6, name="y")(q, k2, k2)
-    cross = ls.Model([q, k, k2], [a, b])
-    assert ls.infer(cross, (2, 5, 8), (2, 7, 6), (2, 7, 6)).outputs[1].shape == (2, 5, 8)
-    with pytest.raises(ls.ShapeError, match="'y'.*kdim"):
-        ls.infer(cross, (2, 5, 8), (2, 7, 6), (2, 7, 8))
+    a = _projection(8)(x)
+    b = _projection(16)(x)  # the Linear answers otherwise: walked
+    c = _projection(8, heads=4)(x)  # E % 4 == 0, filed at its own path; the rest replayed
+    model = ls.Model(x, [a, b, c])
+    fast = _resolved(model, replay=True, monkeypatch=monkeypatch)
+    walked = _resolved(model, replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    assert fast._sources == {7: 1, 8: 2}
+    assert [format_shape(r.params["weight"].shape) for r in fast.layers if r.kind == "Linear"] == [
+        "(8, E)", "(16, E)", "(8, E)"]
+    assert [(path, format_dim(a), b) for path, a, b in fast.assumptions] == [
+        ("sequential.0", "E % 2", 0), ("sequential_1.0", "E % 2", 0),
+        ("sequential_2.0", "E % 4", 0)]
+    # a block whose copy of a layer fails raises at that layer's own path
+    bad = ls.Sequential(_block(), _block(heads=3))
+    with pytest.raises(ls.ShapeError, match="'1.0'"):
+        ls.infer(bad, ("B", "T", 8))
 
 
-def test_only_a_class_that_declares_its_rules_pure_is_looked_up():
-    """A subclass may keep state in its rules: the pass runs them at every
-    node, however alike the nodes, unless the subclass declares them pure."""
+def test_a_layer_whose_rules_are_not_pure_runs_them_at_every_node():
+    """A class whose rules read more than its attributes says so with
+    ``memo_rules = False``: its rules run in every repeated block."""
     calls: list[str] = []
 
-    class Counted(ls.MultiheadAttention):
-        def output_spec(self, *inputs):
+    class Counted(ls.Linear):
+        def output_spec(self, x):
             calls.append("out")
-            return super().output_spec(*inputs)
+            return super().output_spec(x)
 
-    model = ls.Sequential(Counted(2), Counted(2), Counted(2))
-    ls.infer(model, ("B", 5, 8))
-    assert calls == ["out"] * 3
+    def model() -> ls.Sequential:
+        return ls.Sequential(*[ls.Sequential(Counted(8), ls.ReLU()) for _ in range(3)])
 
-    class Pure(Counted):
-        memo_rules = True
+    ls.infer(model(), ("B", 8))
+    assert calls == ["out"]  # the first block's
+
+    class Impure(Counted):
+        memo_rules = False
 
     calls.clear()
-    inf = ls.infer(ls.Sequential(Pure(2), Pure(2), Pure(4)), ("B", 5, 8))
-    assert calls == ["out"] * 2  # the second layer is the first's configuration
-    assert [r.params for r in inf.layers[:2]] == [inf.layers[0].params] * 2
-    # and a built-in layer given an attribute of its own is not taken for another
-    plain = ls.MultiheadAttention(2)
-    odd = ls.MultiheadAttention(2)
-    odd.note = "mine"  # type: ignore[attr-defined]
-    inf = ls.infer(ls.Sequential(plain, odd), ("B", 5, 8))
-    assert [r.outputs for r in inf.layers] == [(ls.TensorSpec(("B", 5, 8)),)] * 2
+    inf = ls.infer(ls.Sequential(*[ls.Sequential(Impure(8), ls.ReLU()) for _ in range(3)]),
+                   ("B", 8))
+    assert calls == ["out"] * 3
+    assert list(inf.params) == [f"{i}.0.{k}" for i in range(3) for k in ("weight", "bias")]
+    # a layer given an attribute of its own, or one that is an array, runs its rules
+    for note in (None, np.zeros(3)):
+        first, odd = (ls.Sequential(Counted(8), ls.ReLU()) for _ in range(2))
+        if note is not None:
+            first[0].note = np.zeros(3)  # type: ignore[attr-defined]
+        odd[0].note = np.zeros(3)  # type: ignore[attr-defined]
+        calls.clear()
+        ls.infer(ls.Sequential(first, odd), ("B", 8))
+        assert calls == ["out"] * 2
+
+
+def test_a_layer_shared_across_repeated_blocks_keeps_its_first_calls_parameters(
+        monkeypatch):
+    shared = ls.Linear(8)
+    model = ls.Sequential(*[ls.Sequential(shared, ls.ReLU(), ls.Linear(8)) for _ in range(3)])
+    fast = _resolved(model, ("B", 8), replay=True, monkeypatch=monkeypatch)
+    walked = _resolved(model, ("B", 8), replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    assert list(fast.params) == ["0.0.weight", "0.0.bias", "0.2.weight", "0.2.bias",
+                                 "1.2.weight", "1.2.bias", "2.2.weight", "2.2.bias"]
+    assert list(fast.params) == list(ls.infer(model, ("B", 8)).params)

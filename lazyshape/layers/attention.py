@@ -613,7 +613,6 @@ class MultiheadAttention(Layer):
     (E,)``, with torch's initialization.
     """
 
-    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
 
     hparam_names = ("embed_dim", "num_heads", "dropout", "bias", "batch_first", "causal")
     expected_ndim = 3
@@ -811,7 +810,6 @@ class Attention(Layer):
     initialization.
     """
 
-    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
 
     hparam_names = (
         "embed_dim", "num_heads", "num_kv_heads", "head_dim", "bias", "is_causal", "rope"
@@ -937,7 +935,6 @@ class SwiGLU(Layer):
     ``mlp_bias``); nn.Linear's initialization.
     """
 
-    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
 
     hparam_names = ("in_features", "hidden_features", "out_features", "bias")
     expected_ndim = 2

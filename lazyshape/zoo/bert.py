@@ -49,7 +49,6 @@ class BertSelfAttention(Layer):
     ``num_heads`` heads -> the context ``(B, T, E)`` (before the output
     projection, which is a `Linear` of its own in BERT)."""
 
-    memo_rules = True  # (rules worth a lookup: see `Layer.memo_rules`)
 
     hparam_names = ("num_heads", "dropout")
     needs_context = True
