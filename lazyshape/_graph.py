@@ -302,21 +302,9 @@ class Module(Layer):
 
     def _primitives(self) -> list[Layer]:
         """The primitive layers a walk reaches, in its order (a layer called twice
-        is listed twice); only for a container with a `_signature`."""
-        out: list[Layer] = []
-        stack: list[Iterator[Layer]] = [iter(self._children_in_order())]
-        while stack:
-            for child in stack[-1]:
-                if isinstance(child, Module):
-                    stack.append(iter(child._children_in_order()))
-                    break
-                out.append(child)
-            else:
-                stack.pop()
-        return out
-
-    def _children_in_order(self) -> list[Layer]:
-        """Each child as the walk reaches it (a child called twice, twice)."""
+        is listed twice); only for a container with a `_signature` walked inline
+        (its containers nest at most `_FLAT_DEPTH` levels: the recursion is
+        bounded)."""
         raise NotImplementedError
 
     def program(self, n_inputs: int = 1) -> Program:
@@ -431,8 +419,14 @@ class Sequential(Module):
         self._signature = _structure(type(self), Sequential._steps, tuple(self._order),
                                      tuple(c for _, c in items))
 
-    def _children_in_order(self) -> list[Layer]:
-        return [c for _, c, _ in self._items]
+    def _primitives(self) -> list[Layer]:
+        out: list[Layer] = []
+        for _, child, kind in self._items:
+            if kind is _LAYER:
+                out.append(child)
+            else:
+                out += child._primitives()
+        return out
 
     def children(self) -> Iterator[tuple[str, Layer]]:
         return iter(self._children.items())
@@ -547,8 +541,14 @@ class Model(Module):
             (len(self._inputs), outs, tuple((w[1], w[5], w[4]) for w in self._wiring)),
             tuple(w[0] for w in self._wiring))
 
-    def _children_in_order(self) -> list[Layer]:
-        return [w[0] for w in self._wiring]
+    def _primitives(self) -> list[Layer]:
+        out: list[Layer] = []
+        for w in self._wiring:
+            if w[6] is _LAYER:
+                out.append(w[0])
+            else:
+                out += w[0]._primitives()  # type: ignore[attr-defined]
+        return out
 
     def _toposort(self) -> list[_Call]:
         order: list[_Call] = []

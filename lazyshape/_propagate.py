@@ -1252,15 +1252,14 @@ class _Pass:
         cut = len(was)
         if len(layers) != end - start:  # (equal signatures: never)
             return False
-        for old, path, _, ins, outs, local in raw[start:end]:
+        for j, layer, (old, path, _, ins, outs, local) in zip(
+                range(start, end), layers, raw[start:end], strict=False):  # (lengths checked)
             path = prefix + path[cut:]
-            attrs = getattr(layer := layers[len(raw) - n], "__dict__", None)
-            if not (layer is old or layer.memo_rules and _same_attributes(vars(old), attrs)):
+            if not (layer is old or layer.memo_rules and _same_attributes(old, layer)):
                 if self.add(layer, ins, path) != outs:  # (an error is this node's own)
                     self._undo(*undo)
                     return False
                 continue
-            j = start + len(raw) - n
             # as `add` records it, with the answer of node `j`
             index = len(raw)
             first = owners.setdefault(layer, index)
@@ -1313,13 +1312,12 @@ def _walk_key(container: Module, ins: tuple[TensorSpec, ...]) -> tuple[Any, ...]
     return (type(container), *[(x.shape, x.dtype) for x in ins])
 
 
-def _same_attributes(a: dict[str, Any], b: dict[str, Any] | None) -> bool:
+def _same_attributes(first: Layer, other: Layer) -> bool:
     """Whether two layers' attributes (``vars``) are equal values, their
     ``name`` aside; False for an attribute whose comparison is not a plain
     truth value (an array)."""
-    if b is None:
-        return False
     try:
+        a, b = first.__dict__, other.__dict__
         if a == b:
             return True
         if len(a) != len(b) or a.get("name") == b.get("name"):
