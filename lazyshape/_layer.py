@@ -183,6 +183,11 @@ class Layer:
     #: a model's repeated blocks resolve once. A class whose rules read
     #: anything else (a counter, a global setting) sets False.
     memo_rules: ClassVar[bool] = True
+    #: attributes that the rules (`output_spec`, `param_specs`, `costs`) do not
+    #: read, such as a drop probability: a repeated block whose layer differs
+    #: from its counterpart only in them (a stochastic-depth schedule) takes
+    #: its counterpart's answers all the same
+    shape_free_attributes: ClassVar[tuple[str, ...]] = ()
 
     # The three methods a layer declares. Typed as callables (as torch types
     # ``nn.Module.forward``) so that each layer declares its own signature: one

@@ -1313,16 +1313,18 @@ def _walk_key(container: Module, ins: tuple[TensorSpec, ...]) -> tuple[Any, ...]
 
 
 def _same_attributes(first: Layer, other: Layer) -> bool:
-    """Whether two layers' attributes (``vars``) are equal values, their
-    ``name`` aside; False for an attribute whose comparison is not a plain
-    truth value (an array)."""
+    """Whether two layers of one class have equal attributes (``vars``, as
+    values), their ``name`` and the class's `Layer.shape_free_attributes`
+    aside; False for an attribute whose comparison is not a plain truth value
+    (an array)."""
     try:
         a, b = first.__dict__, other.__dict__
         if a == b:
             return True
-        if len(a) != len(b) or a.get("name") == b.get("name"):
+        if len(a) != len(b):
             return False
-        return {**a, "name": None} == {**b, "name": None}
+        aside = dict.fromkeys(("name", *type(first).shape_free_attributes))
+        return {**a, **aside} == {**b, **aside}
     except Exception:  # (an array's `==` is elementwise)
         return False
 

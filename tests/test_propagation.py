@@ -380,7 +380,7 @@ def _replayed(inf: ls.Inference) -> int:
     ("vit_b_16", ("B", 3, 224, 224), 121),  # 11 of 12 encoder layers
     ("gpt2", ("B", "T"), 88),  # 11 of 12 blocks
     ("bert_base", ("B", "T"), 121),  # 11 of 12 encoder layers
-    ("convnext_tiny", ("B", 3, "H", "W"), 140),  # every block but a stage's first
+    ("convnext_tiny", ("B", 3, "H", "W"), 154),  # every block but a stage's first
     ("resnet18", ("B", 3, "H", "W"), 7),  # layer1.1 repeats layer1.0
 ])
 def test_repeated_blocks_resolve_as_when_each_is_walked(name, spec, replayed, monkeypatch):
@@ -393,22 +393,25 @@ def test_repeated_blocks_resolve_as_when_each_is_walked(name, spec, replayed, mo
     assert (_replayed(fast), _replayed(walked)) == (replayed, 0)
 
 
-def _block(p: float = 0.0, heads: int = 2) -> ls.Sequential:
+def _block(p: float = 0.0, heads: int = 2, eps: float = 1e-5) -> ls.Sequential:
     """``(B, T, E) -> (B, T, E)``: attention (which assumes ``E % heads == 0``)."""
-    return ls.Sequential(ls.MultiheadAttention(heads), ls.Dropout(p), ls.LayerNorm())
+    return ls.Sequential(ls.MultiheadAttention(heads), ls.Dropout(p), ls.LayerNorm(eps=eps))
 
 
 def test_a_repeated_block_takes_the_first_ones_answers_and_refiles_its_assumptions(
         monkeypatch):
     """Blocks of one structure on equal inputs: each node after the first block
     takes the answer of the node in its place, with the assumption it made filed
-    at its own path; a node whose layer differs (a drop probability) runs its
-    rules, and the rest of the block still takes the first block's answers."""
-    model = ls.Sequential(_block(), _block(), _block(p=0.5))
+    at its own path; a node whose layer differs (an epsilon) runs its rules, and
+    the rest of the block still takes the first block's answers. A difference in
+    an attribute the rules do not read (a drop probability) is no difference."""
+    model = ls.Sequential(_block(), _block(p=0.5), _block(eps=1e-3))
     fast = _resolved(model, ("B", "T", "E"), replay=True, monkeypatch=monkeypatch)
     walked = _resolved(model, ("B", "T", "E"), replay=False, monkeypatch=monkeypatch)
     assert _record(fast) == _record(walked)
-    assert fast._sources == {3: 0, 4: 1, 5: 2, 6: 0, 8: 2}  # node 7 runs its rules
+    assert ls.Dropout.shape_free_attributes == ("p",)
+    assert [r.resolved.get("p") for r in fast.layers[1::3]] == [0.0, 0.5, 0.0]
+    assert fast._sources == {3: 0, 4: 1, 5: 2, 6: 0, 7: 1}  # node 8 runs its rules
     assert [(path, format_dim(a), b) for path, a, b in fast.assumptions] == [
         (f"{i}.0", "E % 2", 0) for i in range(3)]
 

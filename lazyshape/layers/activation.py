@@ -120,6 +120,7 @@ class Dropout(_Elementwise):
     """Zeroes elements with probability ``p`` in training; identity in evaluation."""
 
     hparam_names = ("p",)
+    shape_free_attributes = ("p",)
     needs_context = True
 
     def __init__(self, p: float = 0.5, *, name: str | None = None) -> None:
@@ -147,6 +148,7 @@ class DropPath(Layer):
     batch dim in mode ``"row"``); same output spec."""
 
     hparam_names = ("p", "mode")
+    shape_free_attributes = ("p",)
     needs_context = True
 
     def __init__(self, p: float = 0.0, mode: str = "row", *, name: str | None = None) -> None:
