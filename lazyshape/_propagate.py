@@ -12,6 +12,9 @@ symbolic dims flow through the same code as expressions.
 from __future__ import annotations
 
 import copy
+import functools
+import itertools
+import operator
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -273,6 +276,7 @@ class Inference:
         dtype: str,
         bounds: tuple[tuple[str, Dim, str, Dim], ...] = (),
         sources: Mapping[int, int] | None = None,
+        shared_replays: bool = False,
     ) -> None:
         self.model = model
         self.inputs = inputs
@@ -281,6 +285,12 @@ class Inference:
         #: node -> the node whose rules gave its answer, for a node whose rules did
         #: not run (`_Pass.sources`)
         self._sources = sources or {}
+        #: whether a node that took another's answer differs from it in owning its
+        #: parameters (a layer shared across repeated blocks): then parameter
+        #: totals go node by node
+        self._shared_replays = shared_replays
+        #: ``(node, count)`` for each node whose rules ran (`_counted`)
+        self._counts: list[tuple[int, int]] | None = None
         self._layers: tuple[LayerRecord, ...] | None = None
         self._params: dict[str, ParamSpec] | None = None
         self.assumptions = assumptions
@@ -294,8 +304,6 @@ class Inference:
         self._partition: Partition | None = None
         #: each node's `Layer.costs`, in execution order (`_node_costs`)
         self._costs: list[tuple[Cost, ...]] | None = None
-        #: ``(shape, dtype) -> bytes`` of the records' tensors
-        self._nbytes: dict[tuple[tuple[Dim, ...], str | None], Dim] = {}
 
     def _node_costs(self) -> list[tuple[Cost, ...]]:
         """Each node's products (`Layer.costs`), in execution order, asked once
@@ -316,6 +324,26 @@ class Inference:
                 else:
                     append(_layer_costs(layer, ins, outs, path))
         return costs
+
+    def _counted(self) -> list[tuple[int, int]]:
+        """``(node, count)`` for each node whose rules ran, in execution order:
+        ``count`` nodes (it, and the nodes of repeated blocks that took its
+        answer) have its output specs, parameter specs and costs. Totals sum
+        over these, not over every node."""
+        counted = self._counts
+        if counted is None:
+            n = len(self._raw)
+            sources = self._sources
+            if not sources:
+                counted = list(zip(range(n), itertools.repeat(1)))
+            else:
+                counts = [1] * n
+                for i, source in sources.items():
+                    counts[source] += 1
+                    counts[i] = 0
+                counted = list(filter(_COUNT, enumerate(counts)))
+            self._counts = counted
+        return counted
 
     @property
     def layers(self) -> tuple[LayerRecord, ...]:
@@ -385,7 +413,11 @@ class Inference:
         # symbolic sizes: layers of one size share their (immutable) specs,
         # each summed once, times its count
         tally: dict[int, list[Any]] = {}  # id(spec) -> [size, count]
-        for _, path, param_path, _, _, local in self._raw:
+        raw = self._raw
+        counted = (zip(range(len(raw)), itertools.repeat(1)) if self._shared_replays
+                   else self._counted())
+        for i, k in counted:
+            _, path, param_path, _, _, local = raw[i]
             if local and path is param_path:
                 for p in local.values():
                     if trainable is not None and p.trainable is not trainable:
@@ -394,13 +426,14 @@ class Inference:
                     if n is None:
                         n = p.numel
                     if type(n) is int:
-                        const += n * _ITEMSIZE[p.dtype or dtype] if in_bytes else n
+                        size = n * _ITEMSIZE[p.dtype or dtype] if in_bytes else n
+                        const += size * k
                         continue
                     t = tally.get(id(p))
                     if t is None:
-                        tally[id(p)] = [n * _ITEMSIZE[p.dtype or dtype] if in_bytes else n, 1]
+                        tally[id(p)] = [n * _ITEMSIZE[p.dtype or dtype] if in_bytes else n, k]
                     else:
-                        t[1] += 1
+                        t[1] += k
         if not tally:
             return const
         return weighted_sum([(const, 1), *tally.values()])  # type: ignore[list-item]
@@ -419,13 +452,14 @@ class Inference:
         # equal products (repeated blocks) share one `Cost`: each counted once,
         # times its calls
         tally: dict[int, list[Any]] = {}
-        for costs in self._node_costs():
-            for c in costs:
+        node_costs = self._node_costs()
+        for i, k in self._counted():
+            for c in node_costs[i]:
                 t = tally.get(id(c))
                 if t is None:
-                    tally[id(c)] = [c.flops, 1]
+                    tally[id(c)] = [c.flops, k]
                 else:
-                    t[1] += 1
+                    t[1] += k
         return weighted_sum(tally.values())  # type: ignore[arg-type]
 
     @property
@@ -450,32 +484,29 @@ class Inference:
         # a layer that keeps its input's shape hands on the same shape tuple:
         # counted by identity first, then each distinct tuple sized once
         tally: dict[int, list[Any]] = {}  # id(shape) -> [shape, dtype, count]
-        other: list[TensorSpec] = []  # (a shape tuple also met in another dtype)
+        other: list[tuple[TensorSpec, int]] = []  # (a shape tuple met in another dtype)
         get = tally.get
-        for layer, _, _, ins, outs, _ in self._raw:
+        raw = self._raw
+        for i, k in self._counted():
+            layer, _, _, ins, outs, _ = raw[i]
             if ins and layer.aliases_input:  # a view of its input: no new memory
                 outs = outs[1:]
             for o in outs:
                 t = get(id(o.shape))
                 if t is None:
-                    tally[id(o.shape)] = [o.shape, o.dtype, 1]
+                    tally[id(o.shape)] = [o.shape, o.dtype, k]
                 elif t[1] == o.dtype:
-                    t[2] += 1
+                    t[2] += k
                 else:
-                    other.append(o)
+                    other.append((o, k))
         size = self._tensor_bytes
-        pairs = [(size(o.shape, o.dtype), 1) for o in other]
+        pairs = [(size(o.shape, o.dtype), k) for o, k in other]
         pairs += [(size(shape, dtype), n) for shape, dtype, n in tally.values()]
         return weighted_sum(pairs)
 
     def _tensor_bytes(self, shape: tuple[Dim, ...], dtype: str | None) -> Dim:
-        """Bytes of a tensor of this shape and dtype, each pair sized once (most
-        nodes share their shapes with others)."""
-        key = (shape, dtype)
-        b = self._nbytes.get(key)
-        if b is None:
-            b = self._nbytes[key] = prod((*shape, itemsize(dtype or "float32")))
-        return b
+        """Bytes of a tensor of this shape and dtype (`_nbytes`)."""
+        return _nbytes(shape, dtype or "float32")
 
     @property
     def peak_activation_bytes(self) -> Dim:
@@ -855,6 +886,17 @@ class Inference:
         )
 
 
+@functools.lru_cache(maxsize=4096)
+def _nbytes(shape: tuple[Dim, ...], dtype: str) -> Dim:
+    """Bytes of a tensor of ``shape`` and ``dtype`` (a pure, bounded memo, as the
+    dim algebra's: the tensors of one model, or of the next, repeat their
+    shapes)."""
+    return prod((*shape, itemsize(dtype)))
+
+
+#: the count of a ``(node, count)`` pair (`Inference._counted`)
+_COUNT = operator.itemgetter(1)
+
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
 
@@ -1119,7 +1161,7 @@ class _Pass:
     """
 
     __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error",
-                 "sources", "logs", "walked")
+                 "sources", "logs", "walked", "shared_replays")
     inline = True  # walks into every container (see `_graph.trace`)
 
     def __init__(self, dtype: str, batch: frozenset[str] = frozenset()) -> None:
@@ -1145,6 +1187,9 @@ class _Pass:
         #: (container class, input shapes and dtypes) -> the containers walked on
         #: them, as ``(signature, first node, end node, path prefix, outputs)``
         self.walked: dict[tuple[Any, ...], list[_Walked]] = {}
+        #: whether a replayed node, or the node it took its answer from, is a
+        #: later call of a shared layer (`Inference._shared_replays`)
+        self.shared_replays = False
 
     def add(
         self, layer: Layer, ins: tuple[TensorSpec, ...], path: str
@@ -1252,9 +1297,9 @@ class _Pass:
         cut = len(was)
         if len(layers) != end - start:  # (equal signatures: never)
             return False
-        for j, layer, (old, path, _, ins, outs, local) in zip(
+        for j, layer, (old, old_path, old_params, ins, outs, local) in zip(
                 range(start, end), layers, raw[start:end], strict=False):  # (lengths checked)
-            path = prefix + path[cut:]
+            path = prefix + old_path[cut:]
             if not (layer is old or layer.memo_rules and _same_attributes(old, layer)):
                 if self.add(layer, ins, path) != outs:  # (an error is this node's own)
                     self._undo(*undo)
@@ -1263,6 +1308,8 @@ class _Pass:
             # as `add` records it, with the answer of node `j`
             index = len(raw)
             first = owners.setdefault(layer, index)
+            if first != index or old_params is not old_path:
+                self.shared_replays = True
             param_path = path if first == index else self._shared(layer, path, first, local)
             raw.append((layer, path, param_path, ins, outs, local))
             sources[index] = sources.get(j, j)
@@ -1428,7 +1475,7 @@ def _infer(model: Layer, inputs: tuple[Any, ...], dtype: Any, batch_dim: int | N
     if run.batch_error is not None:
         raise run.batch_error
     result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype,
-                       tuple(run.bounds), run.sources)
+                       tuple(run.bounds), run.sources, run.shared_replays)
     if cache is not None:
         with _CACHE_LOCK:
             if len(cache) >= _CACHE_SIZE:

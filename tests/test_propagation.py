@@ -367,8 +367,9 @@ def _resolved(model: ls.Layer, *inputs: object, replay: bool,
 def _record(inf: ls.Inference) -> list[object]:
     return [(r.path, r.kind, r.inputs, r.outputs, r.params, r.flops, r.flops_backward,
              r.activation_bytes) for r in inf.layers] + [
-        inf.assumptions, inf.bounds, inf.params, inf.flops, inf.activation_bytes,
-        inf.peak_activation_bytes, inf.training_bytes]
+        inf.assumptions, inf.bounds, inf.params, inf.num_params, inf.num_buffers,
+        inf.param_bytes, inf.flops, inf.activation_bytes, inf.peak_activation_bytes,
+        inf.training_bytes]
 
 
 def _replayed(inf: ls.Inference) -> int:
@@ -488,3 +489,9 @@ def test_a_layer_shared_across_repeated_blocks_keeps_its_first_calls_parameters(
     assert list(fast.params) == ["0.0.weight", "0.0.bias", "0.2.weight", "0.2.bias",
                                  "1.2.weight", "1.2.bias", "2.2.weight", "2.2.bias"]
     assert list(fast.params) == list(ls.infer(model, ("B", 8)).params)
+    assert fast._shared_replays and fast.num_params == 4 * (8 * 8 + 8)  # counted once
+    # a replayed block whose layers are its own counts them, times its repeats
+    inf = ls.infer(ls.Sequential(*[ls.Sequential(ls.Linear(8), ls.BatchNorm1d())
+                                   for _ in range(5)]), ("B", 8))
+    assert not inf._shared_replays and len(inf._sources) == 8
+    assert (inf.num_params, inf.num_buffers) == (5 * (8 * 8 + 8 + 2 * 8), 5 * (2 * 8 + 1))
