@@ -1300,11 +1300,16 @@ class _Pass:
         for j, layer, (old, old_path, old_params, ins, outs, local) in zip(
                 range(start, end), layers, raw[start:end], strict=False):  # (lengths checked)
             path = prefix + old_path[cut:]
-            if not (layer is old or layer.memo_rules and _same_attributes(old, layer)):
-                if self.add(layer, ins, path) != outs:  # (an error is this node's own)
-                    self._undo(*undo)
-                    return False
-                continue
+            if layer is not old:
+                try:  # (`_same_attributes`'s common case, without the call)
+                    same = layer.memo_rules and old.__dict__ == layer.__dict__
+                except Exception:  # (an array's `==` is elementwise)
+                    same = False
+                if not (same or layer.memo_rules and _same_attributes(old, layer)):
+                    if self.add(layer, ins, path) != outs:  # (an error is this node's own)
+                        self._undo(*undo)
+                        return False
+                    continue
             # as `add` records it, with the answer of node `j`
             index = len(raw)
             first = owners.setdefault(layer, index)
