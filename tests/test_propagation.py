@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import lazyshape as ls
 from lazyshape.dims import Sym, format_dim, format_shape
@@ -495,3 +497,62 @@ def test_a_layer_shared_across_repeated_blocks_keeps_its_first_calls_parameters(
                                    for _ in range(5)]), ("B", 8))
     assert not inf._shared_replays and len(inf._sources) == 8
     assert (inf.num_params, inf.num_buffers) == (5 * (8 * 8 + 8 + 2 * 8), 5 * (2 * 8 + 1))
+
+
+_KINDS = ("linear", "relu", "dropout", "norm", "attention")
+
+
+def _layer(kind: str, draw: st.DrawFn) -> ls.Layer:
+    if kind == "linear":
+        return ls.Linear(draw(st.sampled_from([4, 8])))
+    if kind == "relu":
+        return ls.ReLU()
+    if kind == "dropout":
+        return ls.Dropout(draw(st.sampled_from([0.0, 0.1])))
+    if kind == "norm":
+        return ls.LayerNorm(eps=draw(st.sampled_from([1e-5, 1e-3])))
+    return ls.MultiheadAttention(draw(st.sampled_from([1, 2, 4])))
+
+
+@st.composite
+def _repeated_blocks(draw: st.DrawFn) -> ls.Sequential:
+    """Stages of blocks of one template, each block drawing its own
+    hyperparameters (often equal to the others'), some with a residual add, some
+    sharing a layer with the block before."""
+    stages = []
+    for _ in range(draw(st.integers(1, 2))):
+        template = draw(st.lists(st.sampled_from(_KINDS), min_size=1, max_size=4))
+        residual = draw(st.booleans())
+        blocks: list[ls.Layer] = []
+        previous: list[ls.Layer] = []
+        for _ in range(draw(st.integers(2, 4))):
+            layers = [previous[i] if previous and draw(st.integers(0, 5)) == 0
+                      else _layer(kind, draw) for i, kind in enumerate(template)]
+            previous = layers
+            body = ls.Sequential(*layers)
+            if residual:
+                x = ls.Input(("B", "T", None))
+                blocks.append(ls.Model(x, ls.Add()(body(x), x)))
+            else:
+                blocks.append(body)
+        stages.append(ls.Sequential(*blocks))
+    return ls.Sequential(*stages)
+
+
+def _outcome(model: ls.Layer, spec: tuple[object, ...], replay: bool,
+             monkeypatch: pytest.MonkeyPatch) -> object:
+    try:
+        return _record(_resolved(model, spec, replay=replay, monkeypatch=monkeypatch))
+    except ls.ShapeError as e:
+        return str(e)
+
+
+@given(model=_repeated_blocks(), spec=st.sampled_from([("B", "T", "E"), (2, 3, 8), ("B", 5, 4)]))
+def test_replayed_blocks_answer_as_walked_ones(model, spec):
+    """Any model of repeated blocks (hyperparameters that differ or not, residual
+    adds, layers shared between blocks) resolves to the same records, totals,
+    assumptions and errors with the replay as with every block walked."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        fast = _outcome(model, spec, True, monkeypatch)
+        walked = _outcome(model, spec, False, monkeypatch)
+    assert fast == walked
