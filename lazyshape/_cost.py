@@ -83,4 +83,12 @@ KEEPS_OUTPUT = Saved((), (0,))
 
 def nbytes(spec: TensorSpec, dtype: str | None = None) -> Dim:
     """Bytes of a tensor of ``spec``'s shape, in ``dtype`` (default its own)."""
-    return prod(spec.shape) * itemsize(dtype or spec.dtype or "float32")
+    return shape_bytes(spec.shape, dtype or spec.dtype or "float32")
+
+
+@functools.lru_cache(maxsize=4096)
+def shape_bytes(shape: tuple[Dim, ...], dtype: str) -> Dim:
+    """Bytes of a tensor of ``shape`` and ``dtype`` (a pure, bounded memo, as the
+    dim algebra's: the tensors of one model, or of the next, repeat their
+    shapes)."""
+    return prod(shape) * itemsize(dtype)

@@ -200,7 +200,8 @@ _Wire = tuple[
 _LAYER = "layer"
 _FLAT = "flat"
 _NESTED = "nested"
-#: how many levels of `yield from` a `_FLAT` container may stack
+#: how many levels of containers a `_FLAT` container's `yield from` chain may stack
+#: (two generator frames each: `_inline` and the container's `_steps`)
 _FLAT_DEPTH = 8
 
 
@@ -240,6 +241,21 @@ def _structure(cls: type, steps: Any, wiring: Any, children: tuple[Layer, ...]) 
     if any(sig is None for sig in sigs):
         return None
     return cls, wiring, sigs
+
+
+def _inline(b: Tracer, enter: Any, child: Any, ins: tuple[Any, ...], prefix: str) -> Steps:
+    """Walk the container ``child`` inline (by delegation) for a parent's
+    `_steps`. A tracer with ``enter`` (the propagation pass) is asked first: it
+    may answer for a container that repeats one walked before, and is told
+    (``leave``) of each one walked."""
+    if enter is None:
+        outs: tuple[Any, ...] = yield from child._steps(b, ins, prefix)
+        return outs
+    outs, mark = enter(child, ins, prefix)
+    if outs is None:  # walked, then remembered
+        outs = yield from child._steps(b, ins, prefix)
+        b.leave(outs, prefix, mark)
+    return outs
 
 
 def _getter(idx: list[int]) -> Callable[[list[Any]], tuple[Any, ...]]:
@@ -458,15 +474,7 @@ class Sequential(Module):
             if kind is _LAYER:
                 ins = add(child, ins, prefix + key)
             elif kind is _FLAT and getattr(b, "inline", False):
-                sub = prefix + key + "."
-                if enter is None:
-                    ins = yield from child._steps(b, ins, sub)
-                    continue
-                outs, mark = enter(child, ins, sub)
-                if outs is None:  # walked, then remembered
-                    outs = yield from child._steps(b, ins, sub)
-                    b.leave(outs, sub, mark)  # type: ignore[attr-defined]
-                ins = outs
+                ins = yield from _inline(b, enter, child, ins, prefix + key + ".")
             else:
                 ins = yield child, ins, prefix + key
         return ins
@@ -667,14 +675,7 @@ class Model(Module):
                 extend(add(lay, args, prefix + name))
                 continue
             if kind is _FLAT and inline:
-                sub = prefix + name + "."
-                if enter is None:
-                    outs = yield from lay._steps(b, args, sub)  # type: ignore[attr-defined]
-                else:
-                    outs, mark = enter(lay, args, sub)
-                    if outs is None:  # walked, then remembered
-                        outs = yield from lay._steps(b, args, sub)  # type: ignore[attr-defined]
-                        b.leave(outs, sub, mark)  # type: ignore[attr-defined]
+                outs = yield from _inline(b, enter, lay, args, prefix + name + ".")
             else:
                 outs = yield lay, args, prefix + name
             if len(outs) != n_out:

@@ -12,14 +12,13 @@ symbolic dims flow through the same code as expressions.
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
 import operator
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from ._cost import Cost, nbytes
+from ._cost import Cost, nbytes, shape_bytes
 from ._dims import (
     Dim,
     Sym,
@@ -175,10 +174,7 @@ class LayerRecord:
     def _bytes(self, specs: tuple[TensorSpec, ...]) -> Dim:
         """Bytes of tensors of these specs (through the inference's cache: most
         nodes share their shapes with others)."""
-        inf = self._inference
-        if inf is None:
-            return dim_sum(nbytes(o) for o in specs)
-        return dim_sum(inf._tensor_bytes(o.shape, o.dtype) for o in specs)
+        return dim_sum(nbytes(o) for o in specs)
 
     @property
     def activation_bytes(self) -> Dim:
@@ -499,14 +495,9 @@ class Inference:
                     t[2] += k
                 else:
                     other.append((o, k))
-        size = self._tensor_bytes
-        pairs = [(size(o.shape, o.dtype), k) for o, k in other]
-        pairs += [(size(shape, dtype), n) for shape, dtype, n in tally.values()]
+        pairs = [(nbytes(o), k) for o, k in other]
+        pairs += [(shape_bytes(shape, dtype), n) for shape, dtype, n in tally.values()]
         return weighted_sum(pairs)
-
-    def _tensor_bytes(self, shape: tuple[Dim, ...], dtype: str | None) -> Dim:
-        """Bytes of a tensor of this shape and dtype (`_nbytes`)."""
-        return _nbytes(shape, dtype or "float32")
 
     @property
     def peak_activation_bytes(self) -> Dim:
@@ -886,14 +877,6 @@ class Inference:
         )
 
 
-@functools.lru_cache(maxsize=4096)
-def _nbytes(shape: tuple[Dim, ...], dtype: str) -> Dim:
-    """Bytes of a tensor of ``shape`` and ``dtype`` (a pure, bounded memo, as the
-    dim algebra's: the tensors of one model, or of the next, repeat their
-    shapes)."""
-    return prod((*shape, itemsize(dtype)))
-
-
 #: the count of a ``(node, count)`` pair (`Inference._counted`)
 _COUNT = operator.itemgetter(1)
 
@@ -1150,9 +1133,11 @@ class _Pass:
     parameter specs and assumptions (re-filed at its own path) without running
     its rules. The checks that follow the rules (the parameters' dtype against
     the inputs', batch independence) are functions of the same values, so
-    they are skipped too. A primitive whose attributes differ (a block's drop
-    probability) runs its rules on that node's inputs; if its outputs differ,
-    the replay is undone and the container walked. So a model's repeated blocks
+    they are skipped too. Attributes the rules do not read
+    (`Layer.shape_free_attributes`, a block's drop probability) may differ. A
+    primitive whose other attributes differ (an epsilon) runs its rules on that
+    node's inputs; if its outputs differ, the replay is undone and the
+    container walked. So a model's repeated blocks
     (ViT's encoder layers, a Llama's decoder layers, a ConvNeXt stage) cost a
     comparison per node after the first block. The record lives and dies with
     the pass: nothing is shared between calls of `infer` or between threads.
@@ -1260,11 +1245,7 @@ class _Pass:
         sig = container._signature  # (a container walked inline has one, maybe None)
         if sig is None:
             return None, None
-        if len(ins) == 1:  # (`_walk_key`'s common case, without the call)
-            x = ins[0]
-            key: tuple[Any, ...] = (type(container), x.shape, x.dtype)
-        else:
-            key = _walk_key(container, ins)
+        key = _walk_key(container, ins)
         walked = self.walked.get(key)
         if walked is None:
             walked = self.walked[key] = []
@@ -1300,16 +1281,11 @@ class _Pass:
         for j, layer, (old, old_path, old_params, ins, outs, local) in zip(
                 range(start, end), layers, raw[start:end], strict=False):  # (lengths checked)
             path = prefix + old_path[cut:]
-            if layer is not old:
-                try:  # (`_same_attributes`'s common case, without the call)
-                    same = layer.memo_rules and old.__dict__ == layer.__dict__
-                except Exception:  # (an array's `==` is elementwise)
-                    same = False
-                if not (same or layer.memo_rules and _same_attributes(old, layer)):
-                    if self.add(layer, ins, path) != outs:  # (an error is this node's own)
-                        self._undo(*undo)
-                        return False
-                    continue
+            if not (layer is old or layer.memo_rules and _same_attributes(old, layer)):
+                if self.add(layer, ins, path) != outs:  # (an error is this node's own)
+                    self._undo(*undo)
+                    return False
+                continue
             # as `add` records it, with the answer of node `j`
             index = len(raw)
             first = owners.setdefault(layer, index)

@@ -613,7 +613,6 @@ class MultiheadAttention(Layer):
     (E,)``, with torch's initialization.
     """
 
-
     hparam_names = ("embed_dim", "num_heads", "dropout", "bias", "batch_first", "causal")
     expected_ndim = 3
     needs_context = True
@@ -810,7 +809,6 @@ class Attention(Layer):
     initialization.
     """
 
-
     hparam_names = (
         "embed_dim", "num_heads", "num_kv_heads", "head_dim", "bias", "is_causal", "rope"
     )
@@ -934,7 +932,6 @@ class SwiGLU(Layer):
     hidden_features)``, and a bias of each with ``bias=True`` (Llama's
     ``mlp_bias``); nn.Linear's initialization.
     """
-
 
     hparam_names = ("in_features", "hidden_features", "out_features", "bias")
     expected_ndim = 2

@@ -49,7 +49,6 @@ class BertSelfAttention(Layer):
     ``num_heads`` heads -> the context ``(B, T, E)`` (before the output
     projection, which is a `Linear` of its own in BERT)."""
 
-
     hparam_names = ("num_heads", "dropout")
     needs_context = True
 
