@@ -64,6 +64,12 @@ _CACHE_LOCK = threading.Lock()
 _Raw = tuple[Layer, str, str, tuple[TensorSpec, ...], tuple[TensorSpec, ...],
              dict[str, ParamSpec]]
 
+#: a replayed block recorded whole (`_Pass._replay`): ``(first node, first node
+#: of the block it repeats, its path prefix, the length of that block's prefix,
+#: its primitive layers)``. The pass's records hold that block's records at its
+#: nodes until `_expand` writes the block's own.
+_Segment = tuple[int, int, str, int, list[Layer]]
+
 
 class LayerRecord:
     """The resolution record of one node: everything the pass found for it,
@@ -273,14 +279,21 @@ class Inference:
         bounds: tuple[tuple[str, Dim, str, Dim], ...] = (),
         sources: Mapping[int, int] | None = None,
         shared_replays: bool = False,
+        segments: list[_Segment] | None = None,
     ) -> None:
         self.model = model
         self.inputs = inputs
         self.outputs = outputs
-        self._raw = raw
-        #: node -> the node whose rules gave its answer, for a node whose rules did
-        #: not run (`_Pass.sources`)
-        self._sources = sources or {}
+        #: the pass's records: a replayed block's nodes (``segments``) hold the
+        #: records of the block they repeat until `_raw` is first read; every
+        #: node whose rules ran holds its own
+        self._records = raw
+        self._segments = segments or []
+        self._expanded: list[_Raw] | None = None if segments else raw
+        #: node -> the node whose rules gave its answer, for a node recorded with
+        #: its own record whose rules did not run (`_Pass.sources`)
+        self._own_sources = sources or {}
+        self._all_sources: Mapping[int, int] | None = None if segments else self._own_sources
         #: whether a node that took another's answer differs from it in owning its
         #: parameters (a layer shared across repeated blocks): then parameter
         #: totals go node by node
@@ -300,25 +313,57 @@ class Inference:
         self._partition: Partition | None = None
         #: each node's `Layer.costs`, in execution order (`_node_costs`)
         self._costs: list[tuple[Cost, ...]] | None = None
+        #: the costs of the nodes of `_counted`, in its order (`_counted_costs`)
+        self._ran_costs: list[tuple[Cost, ...]] | None = None
 
-    def _node_costs(self) -> list[tuple[Cost, ...]]:
-        """Each node's products (`Layer.costs`), in execution order, asked once
-        per answer of the rules: a node that took another's answer (a repeated
-        block's, `_Pass`) has that node's costs, as cost rules are functions of
-        the same attributes and specs."""
-        costs = self._costs
+    @property
+    def _raw(self) -> list[_Raw]:
+        """One record per node, in execution order: ``(layer, path, param path,
+        input specs, output specs, local params)``."""
+        raw = self._expanded
+        if raw is None:
+            raw = list(self._records)
+            for segment in self._segments:
+                _expand(raw, segment)
+            self._expanded = raw
+        return raw
+
+    @property
+    def _sources(self) -> Mapping[int, int]:
+        """node -> the node whose rules gave its answer, for each node whose rules
+        did not run (a repeated block's, `_Pass`)."""
+        sources = self._all_sources
+        if sources is None:
+            every = dict(self._own_sources)
+            for n, start, _, _, layers in self._segments:
+                for t in range(len(layers)):
+                    every[n + t] = every.get(start + t, start + t)
+            sources = self._all_sources = every
+        return sources
+
+    def _counted_costs(self) -> list[tuple[Cost, ...]]:
+        """The products (`Layer.costs`) of each node of `_counted`, in its order:
+        one ask per answer of the rules."""
+        costs = self._ran_costs
         if costs is None:
             none = _NO_COSTS  # (most layers: asked without a call)
-            sources = self._sources
-            costs = self._costs = []
+            records = self._records  # (a node whose rules ran holds its own record)
+            costs = self._ran_costs = []
             append = costs.append
-            for i, (layer, path, _, ins, outs, _) in enumerate(self._raw):
-                if i in sources:
-                    append(costs[sources[i]])
-                elif type(layer).costs is none:
-                    append(())
-                else:
-                    append(_layer_costs(layer, ins, outs, path))
+            for i, _ in self._counted():
+                layer, path, _, ins, outs, _ = records[i]
+                append(() if type(layer).costs is none else _layer_costs(layer, ins, outs, path))
+        return costs
+
+    def _node_costs(self) -> list[tuple[Cost, ...]]:
+        """Each node's products (`Layer.costs`), in execution order: a node that
+        took another's answer (a repeated block's, `_Pass`) has that node's
+        costs, as cost rules are functions of the same attributes and specs."""
+        costs = self._costs
+        if costs is None:
+            ran = dict(zip([i for i, _ in self._counted()], self._counted_costs(), strict=True))
+            sources = self._sources
+            costs = self._costs = [ran[sources.get(i, i)] for i in range(len(self._records))]
         return costs
 
     def _counted(self) -> list[tuple[int, int]]:
@@ -328,15 +373,24 @@ class Inference:
         over these, not over every node."""
         counted = self._counts
         if counted is None:
-            n = len(self._raw)
-            sources = self._sources
-            if not sources:
+            n = len(self._records)
+            sources = self._own_sources
+            segments = self._segments
+            if not sources and not segments:
                 counted = list(zip(range(n), itertools.repeat(1)))
             else:
                 counts = [1] * n
                 for i, source in sources.items():
                     counts[source] += 1
                     counts[i] = 0
+                for first, start, _, _, layers in segments:
+                    end = start + len(layers)
+                    counts[first:first + len(layers)] = itertools.repeat(0, len(layers))
+                    if sources:  # (a block's nodes are counted with their sources')
+                        for j in range(start, end):
+                            counts[sources.get(j, j)] += 1
+                    else:
+                        counts[start:end] = map(_ONE_MORE, counts[start:end])
                 counted = list(filter(_COUNT, enumerate(counts)))
             self._counts = counted
         return counted
@@ -409,9 +463,11 @@ class Inference:
         # symbolic sizes: layers of one size share their (immutable) specs,
         # each summed once, times its count
         tally: dict[int, list[Any]] = {}  # id(spec) -> [size, count]
-        raw = self._raw
-        counted = (zip(range(len(raw)), itertools.repeat(1)) if self._shared_replays
-                   else self._counted())
+        if self._shared_replays:  # node by node
+            raw = self._raw
+            counted: Iterable[tuple[int, int]] = zip(range(len(raw)), itertools.repeat(1))
+        else:  # (a node whose rules ran holds its own record)
+            raw, counted = self._records, self._counted()
         for i, k in counted:
             _, path, param_path, _, _, local = raw[i]
             if local and path is param_path:
@@ -448,9 +504,8 @@ class Inference:
         # equal products (repeated blocks) share one `Cost`: each counted once,
         # times its calls
         tally: dict[int, list[Any]] = {}
-        node_costs = self._node_costs()
-        for i, k in self._counted():
-            for c in node_costs[i]:
+        for (_, k), costs in zip(self._counted(), self._counted_costs(), strict=True):
+            for c in costs:
                 t = tally.get(id(c))
                 if t is None:
                     tally[id(c)] = [c.flops, k]
@@ -482,7 +537,7 @@ class Inference:
         tally: dict[int, list[Any]] = {}  # id(shape) -> [shape, dtype, count]
         other: list[tuple[TensorSpec, int]] = []  # (a shape tuple met in another dtype)
         get = tally.get
-        raw = self._raw
+        raw = self._records  # (a node whose rules ran holds its own record)
         for i, k in self._counted():
             layer, _, _, ins, outs, _ = raw[i]
             if ins and layer.aliases_input:  # a view of its input: no new memory
@@ -879,6 +934,19 @@ class Inference:
 
 #: the count of a ``(node, count)`` pair (`Inference._counted`)
 _COUNT = operator.itemgetter(1)
+_ONE_MORE = (1).__add__
+
+
+def _expand(raw: list[_Raw], segment: _Segment) -> None:
+    """Write the records of a replayed block (``segment``) at its nodes of
+    ``raw``, from those of the block it repeats: its own layers and paths, that
+    block's specs. (Its parameter path is its path: a block holding a later call
+    of a shared layer is recorded node by node.)"""
+    first, start, prefix, cut, layers = segment
+    for t, layer in enumerate(layers):
+        _, was, _, ins, outs, local = raw[start + t]
+        path = prefix + was[cut:]
+        raw[first + t] = (layer, path, path, ins, outs, local)
 
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
@@ -1139,14 +1207,19 @@ class _Pass:
     node's inputs; if its outputs differ, the replay is undone and the
     container walked. So a model's repeated blocks
     (ViT's encoder layers, a Llama's decoder layers, a ConvNeXt stage) cost a
-    comparison per node after the first block. The record lives and dies with
+    comparison per node after the first block. A block whose layers are all
+    first calls equal to their counterparts is recorded whole (`segments`):
+    its nodes hold the records of the block it repeats until `Inference._raw`
+    writes their own (`_expand`), and totals never need them (they sum over
+    the nodes whose rules ran). A block repeating one that holds such a block
+    writes that one's records first (`_materialize`). The record lives and dies with
     the pass: nothing is shared between calls of `infer` or between threads.
     `sources` says which node each one took its answer from, so `Inference`
     asks a repeated node's costs once too.
     """
 
     __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error",
-                 "sources", "logs", "walked", "shared_replays")
+                 "sources", "logs", "walked", "shared_replays", "segments")
     inline = True  # walks into every container (see `_graph.trace`)
 
     def __init__(self, dtype: str, batch: frozenset[str] = frozenset()) -> None:
@@ -1161,8 +1234,11 @@ class _Pass:
         self.owners: dict[Layer, int] = {}
         self.raw: list[_Raw] = []
         #: node -> the node whose rules gave its answer, for a node whose rules
-        #: did not run (a repeated block's)
+        #: did not run (a repeated block's) recorded with its own record
         self.sources: dict[int, int] = {}
+        #: the replayed blocks recorded whole, in order: their nodes in `raw` hold
+        #: the records of the block they repeat (`_expand` writes their own)
+        self.segments: list[_Segment] = []
         #: node -> what its rules assumed, for a node whose rules assumed anything
         self.logs: dict[int, tuple[Assumed, ...]] = {}
         #: what the rules of the node running now assumed (drained after each node)
@@ -1213,6 +1289,11 @@ class _Pass:
         """The parameter path of a later call of a shared layer (first called at
         node ``first``), whose parameter specs must be the first call's."""
         param_path = self.raw[first][1]
+        for node, start, prefix, cut, layers in reversed(self.segments):
+            if node <= first:  # (its first call in a replayed block: that block's path)
+                if first < node + len(layers):
+                    param_path = prefix + self.raw[start + first - node][1][cut:]
+                break
         if local:
             _check_shared(layer, path, param_path, self.raw[first][5], local)
         return param_path
@@ -1272,14 +1353,40 @@ class _Pass:
         primitive's rules answer otherwise than that container's did."""
         _, start, end, was, _ = before
         layers = container._primitives()
-        raw, sources, logs, owners = self.raw, self.sources, self.logs, self.owners
-        n = len(raw)
-        undo = (n, len(self.assumptions), len(self.bounds), self.batch_error)
-        cut = len(was)
         if len(layers) != end - start:  # (equal signatures: never)
             return False
+        segments = self.segments
+        if segments and segments[-1][0] + len(segments[-1][4]) > start:
+            self._materialize(start, end)  # (that block holds a replayed one)
+        raw, sources, logs, owners = self.raw, self.sources, self.logs, self.owners
+        n = len(raw)
+        cut = len(was)
+        olds = raw[start:end]
+        # the common case: every layer is a first call whose attributes equal its
+        # counterpart's, a first call too: the block is recorded whole
+        index = n
+        for layer, rec in zip(layers, olds, strict=False):  # (lengths checked)
+            was_layer = rec[0]
+            if (layer is was_layer or rec[2] is not rec[1] or not layer.memo_rules
+                    or owners.setdefault(layer, index) != index
+                    or not _same_attributes(was_layer, layer)):
+                break
+            index += 1
+        else:
+            raw += olds
+            segments.append((n, start, prefix, cut, layers))
+            if logs:
+                for j in range(start, end):
+                    if j in logs:
+                        logged = logs[n + j - start] = logs[j]
+                        self._file(prefix + raw[j][1][cut:], logged)
+            return True
+        for layer in layers[:index - n + 1]:  # (the owners filed above)
+            if owners.get(layer, -1) >= n:
+                del owners[layer]
+        undo = (n, len(self.assumptions), len(self.bounds), self.batch_error)
         for j, layer, (old, old_path, old_params, ins, outs, local) in zip(
-                range(start, end), layers, raw[start:end], strict=False):  # (lengths checked)
+                range(start, end), layers, olds, strict=False):
             path = prefix + old_path[cut:]
             if not (layer is old or layer.memo_rules and _same_attributes(old, layer)):
                 if self.add(layer, ins, path) != outs:  # (an error is this node's own)
@@ -1299,9 +1406,24 @@ class _Pass:
                 self._file(path, logged)
         return True
 
+    def _materialize(self, start: int, end: int) -> None:
+        """Give the nodes of the replayed blocks among nodes ``start`` to
+        ``end`` their own records (a block repeated again: its records are read)."""
+        keep: list[_Segment] = []
+        for segment in self.segments:
+            if start <= segment[0] < end:
+                _expand(self.raw, segment)
+                first, source = segment[0], segment[1]
+                for t in range(len(segment[4])):
+                    self.sources[first + t] = self.sources.get(source + t, source + t)
+            else:
+                keep.append(segment)
+        self.segments[:] = keep
+
     def _undo(self, n: int, n_assumed: int, n_bounds: int, batch_error: ShapeError | None
               ) -> None:
-        """Forget the nodes from ``n`` on, and what was filed with them."""
+        """Forget the nodes from ``n`` on (each with its own record: a block
+        being replayed node by node), and what was filed with them."""
         for layer, *_ in self.raw[n:]:
             if self.owners.get(layer, -1) >= n:
                 del self.owners[layer]
@@ -1456,7 +1578,7 @@ def _infer(model: Layer, inputs: tuple[Any, ...], dtype: Any, batch_dim: int | N
     if run.batch_error is not None:
         raise run.batch_error
     result = Inference(model, specs, outputs, run.raw, tuple(run.assumptions), dtype,
-                       tuple(run.bounds), run.sources, run.shared_replays)
+                       tuple(run.bounds), run.sources, run.shared_replays, run.segments)
     if cache is not None:
         with _CACHE_LOCK:
             if len(cache) >= _CACHE_SIZE:

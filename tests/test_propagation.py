@@ -499,6 +499,50 @@ def test_a_layer_shared_across_repeated_blocks_keeps_its_first_calls_parameters(
     assert (inf.num_params, inf.num_buffers) == (5 * (8 * 8 + 8 + 2 * 8), 5 * (2 * 8 + 1))
 
 
+def _totals(inf: ls.Inference) -> list[object]:
+    return [inf.num_params, inf.num_buffers, inf.param_bytes, inf.flops, inf.activation_bytes]
+
+
+def test_a_block_repeating_blocks_that_repeat_resolves_as_walked(monkeypatch):
+    """A stage of repeated blocks repeated whole: the second stage takes the
+    first's answers, those of its replayed block included, each node from the
+    node whose rules ran. Totals read before the records equal those read after."""
+    def stage() -> ls.Sequential:
+        return ls.Sequential(_block(), _block(p=0.5))
+
+    model = ls.Sequential(stage(), stage(), ls.Linear(4))
+    fast = _resolved(model, ("B", "T", "E"), replay=True, monkeypatch=monkeypatch)
+    totals = _totals(fast)  # (before the records are read)
+    walked = _resolved(model, ("B", "T", "E"), replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    assert totals == _totals(walked)
+    assert fast._sources == {3: 0, 4: 1, 5: 2, **{6 + t: t % 3 for t in range(6)}}
+    assert [r.path for r in fast.layers] == [
+        f"{s}.{b}.{k}" for s in range(2) for b in range(2) for k in range(3)] + ["2"]
+    assert [segment[0] for segment in fast._segments] == [6]  # the second stage, whole
+    assert fast._counted() == [(0, 4), (1, 4), (2, 4), (12, 1)]  # rules ran once per answer
+    assert [(path, format_dim(a), b) for path, a, b in fast.assumptions] == [
+        (f"{s}.{b}.0", "E % 2", 0) for s in range(2) for b in range(2)]
+
+
+def test_a_layer_first_called_in_a_replayed_block_keeps_its_parameters_there(monkeypatch):
+    """A layer whose first call is in a replayed block and which is called again
+    later: the later call reads the parameters at the first call's path."""
+    blocks = [ls.Sequential(ls.Linear(8), ls.ReLU()) for _ in range(2)]
+    again = blocks[1][0]
+    model = ls.Sequential(*blocks, again, ls.Sequential(again, ls.ReLU()))
+    fast = _resolved(model, ("B", 8), replay=True, monkeypatch=monkeypatch)
+    walked = _resolved(model, ("B", 8), replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    assert [(r.path, r.param_path) for r in fast.layers] == [
+        (r.path, r.param_path) for r in walked.layers]
+    assert [r.param_path for r in fast.layers if r.kind == "Linear"] == ["0.0", "1.0", "1.0",
+                                                                         "1.0"]
+    assert list(fast.params) == ["0.0.weight", "0.0.bias", "1.0.weight", "1.0.bias"]
+    assert fast.num_params == 2 * (8 * 8 + 8)
+    assert [segment[0] for segment in fast._segments] == [2]  # the second block, whole
+
+
 _KINDS = ("linear", "relu", "dropout", "norm", "attention")
 
 
@@ -518,9 +562,19 @@ def _layer(kind: str, draw: st.DrawFn) -> ls.Layer:
 def _repeated_blocks(draw: st.DrawFn) -> ls.Sequential:
     """Stages of blocks of one template, each block drawing its own
     hyperparameters (often equal to the others'), some with a residual add, some
-    sharing a layer with the block before."""
-    stages = []
-    for _ in range(draw(st.integers(1, 2))):
+    sharing a layer with the block before; a stage may repeat the one before
+    (a copy, or its very blocks called again)."""
+    import copy
+
+    stages: list[ls.Layer] = []
+    for _ in range(draw(st.integers(1, 3))):
+        again = draw(st.sampled_from(["no", "copy", "same"])) if stages else "no"
+        if again == "copy":
+            stages.append(copy.deepcopy(stages[-1]))
+            continue
+        if again == "same":
+            stages.append(ls.Sequential(*stages[-1]))  # (its layers called again)
+            continue
         template = draw(st.lists(st.sampled_from(_KINDS), min_size=1, max_size=4))
         residual = draw(st.booleans())
         blocks: list[ls.Layer] = []
