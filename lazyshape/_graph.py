@@ -243,6 +243,20 @@ def _structure(cls: type, steps: Any, wiring: Any, children: tuple[Layer, ...]) 
     return cls, wiring, sigs
 
 
+def _primitives(signature: Any, kinds: list[tuple[Layer, str]]) -> tuple[Layer, ...] | None:
+    """`Module._primitives` of a container of ``signature`` whose children, in
+    walk order, are ``kinds`` (``(child, its kind for the walk)``)."""
+    if signature is None:  # (then no child container's is needed either)
+        return None
+    out: list[Layer] = []
+    for child, kind in kinds:
+        if kind is _LAYER:
+            out.append(child)
+        else:  # (a container with a signature: its children's are known)
+            out += child._primitives  # type: ignore[attr-defined]
+    return tuple(out)
+
+
 def _inline(b: Tracer, enter: Any, child: Any, ins: tuple[Any, ...], prefix: str) -> Steps:
     """Walk the container ``child`` inline (by delegation) for a parent's
     `_steps`. A tracer with ``enter`` (the propagation pass) is asked first: it
@@ -315,13 +329,9 @@ class Module(Layer):
         #: their primitives in the same order, under the same relative paths and
         #: wired alike. None for a container whose class walks its own way.
         self._signature: Any = None
-
-    def _primitives(self) -> list[Layer]:
-        """The primitive layers a walk reaches, in its order (a layer called twice
-        is listed twice); only for a container with a `_signature` walked inline
-        (its containers nest at most `_FLAT_DEPTH` levels: the recursion is
-        bounded)."""
-        raise NotImplementedError
+        #: the primitive layers a walk reaches, in its order (a layer called twice
+        #: is listed twice), fixed with the signature; None where that is None
+        self._primitives: tuple[Layer, ...] | None = None
 
     def program(self, n_inputs: int = 1) -> Program:
         """The compiled flat program (cached)."""
@@ -434,15 +444,7 @@ class Sequential(Module):
         self._flat_depth = _flat_depth((c, kind) for _, c, kind in self._items)
         self._signature = _structure(type(self), Sequential._steps, tuple(self._order),
                                      tuple(c for _, c in items))
-
-    def _primitives(self) -> list[Layer]:
-        out: list[Layer] = []
-        for _, child, kind in self._items:
-            if kind is _LAYER:
-                out.append(child)
-            else:
-                out += child._primitives()
-        return out
+        self._primitives = _primitives(self._signature, [(c, kind) for _, c, kind in self._items])
 
     def children(self) -> Iterator[tuple[str, Layer]]:
         return iter(self._children.items())
@@ -548,15 +550,7 @@ class Model(Module):
             type(self), Model._steps,
             (len(self._inputs), outs, tuple((w[1], w[5], w[4]) for w in self._wiring)),
             tuple(w[0] for w in self._wiring))
-
-    def _primitives(self) -> list[Layer]:
-        out: list[Layer] = []
-        for w in self._wiring:
-            if w[6] is _LAYER:
-                out.append(w[0])
-            else:
-                out += w[0]._primitives()  # type: ignore[attr-defined]
-        return out
+        self._primitives = _primitives(self._signature, [(w[0], w[6]) for w in self._wiring])
 
     def _toposort(self) -> list[_Call]:
         order: list[_Call] = []

@@ -68,7 +68,7 @@ _Raw = tuple[Layer, str, str, tuple[TensorSpec, ...], tuple[TensorSpec, ...],
 #: of the block it repeats, its path prefix, the length of that block's prefix,
 #: its primitive layers)``. The pass's records hold that block's records at its
 #: nodes until `_expand` writes the block's own.
-_Segment = tuple[int, int, str, int, list[Layer]]
+_Segment = tuple[int, int, str, int, tuple[Layer, ...]]
 
 
 class LayerRecord:
@@ -1345,19 +1345,20 @@ class _Pass:
             walked, sig, start = mark
             if len(walked) == _WALKED:
                 del walked[0]
-            walked.append((sig, start, len(self.raw), prefix, outs))
+            segments = self.segments  # (whether it holds a block recorded whole)
+            nested = bool(segments) and segments[-1][0] >= start
+            walked.append((sig, start, len(self.raw), prefix, outs, nested))
 
     def _replay(self, container: Module, before: _Walked, prefix: str) -> bool:
         """Record ``container``'s nodes from those of the container ``before``
         (of its structure, on its inputs); False, with nothing recorded, when a
         primitive's rules answer otherwise than that container's did."""
-        _, start, end, was, _ = before
-        layers = container._primitives()
-        if len(layers) != end - start:  # (equal signatures: never)
+        _, start, end, was, _, nested = before
+        layers = container._primitives
+        if layers is None or len(layers) != end - start:  # (equal signatures: never)
             return False
-        segments = self.segments
-        if segments and segments[-1][0] + len(segments[-1][4]) > start:
-            self._materialize(start, end)  # (that block holds a replayed one)
+        if nested:
+            self._materialize(start, end)  # (its records are read)
         raw, sources, logs, owners = self.raw, self.sources, self.logs, self.owners
         n = len(raw)
         cut = len(was)
@@ -1374,7 +1375,7 @@ class _Pass:
             index += 1
         else:
             raw += olds
-            segments.append((n, start, prefix, cut, layers))
+            self.segments.append((n, start, prefix, cut, layers))
             if logs:
                 for j in range(start, end):
                     if j in logs:
@@ -1448,8 +1449,9 @@ class _Pass:
 #: how many walked containers `_Pass` keeps per class and input specs (the latest)
 _WALKED = 4
 
-#: ``(signature, first node, end node, path prefix, outputs)`` of a walked container
-_Walked = tuple[Any, int, int, str, tuple[TensorSpec, ...]]
+#: ``(signature, first node, end node, path prefix, outputs, whether it holds a
+#: replayed block recorded whole)`` of a walked container
+_Walked = tuple[Any, int, int, str, tuple[TensorSpec, ...], bool]
 
 
 def _walk_key(container: Module, ins: tuple[TensorSpec, ...]) -> tuple[Any, ...]:
@@ -1471,12 +1473,18 @@ def _same_attributes(first: Layer, other: Layer) -> bool:
         a, b = first.__dict__, other.__dict__
         if a == b:
             return True
-        if len(a) != len(b):
+        if a.keys() != b.keys():
             return False
-        aside = dict.fromkeys(("name", *type(first).shape_free_attributes))
-        return {**a, **aside} == {**b, **aside}
+        aside = type(first).shape_free_attributes
+        for k, v in a.items():
+            if k != "name" and k not in aside:
+                w = b[k]
+                if w is not v and w != v:
+                    return False
+        return True
     except Exception:  # (an array's `==` is elementwise)
         return False
+
 
 
 def _symbol_range(

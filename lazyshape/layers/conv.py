@@ -441,7 +441,7 @@ def conv_costs(x: TensorSpec, out: TensorSpec, out_channels: int, kernel_size: t
     counted. Its input's gradient costs as much again, its weight's ``groups``
     times as much. ``x`` is ``(N, C_in, *S_in)`` or unbatched ``(C_in, *S_in)``."""
     n = len(kernel_size)
-    return _conv_cost(2 * prod(kernel_size) * (out_channels // groups), groups,
+    return _conv_cost(2 * math.prod(kernel_size) * (out_channels // groups), groups,
                       (x.shape[-n - 1], *x.shape[:-n - 1], *(x if transposed else out).shape[-n:]))
 
 
