@@ -9,6 +9,7 @@ propagation pass and every backend's forward walk this one flat list.
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -234,13 +235,23 @@ def _signature(layer: Layer) -> Any:
 def _structure(cls: type, steps: Any, wiring: Any, children: tuple[Layer, ...]) -> Any:
     """A container's `Module._signature`: its class, its ``wiring`` (names and
     input numbers) and its ``children``'s signatures; None when the class walks
-    its own way (not ``steps``) or a child has none."""
+    its own way (not ``steps``) or a child has none. Equal signatures are one
+    object (`_interned`), so a pass compares them with ``is``."""
     if getattr(cls, "_steps", None) is not steps:
         return None
     sigs = tuple(_signature(c) for c in children)
     if any(sig is None for sig in sigs):
         return None
-    return cls, wiring, sigs
+    return _interned((cls, wiring, sigs))
+
+
+@functools.lru_cache(maxsize=4096)
+def _interned(signature: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The first signature equal to ``signature`` (a pure, bounded memo of an
+    immutable value, as the dim algebra's: the blocks of a model, and the
+    models built again and again, share one object; one evicted only costs a
+    deep comparison)."""
+    return signature
 
 
 def _primitives(signature: Any, kinds: list[tuple[Layer, str]]) -> tuple[Layer, ...] | None:

@@ -1332,7 +1332,7 @@ class _Pass:
             walked = self.walked[key] = []
         else:
             for before in walked:
-                if before[0] == sig:
+                if before[0] is sig or before[0] == sig:
                     if self._replay(container, before, prefix):
                         return before[4], None
                     break

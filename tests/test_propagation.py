@@ -396,6 +396,18 @@ def test_repeated_blocks_resolve_as_when_each_is_walked(name, spec, replayed, mo
     assert (_replayed(fast), _replayed(walked)) == (replayed, 0)
 
 
+def test_containers_of_one_structure_share_their_signature():
+    """Equal signatures are one object (compared with ``is`` by the pass);
+    hyperparameters are not part of a signature, structure is."""
+    from lazyshape.zoo.convnext import cn_block
+
+    a, b, c = cn_block(96), cn_block(192, stochastic_depth=0.1), cn_block(96)
+    assert a._signature is b._signature is c._signature
+    assert ls.Sequential(ls.Linear(4), ls.ReLU())._signature is not ls.Sequential(
+        ls.ReLU(), ls.Linear(4))._signature
+    assert a._primitives != c._primitives and len(a._primitives) == 11
+
+
 def _block(p: float = 0.0, heads: int = 2, eps: float = 1e-5) -> ls.Sequential:
     """``(B, T, E) -> (B, T, E)``: attention (which assumes ``E % heads == 0``)."""
     return ls.Sequential(ls.MultiheadAttention(heads), ls.Dropout(p), ls.LayerNorm(eps=eps))
