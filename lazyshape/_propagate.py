@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import operator
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -383,15 +382,18 @@ class Inference:
                 for i, source in sources.items():
                     counts[source] += 1
                     counts[i] = 0
+                repeats: dict[tuple[int, int], int] = {}  # (first source node, end) -> times
                 for first, start, _, _, layers in segments:
                     end = start + len(layers)
-                    counts[first:first + len(layers)] = itertools.repeat(0, len(layers))
+                    counts[first:first + len(layers)] = [0] * len(layers)
+                    repeats[start, end] = repeats.get((start, end), 0) + 1
+                for (start, end), k in repeats.items():
                     if sources:  # (a block's nodes are counted with their sources')
                         for j in range(start, end):
-                            counts[sources.get(j, j)] += 1
+                            counts[sources.get(j, j)] += k
                     else:
-                        counts[start:end] = map(_ONE_MORE, counts[start:end])
-                counted = list(filter(_COUNT, enumerate(counts)))
+                        counts[start:end] = [c + k for c in counts[start:end]]
+                counted = [(i, counts[i]) for i in itertools.compress(range(n), counts)]
             self._counts = counted
         return counted
 
@@ -930,11 +932,6 @@ class Inference:
             f"Inference({len(self.layers)} layers, outputs {outs}, "
             f"{format_dim(self.num_params)} params)"
         )
-
-
-#: the count of a ``(node, count)`` pair (`Inference._counted`)
-_COUNT = operator.itemgetter(1)
-_ONE_MORE = (1).__add__
 
 
 def _expand(raw: list[_Raw], segment: _Segment) -> None:
