@@ -945,6 +945,7 @@ def _expand(raw: list[_Raw], segment: _Segment) -> None:
         path = prefix + was[cut:]
         raw[first + t] = (layer, path, path, ins, outs, local)
 
+
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
 
@@ -1202,14 +1203,16 @@ class _Pass:
     (`Layer.shape_free_attributes`, a block's drop probability) may differ. A
     primitive whose other attributes differ (an epsilon) runs its rules on that
     node's inputs; if its outputs differ, the replay is undone and the
-    container walked. So a model's repeated blocks
-    (ViT's encoder layers, a Llama's decoder layers, a ConvNeXt stage) cost a
-    comparison per node after the first block. A block whose layers are all
-    first calls equal to their counterparts is recorded whole (`segments`):
-    its nodes hold the records of the block it repeats until `Inference._raw`
-    writes their own (`_expand`), and totals never need them (they sum over
-    the nodes whose rules ran). A block repeating one that holds such a block
-    writes that one's records first (`_materialize`). The record lives and dies with
+    container walked. So a model's repeated blocks (ViT's encoder layers, a
+    Llama's decoder layers, a ConvNeXt stage) cost a comparison per node after
+    the first block.
+
+    A replayed block whose layers are all first calls, each equal to its
+    counterpart (itself a first call), is recorded whole (`segments`): its
+    nodes hold the records of the block it repeats until `Inference._raw`
+    writes their own (`_expand`); totals never need them (they sum over the
+    nodes whose rules ran). Before a block that holds such a block is repeated,
+    its records are written (`_materialize`). The record lives and dies with
     the pass: nothing is shared between calls of `infer` or between threads.
     `sources` says which node each one took its answer from, so `Inference`
     asks a repeated node's costs once too.
