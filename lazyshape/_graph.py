@@ -630,10 +630,10 @@ class Model(Module):
     ) -> tuple[list[_Wire], Callable[[list[Any]], tuple[Any, ...]], tuple[int, ...]]:
         """The graph as local tensor numbers (inputs ``0..n-1``, then each call's
         outputs in call order): ``[(layer, name, input number or -1, getter of the
-        input numbers, n outputs, input numbers)]``, a getter of the output numbers and
-        those numbers. `_steps`
-        maps the numbers to slots by indexing a list (built once here, so tracing
-        a fresh model costs no dict of tensor ids)."""
+        input numbers, n outputs, input numbers, its kind for the walk)]``, a
+        getter of the output numbers, and those numbers. `_steps` maps the
+        numbers to slots by indexing a list (built once here, so tracing a fresh
+        model costs no dict of tensor ids)."""
         index: dict[int, int] = {}
         for t in self._inputs:
             index[id(t)] = len(index)

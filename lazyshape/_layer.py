@@ -179,9 +179,10 @@ class Layer:
     dtype_rule: ClassVar[str] = "model"
     #: True when the rules (`output_spec`, `param_specs`, `costs`) are functions
     #: of the instance's attributes (``vars``, its ``name`` aside) and the input
-    #: specs: a pass then runs them once per class, attributes and inputs, and
-    #: a model's repeated blocks resolve once. A class whose rules read
-    #: anything else (a counter, a global setting) sets False.
+    #: specs: a pass then gives the layers of a repeated block, on the inputs of
+    #: the block it repeats, that block's answers without running their rules.
+    #: A class whose rules read anything else (a counter, a global setting)
+    #: sets False, and its rules run at every node.
     memo_rules: ClassVar[bool] = True
     #: attributes that the rules (`output_spec`, `param_specs`, `costs`) do not
     #: read, such as a drop probability: a repeated block whose layer differs

@@ -177,8 +177,8 @@ class LayerRecord:
         return self._bytes(self.outputs)
 
     def _bytes(self, specs: tuple[TensorSpec, ...]) -> Dim:
-        """Bytes of tensors of these specs (through the inference's cache: most
-        nodes share their shapes with others)."""
+        """Bytes of tensors of these specs (`nbytes` is memoised: most nodes share
+        their shapes with others)."""
         return dim_sum(nbytes(o) for o in specs)
 
     @property
@@ -320,8 +320,8 @@ class Inference:
         """One record per node, in execution order: ``(layer, path, param path,
         input specs, output specs, local params)``."""
         raw = self._expanded
-        if raw is None:
-            raw = list(self._records)
+        if raw is None:  # (in place: totals read only the nodes whose rules ran)
+            raw = self._records
             for segment in self._segments:
                 _expand(raw, segment)
             self._expanded = raw
@@ -334,9 +334,8 @@ class Inference:
         sources = self._all_sources
         if sources is None:
             every = dict(self._own_sources)
-            for n, start, _, _, layers in self._segments:
-                for t in range(len(layers)):
-                    every[n + t] = every.get(start + t, start + t)
+            for segment in self._segments:
+                _take_sources(every, segment)
             sources = self._all_sources = every
         return sources
 
@@ -946,6 +945,14 @@ def _expand(raw: list[_Raw], segment: _Segment) -> None:
         raw[first + t] = (layer, path, path, ins, outs, local)
 
 
+def _take_sources(sources: dict[int, int], segment: _Segment) -> None:
+    """File in ``sources`` the node each node of a replayed block (``segment``)
+    took its answer from: its counterpart's own source, or its counterpart."""
+    first, start, _, _, layers = segment
+    for t in range(len(layers)):
+        sources[first + t] = sources.get(start + t, start + t)
+
+
 #: the base class's cost rule (no products)
 _NO_COSTS = Layer.costs
 
@@ -1210,12 +1217,13 @@ class _Pass:
     A replayed block whose layers are all first calls, each equal to its
     counterpart (itself a first call), is recorded whole (`segments`): its
     nodes hold the records of the block it repeats until `Inference._raw`
-    writes their own (`_expand`); totals never need them (they sum over the
-    nodes whose rules ran). Before a block that holds such a block is repeated,
-    its records are written (`_materialize`). The record lives and dies with
-    the pass: nothing is shared between calls of `infer` or between threads.
-    `sources` says which node each one took its answer from, so `Inference`
-    asks a repeated node's costs once too.
+    writes their own (`_expand`); totals sum over the nodes whose rules ran
+    and need them only when a layer is shared between repeated blocks. Before
+    a block that holds such a block is repeated, its records are written
+    (`_materialize`). The record lives and dies with the pass: nothing is
+    shared between calls of `infer` or between threads.
+    `sources` and `segments` say which node each one took its answer from, so
+    `Inference` asks a repeated node's costs once too.
     """
 
     __slots__ = ("owners", "raw", "assumptions", "bounds", "dtype", "log", "batch", "batch_error",
@@ -1246,7 +1254,7 @@ class _Pass:
         self.assumptions: list[tuple[str, Dim, Dim]] = []
         self.bounds: list[tuple[str, Dim, str, Dim]] = []
         #: (container class, input shapes and dtypes) -> the containers walked on
-        #: them, as ``(signature, first node, end node, path prefix, outputs)``
+        #: them (`_Walked`)
         self.walked: dict[tuple[Any, ...], list[_Walked]] = {}
         #: whether a replayed node, or the node it took its answer from, is a
         #: later call of a shared layer (`Inference._shared_replays`)
@@ -1414,9 +1422,7 @@ class _Pass:
         for segment in self.segments:
             if start <= segment[0] < end:
                 _expand(self.raw, segment)
-                first, source = segment[0], segment[1]
-                for t in range(len(segment[4])):
-                    self.sources[first + t] = self.sources.get(source + t, source + t)
+                _take_sources(self.sources, segment)
             else:
                 keep.append(segment)
         self.segments[:] = keep
@@ -1484,7 +1490,6 @@ def _same_attributes(first: Layer, other: Layer) -> bool:
         return True
     except Exception:  # (an array's `==` is elementwise)
         return False
-
 
 
 def _symbol_range(

@@ -369,9 +369,22 @@ def _resolved(model: ls.Layer, *inputs: object, replay: bool,
 def _record(inf: ls.Inference) -> list[object]:
     return [(r.path, r.kind, r.inputs, r.outputs, r.params, r.flops, r.flops_backward,
              r.activation_bytes) for r in inf.layers] + [
-        inf.assumptions, inf.bounds, inf.params, inf.num_params, inf.num_buffers,
-        inf.param_bytes, inf.flops, inf.activation_bytes, inf.peak_activation_bytes,
+        inf.assumptions, inf.bounds, inf.params, *_totals(inf), inf.peak_activation_bytes,
         inf.training_bytes]
+
+
+def _totals(inf: ls.Inference) -> list[object]:
+    return [inf.num_params, inf.num_buffers, inf.param_bytes, inf.flops, inf.activation_bytes]
+
+
+def _fast_and_walked(model: ls.Layer, *inputs: object, monkeypatch: pytest.MonkeyPatch
+                     ) -> tuple[ls.Inference, ls.Inference]:
+    """`_resolved` with repeated containers replayed and with each walked, after
+    checking that both give the same records and totals."""
+    fast = _resolved(model, *inputs, replay=True, monkeypatch=monkeypatch)
+    walked = _resolved(model, *inputs, replay=False, monkeypatch=monkeypatch)
+    assert _record(fast) == _record(walked)
+    return fast, walked
 
 
 def _replayed(inf: ls.Inference) -> int:
@@ -390,9 +403,7 @@ def test_repeated_blocks_resolve_as_when_each_is_walked(name, spec, replayed, mo
     from lazyshape import zoo
 
     model = getattr(zoo, name)()
-    fast = _resolved(model, spec, replay=True, monkeypatch=monkeypatch)
-    walked = _resolved(model, spec, replay=False, monkeypatch=monkeypatch)
-    assert _record(fast) == _record(walked)
+    fast, walked = _fast_and_walked(model, spec, monkeypatch=monkeypatch)
     assert (_replayed(fast), _replayed(walked)) == (replayed, 0)
 
 
@@ -421,9 +432,7 @@ def test_a_repeated_block_takes_the_first_ones_answers_and_refiles_its_assumptio
     the rest of the block still takes the first block's answers. A difference in
     an attribute the rules do not read (a drop probability) is no difference."""
     model = ls.Sequential(_block(), _block(p=0.5), _block(eps=1e-3))
-    fast = _resolved(model, ("B", "T", "E"), replay=True, monkeypatch=monkeypatch)
-    walked = _resolved(model, ("B", "T", "E"), replay=False, monkeypatch=monkeypatch)
-    assert _record(fast) == _record(walked)
+    fast, _ = _fast_and_walked(model, ("B", "T", "E"), monkeypatch=monkeypatch)
     assert ls.Dropout.shape_free_attributes == ("p",)
     assert [r.resolved.get("p") for r in fast.layers[1::3]] == [0.0, 0.5, 0.0]
     assert fast._sources == {3: 0, 4: 1, 5: 2, 6: 0, 7: 1}  # node 8 runs its rules
@@ -443,9 +452,7 @@ def test_a_block_that_answers_otherwise_is_walked(monkeypatch):
     b = _projection(16)(x)  # the Linear answers otherwise: walked
     c = _projection(8, heads=4)(x)  # E % 4 == 0, filed at its own path; the rest replayed
     model = ls.Model(x, [a, b, c])
-    fast = _resolved(model, replay=True, monkeypatch=monkeypatch)
-    walked = _resolved(model, replay=False, monkeypatch=monkeypatch)
-    assert _record(fast) == _record(walked)
+    fast, _ = _fast_and_walked(model, monkeypatch=monkeypatch)
     assert fast._sources == {7: 1, 8: 2}
     assert [format_shape(r.params["weight"].shape) for r in fast.layers if r.kind == "Linear"] == [
         "(8, E)", "(16, E)", "(8, E)"]
@@ -497,9 +504,7 @@ def test_a_layer_shared_across_repeated_blocks_keeps_its_first_calls_parameters(
         monkeypatch):
     shared = ls.Linear(8)
     model = ls.Sequential(*[ls.Sequential(shared, ls.ReLU(), ls.Linear(8)) for _ in range(3)])
-    fast = _resolved(model, ("B", 8), replay=True, monkeypatch=monkeypatch)
-    walked = _resolved(model, ("B", 8), replay=False, monkeypatch=monkeypatch)
-    assert _record(fast) == _record(walked)
+    fast, _ = _fast_and_walked(model, ("B", 8), monkeypatch=monkeypatch)
     assert list(fast.params) == ["0.0.weight", "0.0.bias", "0.2.weight", "0.2.bias",
                                  "1.2.weight", "1.2.bias", "2.2.weight", "2.2.bias"]
     assert list(fast.params) == list(ls.infer(model, ("B", 8)).params)
@@ -509,10 +514,6 @@ def test_a_layer_shared_across_repeated_blocks_keeps_its_first_calls_parameters(
                                    for _ in range(5)]), ("B", 8))
     assert not inf._shared_replays and len(inf._sources) == 8
     assert (inf.num_params, inf.num_buffers) == (5 * (8 * 8 + 8 + 2 * 8), 5 * (2 * 8 + 1))
-
-
-def _totals(inf: ls.Inference) -> list[object]:
-    return [inf.num_params, inf.num_buffers, inf.param_bytes, inf.flops, inf.activation_bytes]
 
 
 def test_a_block_repeating_blocks_that_repeat_resolves_as_walked(monkeypatch):
@@ -543,9 +544,7 @@ def test_a_layer_first_called_in_a_replayed_block_keeps_its_parameters_there(mon
     blocks = [ls.Sequential(ls.Linear(8), ls.ReLU()) for _ in range(2)]
     again = blocks[1][0]
     model = ls.Sequential(*blocks, again, ls.Sequential(again, ls.ReLU()))
-    fast = _resolved(model, ("B", 8), replay=True, monkeypatch=monkeypatch)
-    walked = _resolved(model, ("B", 8), replay=False, monkeypatch=monkeypatch)
-    assert _record(fast) == _record(walked)
+    fast, walked = _fast_and_walked(model, ("B", 8), monkeypatch=monkeypatch)
     assert [(r.path, r.param_path) for r in fast.layers] == [
         (r.path, r.param_path) for r in walked.layers]
     assert [r.param_path for r in fast.layers if r.kind == "Linear"] == ["0.0", "1.0", "1.0",
