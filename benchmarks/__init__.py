@@ -7,7 +7,9 @@ and writes ``benchmarks/results/bench.json`` (every
 sample and setting), ``bench.md`` (the tables) and ``bench-*.png`` (the
 plots, the scaling curve among them). ``--quick`` (``make bench-quick``, CI's
 smoke run) runs a reduced set in under two minutes; ``--only SECTION`` one
-section; ``--profile`` prints where ``ls.infer`` spends its time.
+section; ``--profile`` prints where ``ls.infer`` spends its time, and
+``--breakdown`` the time of the rules, the walk around them, each total and
+the cold-cache penalty for the zoo models of the cost and zoo sections.
 
 Sections, one module each: `resolve` (shape inference without allocation),
 `init` (deferred initialization to a usable model), `forward` (overhead after

@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick] [--only SECTION] [--out PATH] [--no-plots] [--profile]``."""
+"""``python -m benchmarks [--quick] [--only SECTION] [--out PATH] [--no-plots] [--profile]
+[--breakdown]``."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile of ls.infer on the reference models and exit")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print the time of the rules, the walk, each total and the "
+                             "cold-cache penalty of symbolic resolutions of zoo models, "
+                             "and exit")
     args = parser.parse_args(argv)
 
     if args.profile:
@@ -84,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(profile_infer())
         print(profile_infer(symbolic=True))
+        return 0
+    if args.breakdown:
+        from ._profile import breakdown, format_breakdown
+
+        print(format_breakdown(breakdown()))
         return 0
 
     out = args.out

@@ -1,8 +1,11 @@
-"""``python -m benchmarks --profile``: where `ls.infer` spends its time.
+"""Where `ls.infer` spends its time.
 
-Profiles ``ls.infer`` on fresh copies of the reference models with `cProfile`
-(the garbage collector off, as in the timed regions) and prints the functions
-with the most own time.
+- ``python -m benchmarks --profile`` profiles ``ls.infer`` on fresh copies of
+  the reference models with `cProfile` (the garbage collector off, as in the
+  timed regions) and prints the functions with the most own time;
+- ``python -m benchmarks --breakdown`` times the parts of a symbolic
+  resolution of the zoo models the cost and zoo sections time (`breakdown`):
+  the rules, the walk around them, each total, and the cold-cache penalty.
 """
 
 from __future__ import annotations
@@ -10,11 +13,16 @@ from __future__ import annotations
 import cProfile
 import gc
 import io
+import operator
 import pstats
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
 
 from .models import REFERENCE, lazyshape_model
 
-__all__ = ["profile_infer"]
+__all__ = ["profile_infer", "breakdown", "format_breakdown", "BREAKDOWN_CASES"]
 
 
 def profile_infer(repeats: int = 20, top: int = 25, symbolic: bool = False) -> str:
@@ -41,3 +49,112 @@ def profile_infer(repeats: int = 20, top: int = 25, symbolic: bool = False) -> s
         stats = pstats.Stats(prof, stream=out)
         stats.sort_stats("tottime").print_stats(top)
     return out.getvalue()
+
+
+#: the zoo models the cost and zoo sections resolve, on their symbolic specs
+BREAKDOWN_CASES: dict[str, tuple[Any, ...]] = {
+    "resnet18": ("B", 3, "H", "W"),
+    "gpt2": ("B", "T"),
+    "convnext_tiny": ("B", 3, "H", "W"),
+}
+
+
+def _median_us(samples: list[float]) -> float:
+    return statistics.median(samples) / 1e3
+
+
+def _per_model(make: Callable[[], Any], run: Callable[[Any], Any], rounds: int, per: int
+               ) -> float:
+    """Median µs of ``run(state)`` over ``per`` fresh states a round (made
+    untimed by ``make``), the collector off in the timed loop."""
+    samples = []
+    for _ in range(rounds):
+        states = [make() for _ in range(per)]
+        gc.collect()
+        gc.disable()
+        try:
+            t0 = time.perf_counter_ns()
+            for s in states:
+                run(s)
+            samples.append((time.perf_counter_ns() - t0) / per)
+        finally:
+            gc.enable()
+    return _median_us(samples)
+
+
+def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
+              per: int = 16) -> dict[str, dict[str, float]]:
+    """Where ``ls.infer(fresh, spec)`` and its totals spend their time, in µs
+    per model (medians of ``rounds``, ``per`` fresh models a round):
+
+    - ``infer``: ``ls.infer(fresh, spec)``;
+    - ``rules``: the shape and parameter rules alone of the nodes whose rules
+      ran, re-run on their recorded inputs (warm: the same inputs again and
+      again); ``walk`` is ``infer - rules``: walking the structure, recording
+      nodes, replaying repeated blocks;
+    - ``flops``, ``param_bytes``, ``activation_bytes``: each read first on a
+      fresh inference;
+    - ``infer+flops`` and ``infer+flops cold``: the same call with warm caches,
+      and right after 64 MiB were written (the CPU caches hold none of it, as
+      after another program's run).
+    """
+    import lazyshape as ls
+    from lazyshape import zoo
+
+    sweep = bytearray(64 << 20)
+    out: dict[str, dict[str, float]] = {}
+    for name in names:
+        spec = BREAKDOWN_CASES[name]
+        factory = getattr(zoo, name)
+        inf = ls.infer(factory(), spec)
+        ran = [inf._records[i] for i, _ in inf._counted()]
+        calls = [(layer, ins, layer.has_params) for layer, _, _, ins, _, _ in ran]
+
+        def rules(_: Any, calls: list[tuple[Any, Any, bool]] = calls) -> None:
+            for layer, ins, has_params in calls:
+                layer.output_spec(*ins)
+                if has_params:
+                    layer.param_specs(*ins)
+
+        def fresh(factory: Any = factory, spec: Any = spec) -> Any:
+            return ls.infer(factory(), spec)
+
+        row = {
+            "infer": _per_model(factory, lambda m, spec=spec: ls.infer(m, spec), rounds, per),
+            "rules": _per_model(lambda: None, rules, rounds, per),
+        }
+        row["walk"] = row["infer"] - row["rules"]
+        for total in ("flops", "param_bytes", "activation_bytes"):
+            row[total] = _per_model(fresh, operator.attrgetter(total), rounds, per)
+        row["infer+flops"] = _per_model(
+            factory, lambda m, spec=spec: ls.infer(m, spec).flops, rounds, per)
+        cold = []
+        for _ in range(rounds * per):
+            m = factory()
+            sweep[::64] = b"\x01" * (len(sweep) // 64)
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter_ns()
+                _ = ls.infer(m, spec).flops
+                cold.append(time.perf_counter_ns() - t0)
+            finally:
+                gc.enable()
+        row["infer+flops cold"] = _median_us(cold)
+        row["nodes"] = len(inf.layers)
+        row["nodes whose rules ran"] = len(ran)
+        out[name] = row
+    return out
+
+
+def format_breakdown(rows: dict[str, dict[str, float]]) -> str:
+    """`breakdown`'s figures as a text table (µs per model; node counts)."""
+    names = list(rows)
+    keys = list(rows[names[0]])
+    lines = [f"{'µs per model':24s}" + "".join(f"{n:>15s}" for n in names)]
+    for key in keys:
+        cells = "".join(
+            f"{rows[n][key]:15.0f}" if key.startswith("nodes") else f"{rows[n][key]:15.1f}"
+            for n in names)
+        lines.append(f"{key:24s}{cells}")
+    return "\n".join(lines)
