@@ -92,6 +92,9 @@ def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
       ran, re-run on their recorded inputs (warm: the same inputs again and
       again); ``walk`` is ``infer - rules``: walking the structure, recording
       nodes, replaying repeated blocks;
+    - ``bare loop``: a floor for a walk: the rules of every node run in a bare
+      loop over the model's program (compiled beforehand, untimed), each node
+      recorded as a tuple, nothing checked and no block replayed;
     - ``flops``, ``param_bytes``, ``activation_bytes``: each read first on a
       fresh inference;
     - ``infer+flops`` and ``infer+flops cold``: the same call with warm caches,
@@ -100,6 +103,7 @@ def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
     """
     import lazyshape as ls
     from lazyshape import zoo
+    from lazyshape._graph import program_of
 
     sweep = bytearray(64 << 20)
     out: dict[str, dict[str, float]] = {}
@@ -124,6 +128,9 @@ def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
             "rules": _per_model(lambda: None, rules, rounds, per),
         }
         row["walk"] = row["infer"] - row["rules"]
+        row["bare loop"] = _per_model(lambda factory=factory: program_of(factory()),
+                                      lambda prog, x=inf.inputs[0]: _bare_loop(prog, x),
+                                      rounds, per)
         for total in ("flops", "param_bytes", "activation_bytes"):
             row[total] = _per_model(fresh, operator.attrgetter(total), rounds, per)
         row["infer+flops"] = _per_model(
@@ -145,6 +152,35 @@ def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
         row["nodes whose rules ran"] = len(ran)
         out[name] = row
     return out
+
+
+def _bare_loop(prog: Any, x: Any, dtype: str = "float32") -> list[tuple[Any, ...]]:
+    """Run the rules of every node of the one-input program ``prog`` from input
+    spec ``x``, in order; a record tuple per node (a single output of the
+    model's dtype gets ``dtype``)."""
+    slots: list[Any] = [None] * prog.n_slots
+    slots[0] = x
+    records: list[tuple[Any, ...]] = []
+    append = records.append
+    for node in prog.nodes:
+        layer = node.layer
+        if node.in0 >= 0:
+            ins: tuple[Any, ...] = (slots[node.in0],)
+        else:
+            ins = tuple([slots[i] for i in node.ins])
+        out = layer.output_spec(*ins)
+        local = layer.param_specs(*ins) if layer.has_params else {}
+        if node.out0 >= 0:
+            if out.dtype is None:  # (the model's dtype, as the pass fills it in)
+                out = out.with_dtype(dtype)
+            slots[node.out0] = out
+            outs: tuple[Any, ...] = (out,)
+        else:
+            outs = tuple(out)
+            for i, o in zip(node.outs, outs, strict=True):
+                slots[i] = o
+        append((layer, node.path, node.param_path, ins, outs, local))
+    return records
 
 
 def format_breakdown(rows: dict[str, dict[str, float]]) -> str:
