@@ -15,11 +15,10 @@ import gc
 import io
 import operator
 import pstats
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
+from ._timing import Contender, measure_interleaved
 from .models import REFERENCE, lazyshape_model
 
 __all__ = ["profile_infer", "breakdown", "format_breakdown", "BREAKDOWN_CASES"]
@@ -59,33 +58,22 @@ BREAKDOWN_CASES: dict[str, tuple[Any, ...]] = {
 }
 
 
-def _median_us(samples: list[float]) -> float:
-    return statistics.median(samples) / 1e3
+def _batched(name: str, make: Callable[[], Any], run: Callable[[Any], Any], rounds: int,
+             per: int) -> Contender:
+    """A contender timing ``run(state)`` over ``per`` fresh states a sample (made
+    untimed by ``make``)."""
+    def run_all(states: list[Any]) -> None:
+        for s in states:
+            run(s)
 
-
-def _per_model(make: Callable[[], Any], run: Callable[[Any], Any], rounds: int, per: int
-               ) -> float:
-    """Median µs of ``run(state)`` over ``per`` fresh states a round (made
-    untimed by ``make``), the collector off in the timed loop."""
-    samples = []
-    for _ in range(rounds):
-        states = [make() for _ in range(per)]
-        gc.collect()
-        gc.disable()
-        try:
-            t0 = time.perf_counter_ns()
-            for s in states:
-                run(s)
-            samples.append((time.perf_counter_ns() - t0) / per)
-        finally:
-            gc.enable()
-    return _median_us(samples)
+    return Contender(name, run_all, lambda: [make() for _ in range(per)], rounds, 1, per)
 
 
 def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
               per: int = 16) -> dict[str, dict[str, float]]:
     """Where ``ls.infer(fresh, spec)`` and its totals spend their time, in µs
-    per model (medians of ``rounds``, ``per`` fresh models a round):
+    per model (medians of ``rounds`` samples of ``per`` fresh models, every
+    figure of a model timed in the same interleaved rounds):
 
     - ``infer``: ``ls.infer(fresh, spec)``;
     - ``rules``: the shape and parameter rules alone of the nodes whose rules
@@ -123,31 +111,29 @@ def breakdown(names: tuple[str, ...] = tuple(BREAKDOWN_CASES), rounds: int = 9,
         def fresh(factory: Any = factory, spec: Any = spec) -> Any:
             return ls.infer(factory(), spec)
 
-        row = {
-            "infer": _per_model(factory, lambda m, spec=spec: ls.infer(m, spec), rounds, per),
-            "rules": _per_model(lambda: None, rules, rounds, per),
-        }
-        row["walk"] = row["infer"] - row["rules"]
-        row["bare loop"] = _per_model(lambda factory=factory: program_of(factory()),
-                                      lambda prog, x=inf.inputs[0]: _bare_loop(prog, x),
-                                      rounds, per)
-        for total in ("flops", "param_bytes", "activation_bytes"):
-            row[total] = _per_model(fresh, operator.attrgetter(total), rounds, per)
-        row["infer+flops"] = _per_model(
-            factory, lambda m, spec=spec: ls.infer(m, spec).flops, rounds, per)
-        cold = []
-        for _ in range(rounds * per):
-            m = factory()
+        def swept(factory: Any = factory) -> Any:
+            model = factory()
             sweep[::64] = b"\x01" * (len(sweep) // 64)
-            gc.collect()
-            gc.disable()
-            try:
-                t0 = time.perf_counter_ns()
-                _ = ls.infer(m, spec).flops
-                cold.append(time.perf_counter_ns() - t0)
-            finally:
-                gc.enable()
-        row["infer+flops cold"] = _median_us(cold)
+            return model
+
+        def infer_flops(m: Any, spec: Any = spec) -> Any:
+            return ls.infer(m, spec).flops
+
+        contenders = [
+            _batched("infer", factory, lambda m, spec=spec: ls.infer(m, spec), rounds, per),
+            _batched("rules", lambda: None, rules, rounds, per),
+            _batched("bare loop", lambda factory=factory: program_of(factory()),
+                     lambda prog, x=inf.inputs[0]: _bare_loop(prog, x), rounds, per),
+            *[_batched(total, fresh, operator.attrgetter(total), rounds, per)
+              for total in ("flops", "param_bytes", "activation_bytes")],
+            _batched("infer+flops", factory, infer_flops, rounds, per),
+            Contender("infer+flops cold", infer_flops, swept, rounds * per),
+        ]
+        stats = measure_interleaved(contenders)
+        us = {key: st.median / 1e3 for key, st in stats.items()}
+        row = {"infer": us.pop("infer"), "rules": us["rules"]}
+        row["walk"] = row["infer"] - us.pop("rules")
+        row |= us
         row["nodes"] = len(inf.layers)
         row["nodes whose rules ran"] = len(ran)
         out[name] = row
